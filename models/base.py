@@ -1,0 +1,65 @@
+"""The streaming contract every rtdenoise model follows.
+
+A model maps a noisy waveform ``(batch, time)`` to an enhanced one of the same
+shape. ``step`` consumes a chunk whose length is a multiple of ``hop`` and
+carries an explicit state; ``forward`` *is* ``step`` from ``init_state`` so the
+offline and streaming paths cannot drift apart.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, ...]
+
+
+class StreamingModel(nn.Module):
+    """Base class: subclasses set the attributes and implement the three methods.
+
+    Attributes:
+        arch: registry name of the architecture ("mimo_cnn", "gru").
+        sample_rate: rate in Hz the weights expect.
+        hop: ``step`` takes chunks of ``k * hop`` samples.
+        latency_samples: ``out[n]`` estimates ``clean[n - latency_samples]``.
+    """
+
+    arch: str = ""
+    sample_rate: int = 16000
+    hop: int = 1
+    latency_samples: int = 0
+
+    def spec_dict(self) -> dict[str, Any]:
+        """The plain-dict spec that rebuilds this model (stored in checkpoints)."""
+        raise NotImplementedError
+
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        """Zero state for ``batch`` independent streams."""
+        raise NotImplementedError
+
+    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
+        """Process ``chunk`` ``(batch, k * hop)``; returns ``(enhanced, new_state)``."""
+        raise NotImplementedError
+
+    def forward(self, noisy: Tensor) -> Tensor:
+        """Whole-signal enhancement ``(batch, N) -> (batch, N)``, N a multiple of ``hop``.
+
+        Output sample n estimates clean sample ``n - latency_samples``.
+        """
+        if noisy.shape[-1] % self.hop:
+            raise ValueError(f"length {noisy.shape[-1]} is not a multiple of hop {self.hop}")
+        out, _ = self.step(noisy, self.init_state(noisy.shape[0], noisy.device))
+        return out
+
+    @property
+    def algorithmic_latency_samples(self) -> int:
+        """Delay a live user hears: model latency plus one hop of buffering."""
+        return self.latency_samples + self.hop
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _device(self) -> torch.device:
+        param = next(self.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")

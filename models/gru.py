@@ -1,0 +1,122 @@
+"""GRU denoiser: a recurrent, causal denoiser that carries its hidden state.
+
+Two front-ends:
+
+* ``"stft"`` (default): sqrt-Hann STFT frames (``frame`` samples, ``hop`` apart),
+  log-power features -> GRU -> a per-bin gain in [0, 1] applied to the noisy
+  spectrum -> inverse STFT with overlap-add. Latency ``frame - hop`` samples.
+  The gain starts at 0.95, so a fresh model is a near pass-through.
+* ``"wave"``: non-overlapping waveform frames of ``hop`` samples in, a residual
+  correction ``tanh(linear(h))`` out; starts as the exact identity. With
+  ``hop=1, hidden=30, layers=1`` it is the seed's per-sample GRU (SEEDS.md s.2).
+
+State = (input history, overlap-add tail, GRU hidden ``(layers, B, hidden)``).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import State, StreamingModel
+
+_LOG_EPS = 1e-8
+
+
+@dataclass
+class GRUSpec:
+    frontend: str = "stft"  # "stft" | "wave"
+    frame: int = 320        # STFT window (stft) — ignored by "wave"
+    hop: int = 160
+    hidden: int = 256
+    layers: int = 2
+    sample_rate: int = 16000
+    gain_init: float = 3.0  # stft: initial gain logit, sigmoid(3) = 0.95 (-0.4 dB), not saturated
+
+    def __post_init__(self) -> None:
+        if self.frontend not in ("stft", "wave"):
+            raise ValueError(f"unknown GRU frontend {self.frontend!r} (use 'stft' or 'wave')")
+        if self.frontend == "wave":
+            self.frame = self.hop
+        if self.hop < 1 or self.frame < self.hop or self.hidden < 1 or self.layers < 1:
+            raise ValueError(f"invalid GRU spec {self}")
+
+
+class GRUDenoiser(StreamingModel):
+    """Causal GRU denoiser; see the module docstring for the two front-ends."""
+
+    arch = "gru"
+
+    def __init__(self, spec: GRUSpec | None = None) -> None:
+        super().__init__()
+        self.spec = spec = spec or GRUSpec()
+        self.sample_rate = spec.sample_rate
+        self.hop = spec.hop
+        self.frame = spec.frame
+        self.latency_samples = spec.frame - spec.hop
+        if spec.frontend == "stft":
+            bins = spec.frame // 2 + 1
+            self.register_buffer("window", torch.hann_window(spec.frame, periodic=True).sqrt(), persistent=False)
+            self.norm = nn.LayerNorm(bins)
+            self.encode = nn.Linear(bins, spec.hidden)
+            self.gru = nn.GRU(spec.hidden, spec.hidden, spec.layers, batch_first=True)
+            self.decode = nn.Linear(spec.hidden, bins)
+            nn.init.normal_(self.decode.weight, std=0.01)
+            nn.init.constant_(self.decode.bias, spec.gain_init)
+        else:
+            self.gru = nn.GRU(spec.hop, spec.hidden, spec.layers, batch_first=True)
+            self.decode = nn.Linear(spec.hidden, spec.hop)
+            nn.init.zeros_(self.decode.weight)
+            nn.init.zeros_(self.decode.bias)
+
+    def spec_dict(self) -> dict:
+        return asdict(self.spec)
+
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        device = device if device is not None else self._device()
+        overlap = self.frame - self.hop
+        hidden = torch.zeros(self.spec.layers, batch, self.spec.hidden, device=device)
+        return (
+            torch.zeros(batch, overlap, device=device),
+            torch.zeros(batch, overlap, device=device),
+            hidden,
+        )
+
+    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
+        if self.spec.frontend == "wave":
+            return self._step_wave(chunk, state)
+        return self._step_stft(chunk, state)
+
+    def _step_wave(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
+        history, tail, hidden = state
+        frames = chunk.reshape(chunk.shape[0], -1, self.hop)  # (B, k, hop)
+        features, hidden = self.gru(frames, hidden)
+        out = frames + torch.tanh(self.decode(features))
+        return out.reshape(chunk.shape), (history, tail, hidden)
+
+    def gains(self, spectrum: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-bin gains for ``spectrum`` ``(B, k, bins)`` complex; returns (gains, hidden)."""
+        power = spectrum.real.square() + spectrum.imag.square()
+        features = self.norm(torch.log(power + _LOG_EPS))
+        features, hidden = self.gru(torch.relu(self.encode(features)), hidden)
+        return torch.sigmoid(self.decode(features)), hidden
+
+    def _step_stft(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
+        history, tail, hidden = state
+        batch, length = chunk.shape
+        count = length // self.hop
+        signal = torch.cat([history, chunk], dim=-1)  # (B, overlap + T)
+        frames = signal.unfold(-1, self.frame, self.hop) * self.window  # (B, k, frame)
+        spectrum = torch.fft.rfft(frames)
+        gains, hidden = self.gains(spectrum, hidden)
+        enhanced = torch.fft.irfft(spectrum * gains, n=self.frame) * self.window
+        total = (count - 1) * self.hop + self.frame
+        summed = F.fold(
+            enhanced.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.frame), stride=(1, self.hop)
+        ).reshape(batch, total)
+        overlap = self.frame - self.hop
+        summed = torch.cat([summed[:, :overlap] + tail, summed[:, overlap:]], dim=-1)
+        out = summed[:, :length]
+        return out, (signal[:, length:], summed[:, length:], hidden)

@@ -1,0 +1,140 @@
+"""Audio files in and out, in blocks, keeping rate, channels, format and subtype.
+
+Outputs are written to a hidden temporary file beside the target and renamed
+into place only when complete, so an interrupted run never leaves half a file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+AUDIO_SUFFIXES = {"." + ext.lower() for ext in sf.available_formats()} | {".ogg", ".oga", ".opus", ".mp3"}
+_INTEGER_SUBTYPES = ("PCM_", "ULAW", "ALAW", "DPCM", "G72", "IMA_ADPCM", "MS_ADPCM", "GSM", "VOX")
+
+
+class AudioError(Exception):
+    """A file that cannot be read or written; the message names the file."""
+
+
+@dataclass
+class AudioInfo:
+    path: Path
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Check that ``path`` is a readable, non-empty audio file and describe it."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
+        raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(f"{path}: invalid header (rate {info.samplerate}, channels {info.channels})")
+    if info.frames == 0:
+        raise AudioError(f"{path}: contains no audio (0 frames)")
+    return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
+
+
+def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
+    """Yield ``(frames, channels)`` float32 blocks of ``info.path``."""
+    try:
+        with sf.SoundFile(str(info.path)) as handle:
+            while True:
+                block = handle.read(block_frames, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield block
+    except sf.LibsndfileError as error:
+        raise AudioError(f"{info.path}: read failed ({_first_line(error)})") from None
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Whole file as ``(frames, channels)`` float32 and its sample rate."""
+    info = probe(path)
+    return np.concatenate(list(read_blocks(info, 1 << 18)), axis=0), info.sample_rate
+
+
+class FileSink:
+    """Block writer that appears at ``path`` only once :meth:`commit` is called."""
+
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, format: str, subtype: str) -> None:
+        self.path = Path(path)
+        self.temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self.clip = subtype.startswith(_INTEGER_SUBTYPES)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = sf.SoundFile(
+                str(self.temporary), "w", samplerate=sample_rate, channels=channels, format=format, subtype=subtype
+            )
+        except (sf.LibsndfileError, OSError, ValueError, TypeError) as error:
+            self.temporary.unlink(missing_ok=True)
+            raise AudioError(f"{self.path}: cannot write {format}/{subtype} here ({_first_line(error)})") from None
+        self.frames = 0
+
+    def write(self, block: np.ndarray) -> None:
+        if self.clip:
+            block = np.clip(block, -1.0, 1.0)
+        self.handle.write(block)
+        self.frames += len(block)
+
+    def commit(self) -> Path:
+        """Close and move the finished file into place."""
+        self.handle.close()
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Close and delete the unfinished file."""
+        try:
+            self.handle.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> "FileSink":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    """Write a whole ``(frames, channels)`` array atomically (format from the suffix)."""
+    path = Path(path)
+    audio = audio[:, None] if audio.ndim == 1 else audio
+    fmt = _format_for(path)
+    with FileSink(path, sample_rate, audio.shape[1], fmt, subtype) as sink:
+        sink.write(audio)
+    return path
+
+
+def _format_for(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    return {"oga": "OGG", "opus": "OGG", "aif": "AIFF"}.get(suffix, suffix.upper())
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,205 @@
+"""The ``rtdenoise`` command: one ``cmd_<name>(args) -> int`` per sub-command."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from .audio_io import AUDIO_SUFFIXES, AudioError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Arguments that cannot work together; the message says what to do."""
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="shipped model name or checkpoint path (default: the best shipped)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if present)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtdenoise", description="Streaming, real-time speech denoiser.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    denoise = sub.add_parser("denoise", help="clean audio files or folders")
+    denoise.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders")
+    denoise.add_argument("-o", "--output", required=True, help="output file, or folder for several inputs")
+    _add_model_options(denoise)
+    denoise.add_argument("--chunk-ms", type=float, default=None,
+                         help="model step size in ms (default: the model's hop; output is the same for any size)")
+    denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    denoise.add_argument("--quiet", action="store_true", help="no progress bar")
+    denoise.set_defaults(func=cmd_denoise)
+
+    info = sub.add_parser("info", help="describe a model checkpoint")
+    info.add_argument("model", nargs="?", default=None, help="shipped model name or checkpoint path")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_info)
+
+    models = sub.add_parser("models", help="list the shipped models")
+    models.set_defaults(func=cmd_models)
+
+    from . import commands_extra  # live, gui, bench: their own module keeps this one short
+
+    commands_extra.register(sub, _add_model_options)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("rtdenoise: interrupted; unfinished outputs were removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (AudioError, UsageError, ValueError, RuntimeError, OSError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"rtdenoise: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+# -- denoise -----------------------------------------------------------------------------
+def plan_outputs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
+    """Pair every input file with its output path; folders keep relative names."""
+    pairs: list[tuple[Path, Path]] = []
+    output_path = Path(output)
+    many = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
+    folders = {item: audio_files_in(Path(item)) for item in inputs if Path(item).is_dir()}
+    if many and output_path.suffix.lower() in AUDIO_SUFFIXES and not output_path.is_dir():
+        raise UsageError(f"{output}: several inputs need an output folder, not a file name")
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = folders[item]
+            pairs += [(f, output_path / path.name / f.relative_to(path)) if len(inputs) > 1
+                      else (f, output_path / f.relative_to(path)) for f in files]
+        elif many:
+            pairs.append((path, output_path / path.name))
+        else:
+            pairs.append((path, output_path / path.name if output_path.is_dir() else output_path))
+    return pairs
+
+
+def audio_files_in(folder: Path) -> list[Path]:
+    """Audio files below ``folder`` (hidden and partial files skipped); error if none."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                   and not p.name.startswith("."))
+    if not files:
+        raise AudioError(f"{folder}: is a folder with no audio files in it")
+    return files
+
+
+def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
+    """Refuse to overwrite inputs always, and existing outputs unless asked."""
+    sources = {p.resolve() for p, _ in pairs if p.exists()}
+    seen: set[Path] = set()
+    for _, target in pairs:
+        resolved = target.resolve()
+        if resolved in sources:
+            raise UsageError(f"{target}: is an input; refusing to overwrite it (choose another output)")
+        if resolved in seen:
+            raise UsageError(f"{target}: two inputs would write the same output")
+        seen.add(resolved)
+        if target.exists() and not overwrite:
+            raise UsageError(f"{target}: exists; pass --overwrite to replace it")
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from .audio_io import probe
+    from .engine import load_model
+    from .offline import denoise_file
+    from .progress import ProgressBar
+
+    pairs = plan_outputs(args.inputs, args.output)
+    check_targets(pairs, args.overwrite)
+    infos = [probe(source) for source, _ in pairs]  # fail before any work on a bad input
+    model, checkpoint = load_model(args.model, args.device)
+    total_seconds = sum(i.seconds for i in infos)
+    with ProgressBar(total_seconds, unit="s audio", enabled=not args.quiet) as bar:
+        for info, (source, target) in zip(infos, pairs):
+            bar.describe(source.name)
+            summary = denoise_file(source, target, model, args.chunk_ms,
+                                   progress=lambda frames, rate=info.sample_rate: bar.advance(frames / rate))
+            note = f" ({summary['nonfinite_samples']} NaN/Inf samples zeroed)" if summary["nonfinite_samples"] else ""
+            bar.write(f"{source} -> {target}{note}")
+    print(f"wrote {len(pairs)} file(s) with model {checkpoint.get('name', args.model or 'default')}: "
+          f"{', '.join(str(t) for _, t in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
+    return 0
+
+
+# -- info / models -----------------------------------------------------------------------
+def describe_checkpoint(name_or_path: str | None) -> dict:
+    from rtdenoise.models import load_checkpoint, resolve_model_path
+
+    path = resolve_model_path(name_or_path)
+    model, checkpoint = load_checkpoint(path)
+    return {
+        "name": checkpoint.get("name", path.stem),
+        "path": str(path),
+        "arch": model.arch,
+        "spec": checkpoint["spec"],
+        "sample_rate": model.sample_rate,
+        "hop_samples": model.hop,
+        "latency_samples": model.latency_samples,
+        "latency_ms": 1000.0 * model.latency_samples / model.sample_rate,
+        "algorithmic_latency_ms": 1000.0 * model.algorithmic_latency_samples / model.sample_rate,
+        "parameters": model.num_parameters(),
+        "trained": bool(checkpoint.get("trained", False)),
+        "notes": checkpoint.get("notes", ""),
+        "training": checkpoint.get("training", {}),
+        "metrics": checkpoint.get("metrics", {}),
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    description = describe_checkpoint(args.model)
+    if args.json:
+        print(json.dumps(description, indent=2, default=str))
+        return 0
+    print(f"model            {description['name']}  ({description['path']})")
+    print(f"architecture     {description['arch']}  spec {json.dumps(description['spec'])}")
+    print(f"sample rate      {description['sample_rate']} Hz, hop {description['hop_samples']} samples")
+    print(f"latency          {description['latency_ms']:.1f} ms model + one hop = "
+          f"{description['algorithmic_latency_ms']:.1f} ms algorithmic")
+    print(f"parameters       {description['parameters']:,}")
+    print(f"trained          {'yes' if description['trained'] else 'NO (untrained weights)'}")
+    if description["notes"]:
+        print(f"notes            {description['notes']}")
+    for key, value in description["training"].items():
+        print(f"training.{key:<8}{value}")
+    for key, value in _flatten(description["metrics"]).items():
+        print(f"metric {key:<24} {value:.3f}" if isinstance(value, float) else f"metric {key:<24} {value}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rtdenoise.models import default_model_name, list_pretrained
+
+    default = default_model_name()
+    for name in list_pretrained():
+        description = describe_checkpoint(name)
+        star = "*" if name == default else " "
+        print(f"{star} {name:<16} {description['arch']:<9} {description['parameters']:>9,} params  "
+              f"{description['algorithmic_latency_ms']:5.1f} ms  {description['notes'][:60]}")
+    return 0
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat: dict = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -1,0 +1,203 @@
+"""The streaming engine: any block size in, the model run chunk by chunk out.
+
+It adds what models must not know: resampling to the model's rate, a pending
+buffer so blocks need not be hop multiples, channels as batch, priming, the
+offline latency trim (output n lines up with input n), device placement and
+per-chunk timing. No Qt, no PortAudio here.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from rtdenoise.models import StreamingModel, load_checkpoint, resolve_model_path
+
+from .resample import StreamResampler
+
+
+def pick_device(name: str | None = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; other names are taken as given."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but no CUDA GPU is available")
+    return device
+
+
+def load_model(name_or_path: str | None = None, device: str | torch.device | None = "auto"):
+    """Load a shipped model by name (default: the best one) or a checkpoint file.
+
+    Returns:
+        ``(model, checkpoint)``: the model in eval mode on ``device``, and the
+        checkpoint dict (spec, training summary, metrics).
+    """
+    model, checkpoint = load_checkpoint(resolve_model_path(name_or_path))
+    return model.to(pick_device(device) if not isinstance(device, torch.device) else device), checkpoint
+
+
+class StreamingDenoiser:
+    """Runs one model over one multi-channel stream, block by block.
+
+    Args:
+        model: a :class:`StreamingModel` (already on its device).
+        channels: channels of the stream; they are processed as a batch.
+        sample_rate: rate of the stream; resampled to the model's rate and back.
+        chunk_samples: model-rate samples per ``step`` (a multiple of ``hop``);
+            default: one hop.
+        compensate_latency: offline mode: drop the model's latency so output
+            sample n lines up with input sample n, and make ``flush`` return
+            exactly as many samples as went in.
+        coalesce: run all complete chunks of a block in one ``step`` call
+            (same output, fewer calls; for offline work).
+    """
+
+    def __init__(
+        self,
+        model: StreamingModel,
+        channels: int = 1,
+        sample_rate: int | None = None,
+        chunk_samples: int | None = None,
+        compensate_latency: bool = False,
+        coalesce: bool = False,
+    ) -> None:
+        self.model = model
+        self.channels = channels
+        self.sample_rate = sample_rate or model.sample_rate
+        self.chunk_samples = chunk_samples or model.hop
+        if self.chunk_samples % model.hop:
+            raise ValueError(f"chunk of {self.chunk_samples} samples is not a multiple of hop {model.hop}")
+        self.compensate_latency = compensate_latency
+        self.coalesce = coalesce
+        self.device = next(model.parameters()).device
+        self.chunk_seconds: list[float] = []
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: fresh state, empty buffers, zeroed counters."""
+        rate = self.model.sample_rate
+        self.state = self.model.init_state(self.channels, self.device)
+        self.pending = np.zeros((self.channels, 0), np.float32)
+        self.to_model = StreamResampler(self.sample_rate, rate, self.channels)
+        self.from_model = StreamResampler(rate, self.sample_rate, self.channels)
+        self.frames_in = 0
+        self.frames_out = 0
+        self.model_frames_in = 0
+        self.nonfinite_samples = 0
+        self._model_discard = self.model.latency_samples if self.compensate_latency else 0
+        self._discard = 0
+        self.chunk_seconds = []
+
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency of the live path (model latency + one chunk)."""
+        return 1000.0 * (self.model.latency_samples + self.chunk_samples) / self.model.sample_rate
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``(frames, channels)`` float audio; returns enhanced ``(frames', channels)``."""
+        block = self._sanitise(block)
+        self.frames_in += block.shape[0]
+        at_model_rate = self.to_model.process(block.T)
+        return self._deliver(self._run_model(at_model_rate))
+
+    def flush(self) -> np.ndarray:
+        """End of stream: pad with silence and return what is still inside.
+
+        In offline mode the total output then equals the total input in length.
+        """
+        tail = self.to_model.flush()
+        model_frames = self.model_frames_in + tail.shape[1]
+        needed = model_frames + self.model.latency_samples if self.compensate_latency else model_frames
+        pad = needed - model_frames
+        pad += (-(self.pending.shape[1] + tail.shape[1] + pad)) % self.model.hop
+        tail = np.concatenate([tail, np.zeros((self.channels, pad), np.float32)], axis=1)
+        out = self._run_model(tail, final=True)
+        out = np.concatenate([self.from_model.process(out), self.from_model.flush()], axis=1)
+        out = self._apply_discard(out)
+        if self.compensate_latency:
+            missing = self.frames_in - self.frames_out - out.shape[1]
+            if missing > 0:
+                out = np.concatenate([out, np.zeros((self.channels, missing), np.float32)], axis=1)
+            out = out[:, : max(0, self.frames_in - self.frames_out)]
+        self.frames_out += out.shape[1]
+        return np.ascontiguousarray(out.T)
+
+    def prime(self, block: np.ndarray) -> None:
+        """Run preceding audio to build up the state; its output is dropped.
+
+        The next output sample then corresponds to the first sample after
+        ``block``, as if the stream had started there.
+        """
+        frames = block.shape[0]
+        produced = self.process(block).shape[0]
+        self._discard += frames - produced
+        self.frames_in -= frames
+        self.frames_out -= produced
+
+    # -- internals -------------------------------------------------------------------
+    def _sanitise(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 1:
+            block = block[:, None]
+        if block.shape[1] != self.channels:
+            raise ValueError(f"block has {block.shape[1]} channels, stream has {self.channels}")
+        finite = np.isfinite(block)
+        if not finite.all():  # NaN/Inf must never reach the carried state
+            self.nonfinite_samples += int(block.size - finite.sum())
+            block = np.where(finite, block, 0.0).astype(np.float32)
+        return block
+
+    def _run_model(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
+        self.model_frames_in += samples.shape[1]
+        pending = np.concatenate([self.pending, samples], axis=1) if self.pending.size else samples
+        size = self.chunk_samples
+        usable = pending.shape[1] - pending.shape[1] % (self.model.hop if final else size)
+        outputs = []
+        step = usable if self.coalesce or final else size
+        with torch.inference_mode():
+            for start in range(0, usable, max(step, 1)):
+                stop = min(start + step, usable)
+                outputs.append(self._step(pending[:, start:stop]))
+        self.pending = pending[:, usable:]
+        out = np.concatenate(outputs, axis=1) if outputs else np.zeros((self.channels, 0), np.float32)
+        if self._model_discard:
+            dropped = min(self._model_discard, out.shape[1])
+            out = out[:, dropped:]
+            self._model_discard -= dropped
+        return out
+
+    def _step(self, chunk: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device, non_blocking=True)
+        enhanced, self.state = self.model.step(tensor, self.state)
+        result = enhanced.float().cpu().numpy()
+        self.chunk_seconds.append(time.perf_counter() - started)
+        if len(self.chunk_seconds) > 100_000:
+            del self.chunk_seconds[:50_000]
+        return result
+
+    def _deliver(self, model_out: np.ndarray) -> np.ndarray:
+        out = self._apply_discard(self.from_model.process(model_out))
+        self.frames_out += out.shape[1]
+        return np.ascontiguousarray(out.T)
+
+    def _apply_discard(self, out: np.ndarray) -> np.ndarray:
+        if self._discard:
+            dropped = min(self._discard, out.shape[1])
+            self._discard -= dropped
+            out = out[:, dropped:]
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Per-chunk timing summary (seconds) and counters."""
+        times = np.asarray(self.chunk_seconds or [0.0])
+        return {
+            "chunks": len(self.chunk_seconds),
+            "chunk_median_s": float(np.median(times)),
+            "chunk_p99_s": float(np.percentile(times, 99)),
+            "chunk_max_s": float(times.max()),
+            "nonfinite_samples": self.nonfinite_samples,
+        }

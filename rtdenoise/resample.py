@@ -1,0 +1,79 @@
+"""Streaming windowed-sinc resampler: any rate to any rate, block by block.
+
+Output sample j sits at input time ``j * in_rate / out_rate`` exactly (a
+zero-phase kernel), so a resampled file lines up with the original; the price
+is ``lookahead`` input samples of delay in a live stream.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_ZERO_CROSSINGS = 16
+_ROLLOFF = 0.94
+
+
+class StreamResampler:
+    """Resample ``(channels, time)`` float32 blocks; state carried across calls."""
+
+    def __init__(self, in_rate: int, out_rate: int, channels: int) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        g = math.gcd(in_rate, out_rate)
+        self.up, self.down = out_rate // g, in_rate // g
+        self.channels = channels
+        self.identity = self.up == self.down
+        cutoff = _ROLLOFF * min(1.0, self.up / self.down)  # relative to input Nyquist
+        self.half_width = int(math.ceil(_ZERO_CROSSINGS / cutoff))
+        taps = 2 * self.half_width
+        phases = np.arange(self.up)[:, None] / self.up  # fractional position of each phase
+        offsets = np.arange(taps)[None, :] - (self.half_width - 1)  # input n = base + offset
+        distance = offsets - phases  # input time minus output time
+        window = np.cos(0.5 * np.pi * np.clip(distance / self.half_width, -1, 1)) ** 2
+        self.table = (cutoff * np.sinc(cutoff * distance) * window).astype(np.float32)  # (up, taps)
+        self.lookahead = self.half_width
+        # Input buffer holds samples from absolute index `self.start`; zeros before 0.
+        self.buffer = np.zeros((channels, self.half_width - 1), np.float32)
+        self.start = -(self.half_width - 1)
+        self.next_out = 0  # index of the next output sample
+        self.consumed = 0  # input samples received
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``(channels, T)``; returns the output samples now computable."""
+        if self.identity:
+            return block.astype(np.float32, copy=False)
+        self.buffer = np.concatenate([self.buffer, block.astype(np.float32, copy=False)], axis=1)
+        self.consumed += block.shape[1]
+        return self._emit(limit=None)
+
+    def flush(self) -> np.ndarray:
+        """Pad the end with silence and return every remaining output sample."""
+        if self.identity:
+            return np.zeros((self.channels, 0), np.float32)
+        total_out = -(-self.consumed * self.up // self.down)  # ceil
+        pad = np.zeros((self.channels, self.half_width + 1), np.float32)
+        self.buffer = np.concatenate([self.buffer, pad], axis=1)
+        return self._emit(limit=total_out)
+
+    def _emit(self, limit: int | None) -> np.ndarray:
+        available_end = self.start + self.buffer.shape[1]  # one past the last buffered index
+        # Output j needs inputs up to base_j + half_width, base_j = floor(j * down / up).
+        last = (available_end - 1 - self.half_width) * self.up // self.down  # largest j with base+hw <= end-1
+        while (last + 1) * self.down // self.up + self.half_width <= available_end - 1:
+            last += 1
+        stop = last + 1 if limit is None else min(last + 1, limit)
+        if stop <= self.next_out:
+            return np.zeros((self.channels, 0), np.float32)
+        j = np.arange(self.next_out, stop)
+        base = j * self.down // self.up
+        phase = (j * self.down) % self.up
+        first = base - (self.half_width - 1) - self.start
+        index = first[:, None] + np.arange(self.table.shape[1])[None, :]
+        out = np.einsum("cjt,jt->cj", self.buffer[:, index], self.table[phase])
+        self.next_out = stop
+        keep_from = (stop * self.down // self.up) - (self.half_width - 1)
+        drop = max(0, keep_from - self.start)
+        self.buffer = self.buffer[:, drop:]
+        self.start += drop
+        return out.astype(np.float32, copy=False)

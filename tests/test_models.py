@@ -1,0 +1,124 @@
+"""Both models: shapes, the streaming contract, near-identity start, checkpoints."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rtdenoise.models import CheckpointError, GRUDenoiser, GRUSpec, LAB_PRESET, MimoCNN, MimoCNNSpec, load_checkpoint, save_checkpoint
+from rtdenoise.models.registry import PRESETS, build_preset
+
+from .contract import verify_contract
+
+CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed"]
+
+
+@pytest.mark.parametrize("name", CONTRACT_MODELS)
+def test_streaming_contract(name):
+    torch.manual_seed(0)
+    model = build_preset(name)
+    if model.arch == "gru" and model.spec.frontend == "wave":
+        torch.nn.init.normal_(model.decode.weight, std=0.1)  # non-identity so the check can fail
+    verify_contract(model, seconds=0.25 if name == "gru-seed" else 0.5)
+
+
+def test_lab_preset_is_the_lab_spec():
+    model = MimoCNN(LAB_PRESET)
+    assert [h.shape for h in model.taps] == [torch.Size([40, 1, 5]), torch.Size([40, 5, 1])]
+    assert model.num_parameters() == 40 * 5 + 40 * 5
+    assert model.latency_samples == 0 and model.hop == 1
+
+
+def test_mimo_cnn_matches_the_seed_recursion():
+    """x_l = tanh(sum_k S^k x_{l-1} H_{l,k}), last layer linear: computed by hand with loops."""
+    torch.manual_seed(1)
+    model = MimoCNN(MimoCNNSpec(taps=[3, 2], features=[1, 2, 1]))
+    x = torch.randn(1, 20)
+    expected_layers = x.T  # (N, F)
+    for index, taps in enumerate(model.taps):
+        n = expected_layers.shape[0]
+        out = torch.zeros(n, taps.shape[2])
+        for k in range(taps.shape[0]):
+            shifted = torch.cat([torch.zeros(k, expected_layers.shape[1]), expected_layers[: n - k]])
+            out += shifted @ taps[k].detach()
+        expected_layers = torch.tanh(out) if index < len(model.taps) - 1 else out
+    assert torch.allclose(model(x).detach(), expected_layers.T, atol=1e-6)
+
+
+def test_gru_starts_near_identity():
+    x = torch.randn(2, 3200) * 0.1
+    stft = GRUDenoiser(GRUSpec())
+    latency = stft.latency_samples
+    with torch.no_grad():
+        out = stft(x)
+    error = (out[:, latency:] - x[:, : 3200 - latency]).abs().max()
+    assert error < 0.06 * x.abs().max()  # gain starts at sigmoid(3) = 0.95
+    wave = GRUDenoiser(GRUSpec(frontend="wave", hop=1, hidden=30, layers=1))
+    with torch.no_grad():
+        assert torch.equal(wave(x), x)
+
+
+def test_gru_memory_is_carried_between_chunks():
+    torch.manual_seed(0)
+    model = build_preset("gru-small").eval()
+    torch.nn.init.normal_(model.decode.weight, std=0.5)
+    x = torch.randn(1, 3200) * 0.1
+    with torch.no_grad():
+        _, state = model.step(x[:, :1600], model.init_state(1))
+        carried, _ = model.step(x[:, 1600:], state)
+        fresh, _ = model.step(x[:, 1600:], model.init_state(1))
+    assert not torch.allclose(carried, fresh)
+
+
+def test_forward_rejects_length_that_is_not_a_hop_multiple():
+    with pytest.raises(ValueError):
+        build_preset("gru")(torch.zeros(1, 161))
+
+
+@pytest.mark.parametrize("name", ["cnn-lab", "gru-small"])
+def test_checkpoint_round_trip(tmp_path, name):
+    model = build_preset(name)
+    path = save_checkpoint(model, tmp_path / "m.pt", metrics={"si_sdr": 1.5}, notes="test")
+    loaded, checkpoint = load_checkpoint(path)
+    assert checkpoint["metrics"] == {"si_sdr": 1.5}
+    x = torch.randn(1, 1600)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "rtdenoise-checkpoint", "payload": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused|not a loadable"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path):
+    good = save_checkpoint(build_preset("gru-small"), tmp_path / "good.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(truncated)
+    other = torch.load(good, weights_only=True)
+    other["spec"] = dict(other["spec"], hidden=64)
+    torch.save(other, tmp_path / "mismatch.pt")
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(tmp_path / "mismatch.pt")
+    other["arch"] = "transformer"
+    torch.save(other, tmp_path / "arch.pt")
+    with pytest.raises(CheckpointError, match="unknown architecture"):
+        load_checkpoint(tmp_path / "arch.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match="not an rtdenoise checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+
+
+def test_every_preset_builds():
+    for name in PRESETS:
+        assert build_preset(name).num_parameters() > 0

@@ -1,0 +1,307 @@
+"""The noisy-audio tensor dataset: mixing, the lab format, splits.
+
+The lab format is a ``torch.save``d list of ``(noisy, clean)`` float tensors of
+shape ``(1, N)`` at 16 kHz. :class:`Mixer` makes such pairs from clean speech
+and noise (SNR -5..20 dB, level and pitch augmentation, synthetic noises on
+top); :class:`OnTheFlyDataset` mixes fresh pairs every epoch (SEEDS.md s.5).
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import synthetic_noise
+
+SAMPLE_RATE = 16000
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Clip:
+    audio: np.ndarray
+    group: str          # speaker or noise source
+    label: str          # sex for speech, noise type for noise
+
+
+@dataclass
+class MixConfig:
+    seconds: float = 4.0
+    snr_db: tuple[float, float] = (-5.0, 20.0)
+    level_db: tuple[float, float] = (-38.0, -18.0)  # RMS of the clean speech, dBFS
+    pitch_shift_probability: float = 0.4            # lower the voice (male-like) this often
+    pitch_factor: tuple[float, float] = (0.68, 0.92)
+    synthetic_probability: float = 0.35              # add a synthetic noise on top
+    synthetic_only_probability: float = 0.15
+    babble_probability: float = 0.1
+    silence_probability: float = 0.05                # noise-only examples
+
+
+@dataclass
+class CorpusSplit:
+    speech: list[Clip] = field(default_factory=list)
+    noise: list[Clip] = field(default_factory=list)
+
+    def seconds(self) -> tuple[float, float]:
+        return (sum(len(c.audio) for c in self.speech) / SAMPLE_RATE,
+                sum(len(c.audio) for c in self.noise) / SAMPLE_RATE)
+
+
+def load_corpus_split(corpus: str | Path, split: str) -> CorpusSplit:
+    """Clips of one split (train / validation / test) from a corpus folder or ``.npz`` pack."""
+    corpus = Path(corpus)
+    if corpus.suffix == ".npz":
+        return _load_pack_split(corpus, split)
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    result = CorpusSplit()
+    for entry in manifest["entries"]:
+        if entry["split"] != split:
+            continue
+        import soundfile as sf  # only here: packs load without it
+
+        audio, rate = sf.read(str(corpus / entry["path"]), dtype="float32", always_2d=True)
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"{entry['path']}: {rate} Hz, corpus must be {SAMPLE_RATE} Hz")
+        audio = audio.mean(axis=1)
+        if entry["kind"] == "speech":
+            result.speech.append(Clip(audio, entry["group"], entry.get("sex", "unknown")))
+        else:
+            result.noise.append(Clip(audio, entry["group"], entry.get("type", "other")))
+    return result
+
+
+def save_pack(corpus: str | Path, path: str | Path, splits: tuple[str, ...] = ("train", "validation"),
+              minutes_per_group: float = 7.0, noise_minutes_per_group: float = 2.0, seed: int = 0) -> Path:
+    """A compact int16 ``.npz`` of some splits (for machines without ffmpeg/soundfile).
+
+    At most ``minutes_per_group`` of each speaker / noise source, chosen at random.
+    """
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, np.ndarray] = {}
+    metas = []
+    for split in splits:
+        data = load_corpus_split(corpus, split)
+        for kind, clips in (("speech", data.speech), ("noise", data.noise)):
+            used: dict[str, float] = {}
+            limit = (minutes_per_group if kind == "speech" else noise_minutes_per_group) * 60
+            limit *= 1.0 if split == "train" else 0.25
+            for index in rng.permutation(len(clips)):
+                clip = clips[index]
+                seconds = len(clip.audio) / SAMPLE_RATE
+                if used.get(clip.group, 0.0) + seconds > limit:
+                    if used.get(clip.group, 0.0) > 0:
+                        continue
+                    clip = Clip(clip.audio[: int(limit * SAMPLE_RATE)], clip.group, clip.label)
+                used[clip.group] = used.get(clip.group, 0.0) + len(clip.audio) / SAMPLE_RATE
+                arrays[f"a{len(metas)}"] = np.round(np.clip(clip.audio, -1, 1) * 32767).astype(np.int16)
+                metas.append({"split": split, "kind": kind, "group": clip.group, "label": clip.label})
+    path = Path(path)
+    np.savez_compressed(path, meta=np.array(json.dumps(metas)), **arrays)
+    return path
+
+
+def _load_pack_split(path: Path, split: str) -> CorpusSplit:
+    result = CorpusSplit()
+    with np.load(path) as pack:
+        for index, meta in enumerate(json.loads(str(pack["meta"]))):
+            if meta["split"] == split:
+                clip = Clip(pack[f"a{index}"].astype(np.float32) / 32767, meta["group"], meta["label"])
+                (result.speech if meta["kind"] == "speech" else result.noise).append(clip)
+    return result
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
+
+
+def _stretch(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Resample by 1/factor and play at the same rate: pitch and formants scale by ``factor``."""
+    length = int(len(audio) / factor)
+    positions = np.arange(length) * factor
+    return np.interp(positions, np.arange(len(audio)), audio).astype(np.float32)
+
+
+class Mixer:
+    """Makes ``(noisy, clean, meta)`` mixtures from a corpus split."""
+
+    def __init__(self, split: CorpusSplit, config: MixConfig | None = None, synthetic: bool = True) -> None:
+        if not split.speech or (not split.noise and not synthetic):
+            raise ValueError("a split needs speech and noise clips to mix")
+        self.split = split
+        self.config = config or MixConfig()
+        self.synthetic = synthetic
+        self.length = int(self.config.seconds * SAMPLE_RATE)
+        self.by_noise_group: dict[str, list[Clip]] = {}
+        for clip in split.noise:
+            self.by_noise_group.setdefault(clip.group, []).append(clip)
+
+    def speech(self, rng: np.random.Generator) -> tuple[np.ndarray, Clip]:
+        """Utterances of one speaker laid end to end with short pauses, ``length`` samples."""
+        first = self.split.speech[rng.integers(len(self.split.speech))]
+        same_speaker = [c for c in self.split.speech if c.group == first.group]
+        out = np.zeros(self.length, np.float32)
+        position = int(rng.integers(0, SAMPLE_RATE // 2))
+        clip = first
+        while position < self.length:
+            piece = clip.audio
+            if len(piece) > self.length:
+                start = int(rng.integers(0, len(piece) - self.length))
+                piece = piece[start:start + self.length]
+            take = min(len(piece), self.length - position)
+            out[position:position + take] = piece[:take]
+            position += take + int(rng.integers(SAMPLE_RATE // 10, SAMPLE_RATE // 2))
+            clip = same_speaker[rng.integers(len(same_speaker))]
+        return out, first
+
+    def noise(self, rng: np.random.Generator) -> tuple[np.ndarray, str, str]:
+        """A noise segment of ``length`` samples (looped if short); returns (noise, group, type)."""
+        cfg = self.config
+        if self.synthetic and (not self.split.noise or rng.random() < cfg.synthetic_only_probability):
+            kind = synthetic_noise.KINDS[rng.integers(len(synthetic_noise.KINDS))]
+            return synthetic_noise.make(kind, self.length, rng), f"synthetic_{kind}", "synthetic"
+        groups = sorted(self.by_noise_group)
+        group = groups[rng.integers(len(groups))]
+        clips = self.by_noise_group[group]
+        clip = clips[rng.integers(len(clips))]
+        audio = clip.audio
+        if len(audio) < self.length:
+            audio = np.tile(audio, self.length // max(1, len(audio)) + 2)
+        start = int(rng.integers(0, len(audio) - self.length + 1))
+        noise = audio[start:start + self.length].copy()
+        if _rms(noise) < 1e-4:  # a silent stretch: try once more with white noise under it
+            noise += synthetic_noise.make("pink", self.length, rng) * 1e-3
+        if self.synthetic and rng.random() < cfg.synthetic_probability:
+            kind = synthetic_noise.KINDS[rng.integers(len(synthetic_noise.KINDS))]
+            extra = synthetic_noise.make(kind, self.length, rng)
+            noise = noise / _rms(noise) + extra * 10 ** (-rng.uniform(3, 15) / 20)
+        return noise.astype(np.float32), clip.group, clip.label
+
+    def mix(self, rng: np.random.Generator, snr_db: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+        cfg = self.config
+        clean, first = self.speech(rng)
+        pitch = 1.0
+        if rng.random() < cfg.pitch_shift_probability:
+            pitch = float(rng.uniform(*cfg.pitch_factor))
+            clean = _stretch(clean, pitch)[: self.length]
+        if rng.random() < cfg.silence_probability:
+            clean = clean * 0.0
+        noise, noise_group, noise_type = self.noise(rng)
+        if self.synthetic and rng.random() < cfg.babble_probability:
+            babble = sum(self.speech(rng)[0] for _ in range(int(rng.integers(3, 6))))
+            noise = noise / _rms(noise) + babble / _rms(babble) * 0.7
+            noise_type = noise_type + "+babble"
+        snr = float(rng.uniform(*cfg.snr_db)) if snr_db is None else snr_db
+        level = 10 ** (rng.uniform(*cfg.level_db) / 20)
+        speech_rms = _rms(clean) if _rms(clean) > 1e-5 else level
+        clean = clean * (level / speech_rms)
+        noise = noise * (level / _rms(noise)) * 10 ** (-snr / 20)
+        noisy = clean + noise
+        peak = float(np.abs(noisy).max())
+        if peak > 0.99:
+            noisy, clean = noisy * (0.99 / peak), clean * (0.99 / peak)
+        meta = {"speaker": first.group, "sex": first.label if pitch == 1.0 else f"{first.label}_lowered",
+                "noise": noise_group, "noise_type": noise_type, "snr_db": round(snr, 2)}
+        return noisy.astype(np.float32), clean.astype(np.float32), meta
+
+
+def build_pairs(mixer: Mixer, count: int, seed: int, snr_values: list[float] | None = None,
+                desc: str = "mixing") -> tuple[list[Pair], list[dict]]:
+    """``count`` lab-format pairs and their metadata (SNR cycled over ``snr_values`` if given)."""
+    rng = np.random.default_rng(seed)
+    pairs, metas = [], []
+    for index in tqdm(range(count), desc=desc, unit="pair"):
+        snr = snr_values[index % len(snr_values)] if snr_values else None
+        noisy, clean, meta = mixer.mix(rng, snr)
+        pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
+        metas.append(meta)
+    return pairs, metas
+
+
+def save_pairs(pairs: list[Pair], path: str | Path, metas: list[dict] | None = None) -> Path:
+    """Write the lab format (and ``<name>.meta.json`` beside it when metadata exists)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(pairs, path)
+    if metas is not None:
+        path.with_suffix(".meta.json").write_text(json.dumps(metas))
+    return path
+
+
+def load_pairs(path: str | Path) -> tuple[list[Pair], list[dict] | None]:
+    """Read a lab-format file (made here or elsewhere) safely; metadata if present."""
+    path = Path(path)
+    pairs = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(pairs, (list, tuple)) or not pairs:
+        raise ValueError(f"{path}: expected a non-empty list of (noisy, clean) pairs")
+    checked = []
+    for index, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"{path}: item {index} is not a (noisy, clean) pair")
+        noisy, clean = (torch.as_tensor(t, dtype=torch.float32).reshape(1, -1) for t in pair)
+        if noisy.shape != clean.shape:
+            raise ValueError(f"{path}: item {index} has noisy {tuple(noisy.shape)} vs clean {tuple(clean.shape)}")
+        checked.append((noisy, clean))
+    meta_path = path.with_suffix(".meta.json")
+    metas = json.loads(meta_path.read_text()) if meta_path.exists() else None
+    return checked, metas
+
+
+def random_split(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """The lab's random split: ``held_out`` pairs for testing, the rest for training."""
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    test = set(order[:held_out])
+    return [p for i, p in enumerate(pairs) if i not in test], [p for i, p in enumerate(pairs) if i in test]
+
+
+class OnTheFlyDataset(torch.utils.data.IterableDataset):
+    """Fresh mixtures (new noise, SNR, gain) forever; each worker has its own seed."""
+
+    def __init__(self, mixer: Mixer, seed: int) -> None:
+        self.mixer = mixer
+        self.seed = seed
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            noisy, clean, _ = self.mixer.mix(rng)
+            yield torch.from_numpy(noisy), torch.from_numpy(clean)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.dataset``: write lab-format train/validation/test files from a corpus."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Mix a corpus into lab-format (noisy, clean) tensor files.")
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    parser.add_argument("--out", type=Path, default=Path("data"))
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--train", type=int, default=300, help="pairs in train.pt (the lab used 300)")
+    parser.add_argument("--validation", type=int, default=120)
+    parser.add_argument("--test", type=int, default=240)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    config = MixConfig(seconds=args.seconds)
+    test_snrs = [-5.0, 0.0, 5.0, 10.0, 15.0]
+    for split, count, synthetic, snrs in (("train", args.train, True, None),
+                                          ("validation", args.validation, False, test_snrs),
+                                          ("test", args.test, False, test_snrs)):
+        if count <= 0:
+            continue
+        data = load_corpus_split(args.corpus, split)
+        eval_config = config if split == "train" else MixConfig(seconds=args.seconds, pitch_shift_probability=0.0,
+                                                                 babble_probability=0.0, silence_probability=0.0)
+        pairs, metas = build_pairs(Mixer(data, eval_config, synthetic), count, args.seed + {'train': 0, 'validation': 1, 'test': 2}[split] * 1000,
+                                   snrs, desc=f"mix {split}")
+        print(f"{split}: {len(pairs)} pairs -> {save_pairs(pairs, args.out / f'{split}.pt', metas)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

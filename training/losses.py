@@ -1,0 +1,62 @@
+"""Training losses: L1 (lab), NaN-masked L1 (seed 2), SI-SDR and multi-resolution STFT."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def l1(estimate: Tensor, clean: Tensor) -> Tensor:
+    return (estimate - clean).abs().mean()
+
+
+def masked_l1(estimate: Tensor, clean: Tensor) -> Tensor:
+    """L1 over the samples whose target is present (NaN marks a gap in the target)."""
+    present = torch.isfinite(clean)
+    if not present.any():
+        return estimate.sum() * 0.0
+    return (estimate[present] - clean[present]).abs().mean()
+
+
+def si_sdr(estimate: Tensor, clean: Tensor, eps: float = 1e-8) -> Tensor:
+    """Scale-invariant SDR in dB per signal, ``(B, N) -> (B,)``."""
+    estimate = estimate - estimate.mean(-1, keepdim=True)
+    clean = clean - clean.mean(-1, keepdim=True)
+    scale = (estimate * clean).sum(-1, keepdim=True) / (clean.square().sum(-1, keepdim=True) + eps)
+    target = scale * clean
+    noise = estimate - target
+    return 10 * torch.log10((target.square().sum(-1) + eps) / (noise.square().sum(-1) + eps))
+
+
+def multi_resolution_stft(estimate: Tensor, clean: Tensor,
+                          sizes: tuple[int, ...] = (256, 512, 1024), gamma: float = 0.3) -> Tensor:
+    """Compressed-magnitude spectral distance at several resolutions (|X|^0.3)."""
+    total = estimate.new_zeros(())
+    for size in sizes:
+        window = torch.hann_window(size, device=estimate.device)
+        spec = [torch.stft(x, size, size // 4, window=window, return_complex=True).abs().clamp_min(1e-8) ** gamma
+                for x in (estimate, clean)]
+        total = total + (spec[0] - spec[1]).square().mean() + (spec[0] - spec[1]).abs().mean()
+    return total / len(sizes)
+
+
+def mask_nan(tensor: Tensor) -> Tensor:
+    """Replace NaN gaps by zeros (for losses that cannot mask)."""
+    return torch.nan_to_num(tensor, nan=0.0)
+
+
+def denoising_loss(estimate: Tensor, clean: Tensor, name: str) -> Tensor:
+    """The loss named ``name``: l1, masked_l1, sisdr or mrstft (mrstft + SI-SDR)."""
+    if name == "l1":
+        return l1(estimate, clean)
+    if name == "masked_l1":
+        return masked_l1(estimate, clean)
+    clean = mask_nan(clean)
+    if name == "sisdr":
+        return -si_sdr(estimate, clean).mean()
+    if name == "mrstft":
+        # SI-SDR only where there is speech: on a silent target it is -inf and its
+        # gradient would swamp everything else.
+        voiced = clean.square().mean(-1) > 1e-8
+        sdr = si_sdr(estimate[voiced], clean[voiced]).clamp(max=40).mean() if voiced.any() else 0.0
+        return multi_resolution_stft(estimate, clean) - 0.05 * sdr
+    raise ValueError(f"unknown loss {name!r} (l1, masked_l1, sisdr, mrstft)")

@@ -1,0 +1,275 @@
+"""Train a MIMO CNN or GRU denoiser and save a checkpoint the app loads.
+
+    python -m training.train --model gru --corpus data/corpus --out models/pretrained/gru.pt
+    python -m training.train --model cnn-lab --data data/train.pt --lab --out runs/cnn-lab.pt
+
+Data: ``--data`` takes a lab-format file (list of ``(noisy, clean)`` ``(1, N)``
+tensors; ``--val`` another, else 50 pairs are held out at random as in the
+lab); ``--corpus`` mixes fresh pairs every epoch from a corpus (folder with
+``manifest.json`` or a ``.npz`` pack). ``--lab`` is the lab recipe: L1, SGD
+lr 0.5, batch 32, 20 epochs. Recurrent models train with truncated BPTT: the
+state is carried across ``--tbptt-ms`` chunks and detached between them.
+Writes the best checkpoint (by validation SI-SDR improvement, or by loss with
+``--lab``), ``<out>.last.pt`` to resume, a loss-curve PNG and one PNG per epoch
+of noisy / clean / estimate on a fixed validation clip.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rtdenoise.models import StreamingModel, build_model, save_checkpoint
+from rtdenoise.models.registry import PRESETS, build_preset
+
+from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
+from .losses import denoising_loss, si_sdr
+
+
+@dataclass
+class TrainConfig:
+    model: str = "gru"
+    loss: str = "mrstft"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch: int = 16
+    epochs: int = 30
+    steps_per_epoch: int = 200       # on-the-fly mixing only
+    segment_seconds: float = 4.0
+    tbptt_ms: float = 1000.0
+    held_out: int = 50
+    seed: int = 0
+    grad_clip: float = 5.0
+    validation_pairs: int = 64
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def align(model: StreamingModel, estimate: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the model's latency so estimate[n] is compared with clean[n]."""
+    lat = model.latency_samples
+    return (estimate[..., lat:], clean[..., : clean.shape[-1] - lat]) if lat else (estimate, clean)
+
+
+def trim_to_hop(x: torch.Tensor, hop: int) -> torch.Tensor:
+    return x[..., : x.shape[-1] - x.shape[-1] % hop]
+
+
+def train_step(model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor, config: TrainConfig,
+               optimizer: torch.optim.Optimizer) -> float:
+    """One batch: truncated BPTT over chunks for stateful models, one pass otherwise."""
+    noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
+    chunk = max(model.hop, int(config.tbptt_ms / 1000 * model.sample_rate) // model.hop * model.hop)
+    recurrent = model.arch == "gru"
+    if not recurrent:
+        chunk = noisy.shape[-1]
+    state = model.init_state(noisy.shape[0], noisy.device)
+    estimates = []
+    for start in range(0, noisy.shape[-1], chunk):
+        estimate, state = model.step(noisy[:, start:start + chunk], state)
+        state = tuple(s.detach() for s in state)  # carried across chunks, not back-propagated through
+        estimates.append(estimate)
+    estimate, target = align(model, torch.cat(estimates, dim=-1), clean)
+    loss = denoising_loss(estimate, target, config.loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: torch.device) -> dict:
+    """Mean loss, SI-SDR of the estimate and its improvement over the noisy input."""
+    model.eval()
+    totals = {"loss": 0.0, "si_sdr": 0.0, "si_sdr_noisy": 0.0}
+    for noisy, clean in pairs:
+        noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
+        estimate, target = align(model, model(noisy), clean)
+        totals["loss"] += denoising_loss(estimate, target, config.loss).item()
+        target = torch.nan_to_num(target)
+        totals["si_sdr"] += si_sdr(estimate, target).mean().item()
+        totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
+    model.train()
+    result = {k: v / len(pairs) for k, v in totals.items()}
+    result["si_sdr_improvement"] = result["si_sdr"] - result["si_sdr_noisy"]
+    return result
+
+
+def make_model(name: str, resume: dict | None) -> StreamingModel:
+    if resume is not None:
+        model = build_model(resume["arch"], resume["spec"])
+        model.load_state_dict(resume["state_dict"])
+        return model
+    if name in PRESETS:
+        return build_preset(name)
+    raise SystemExit(f"unknown model {name!r}; presets: {', '.join(PRESETS)}")
+
+
+def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int):
+    order = list(range(len(pairs)))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    for start in range(0, len(order), batch):
+        chosen = [pairs[i] for i in order[start:start + batch]]
+        length = min(p[0].shape[-1] for p in chosen)
+        yield (torch.cat([p[0][..., :length] for p in chosen]), torch.cat([p[1][..., :length] for p in chosen]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="gru", help=f"preset: {', '.join(PRESETS)}")
+    parser.add_argument("--data", type=Path, help="lab-format training pairs (.pt)")
+    parser.add_argument("--val", type=Path, help="lab-format validation pairs (.pt)")
+    parser.add_argument("--corpus", type=Path, help="corpus folder or .npz pack for on-the-fly mixing")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--lab", action="store_true", help="the lab recipe: L1, SGD lr 0.5, batch 32, 20 epochs")
+    parser.add_argument("--loss", choices=["l1", "masked_l1", "sisdr", "mrstft"])
+    parser.add_argument("--optimizer", choices=["adam", "sgd"])
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--segment-seconds", type=float)
+    parser.add_argument("--tbptt-ms", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=0, help="mixing worker processes")
+    parser.add_argument("--max-minutes", type=float, default=0, help="stop (keeping the best) after this long")
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    config = TrainConfig(model=args.model)
+    if args.lab:
+        config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
+    for key in ("loss", "optimizer", "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
+        if getattr(args, key) is not None:
+            setattr(config, key, getattr(args, key))
+    if not args.data and not args.corpus:
+        parser.error("give --data PAIRS.pt or --corpus FOLDER|PACK.npz")
+    set_seed(config.seed)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    last_path = args.out.with_name(args.out.stem + ".last.pt")
+    resume = torch.load(last_path, map_location="cpu", weights_only=True) if args.resume and last_path.exists() else None
+    model = make_model(config.model, resume).to(device).train()
+
+    # -- data ----------------------------------------------------------------------------
+    if args.data:
+        pairs, _ = load_pairs(args.data)
+        if args.val:
+            train_pairs, val_pairs = pairs, load_pairs(args.val)[0]
+        else:
+            train_pairs, val_pairs = random_split(pairs, config.held_out, config.seed)
+        stream = None
+    else:
+        mixer = Mixer(load_corpus_split(args.corpus, "train"), MixConfig(seconds=config.segment_seconds))
+        val_mixer = Mixer(load_corpus_split(args.corpus, "validation"),
+                          MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
+                                    silence_probability=0.0), synthetic=False)
+        rng = np.random.default_rng(12345)
+        val_pairs = []
+        for index in range(config.validation_pairs):
+            noisy, clean, _ = val_mixer.mix(rng, snr_db=[-5.0, 0.0, 5.0, 10.0, 15.0][index % 5])
+            val_pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
+        if args.val:
+            val_pairs = load_pairs(args.val)[0]
+        loader = torch.utils.data.DataLoader(OnTheFlyDataset(mixer, config.seed), batch_size=config.batch,
+                                             num_workers=args.workers,
+                                             persistent_workers=args.workers > 0)
+        stream = iter(loader)
+        train_pairs = None
+
+    optimizer = (torch.optim.SGD(model.parameters(), lr=config.lr) if config.optimizer == "sgd"
+                 else torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4))
+    history: list[dict] = []
+    best = -math.inf
+    start_epoch = 0
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        history = resume["history"]
+        best = resume["best"]
+        start_epoch = len(history)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.epochs),
+                                                           last_epoch=start_epoch - 1) \
+        if config.optimizer == "adam" else None
+    plots = args.plots or args.out.parent / (args.out.stem + "_plots")
+    plots.mkdir(parents=True, exist_ok=True)
+    started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
+    run_started = time.time()
+    print(f"training {config.model} ({model.num_parameters():,} params) on {device}: "
+          f"{json.dumps(asdict(config))}", flush=True)
+
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        if train_pairs is not None:
+            batches = list(batches_from_pairs(train_pairs, config.batch, config.seed, epoch))
+        else:
+            batches = (next(stream) for _ in range(config.steps_per_epoch))
+        total = len(batches) if isinstance(batches, list) else config.steps_per_epoch
+        losses = []
+        bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=args.quiet,
+                   file=sys.stderr, mininterval=5.0)
+        for noisy, clean in bar:
+            progress = (time.time() - run_started) / (args.max_minutes * 60) if args.max_minutes else 0.0
+            if progress >= 1.0:
+                break
+            if args.max_minutes and config.optimizer == "adam":  # cosine over the time budget
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+            losses.append(train_step(model, noisy.to(device), clean.to(device), config, optimizer))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if scheduler and not args.max_minutes:
+            scheduler.step()
+        metrics = validate(model, val_pairs, config, device)
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
+                  "elapsed_s": time.time() - started}
+        history.append(record)
+        score = -metrics["loss"] if args.lab or config.loss in ("l1", "masked_l1") else metrics["si_sdr_improvement"]
+        improved = score > best
+        if improved:
+            best = score
+            save_checkpoint(model, args.out, name=args.out.stem, trained=True,
+                            training={"recipe": asdict(config), "epochs": epoch + 1,
+                                      "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
+                            metrics={"validation": metrics},
+                            notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
+        save_checkpoint(model, last_path, name=args.out.stem, trained=True, optimizer=optimizer.state_dict(),
+                        history=history, best=best, training={"recipe": asdict(config)})
+        print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
+              f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
+              f"improvement {metrics['si_sdr_improvement']:+.2f}){'  *best' if improved else ''}", flush=True)
+        from .plots import plot_example, plot_history
+
+        plot_history(history, plots / "loss_curve.png")
+        noisy, clean = val_pairs[0]
+        with torch.no_grad():
+            model.eval()
+            estimate = model(trim_to_hop(noisy.to(device), model.hop)).cpu()
+            model.train()
+        plot_example(noisy, clean, estimate, model.latency_samples, plots / f"epoch_{epoch + 1:03d}.png",
+                     title=f"{config.model} epoch {epoch + 1}")
+        if args.max_minutes and time.time() - run_started > args.max_minutes * 60:
+            print(f"stopping after {args.max_minutes} minutes", flush=True)
+            break
+    print(f"best checkpoint: {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
