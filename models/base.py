@@ -52,6 +52,11 @@ class StreamingModel(nn.Module):
         out, _ = self.step(noisy, self.init_state(noisy.shape[0], noisy.device))
         return out
 
+    def memory_only(self, state: State) -> State:
+        """Keep what the model learned about the stream (recurrent memory), zero the
+        sample buffers; used to warm a state up on audio that is then played again."""
+        return self.init_state(state[0].shape[0] if state else 1, state[0].device if state else None)
+
     @property
     def algorithmic_latency_samples(self) -> int:
         """Delay a live user hears: model latency plus one hop of buffering."""

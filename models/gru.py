@@ -84,6 +84,10 @@ class GRUDenoiser(StreamingModel):
             hidden,
         )
 
+    def memory_only(self, state: State) -> State:
+        history, tail, hidden = state
+        return torch.zeros_like(history), torch.zeros_like(tail), hidden
+
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
         if self.spec.frontend == "wave":
             return self._step_wave(chunk, state)

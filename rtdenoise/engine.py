@@ -137,6 +137,17 @@ class StreamingDenoiser:
         self.frames_in -= frames
         self.frames_out -= produced
 
+    def warm_up(self, block: np.ndarray) -> None:
+        """Build up the model's memory on ``block``, then start the stream afresh with it.
+
+        Unlike :meth:`prime`, the stream's timeline restarts: use it to play a
+        file from its start with a state that has already heard its opening.
+        """
+        self.process(block)
+        memory = self.model.memory_only(self.state)
+        self.reset()
+        self.state = memory
+
     # -- internals -------------------------------------------------------------------
     def _sanitise(self, block: np.ndarray) -> np.ndarray:
         block = np.asarray(block, dtype=np.float32)
@@ -201,3 +212,8 @@ class StreamingDenoiser:
             "chunk_max_s": float(times.max()),
             "nonfinite_samples": self.nonfinite_samples,
         }
+
+
+def available_compute_devices() -> list[str]:
+    """``["cpu"]`` plus ``"cuda"`` when a GPU is usable."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.val:
             train_pairs, val_pairs = pairs, load_pairs(args.val)[0]
         else:
-            train_pairs, val_pairs = random_split(pairs, config.held_out, config.seed)
+            held_out = min(config.held_out, max(1, len(pairs) // 6))  # the lab: 50 of 300
+            train_pairs, val_pairs = random_split(pairs, held_out, config.seed)
+            print(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
         stream = None
     else:
         mixer = Mixer(load_corpus_split(args.corpus, "train"), MixConfig(seconds=config.segment_seconds))

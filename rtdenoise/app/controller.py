@@ -1,0 +1,75 @@
+"""The QObject between the window and a LiveRunner: commands in, Qt signals out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from rtdenoise.audio_io import AudioError
+from rtdenoise.realtime import DeviceError, LiveConfig, LiveRunner
+
+
+@dataclass
+class SessionRequest:
+    model: str | None            # shipped name or checkpoint path
+    compute_device: str          # "cpu" / "cuda"
+    input_file: Path | None      # None: microphone
+    input_device: int | None
+    output_device: int | None    # None with play=False: no speakers
+    play: bool
+    record_path: Path | None = None
+
+
+class Controller(QObject):
+    """Owns at most one LiveRunner; its worker-thread events arrive here as signals."""
+
+    started = Signal(str)
+    stopped = Signal(str)
+    error = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner: LiveRunner | None = None
+        self._models: dict[tuple[str | None, str], object] = {}
+
+    def start(self, request: SessionRequest) -> bool:
+        """Start a session; on failure emit ``error`` and return False (the app keeps running)."""
+        self.stop()
+        try:
+            model = self._model(request.model, request.compute_device)
+            config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
+                                output_device=request.output_device, play=request.play,
+                                record_path=request.record_path, latency="high")
+            runner = LiveRunner(model, config, on_event=self._on_event)
+            runner.start()
+        except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
+            self.error.emit(str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
+            return False
+        self.runner = runner
+        return True
+
+    def stop(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            runner.stop()
+
+    def set_bypass(self, on: bool) -> None:
+        if self.runner is not None:
+            self.runner.set_bypass(on)
+
+    def _model(self, name: str | None, device: str):
+        from rtdenoise.engine import load_model  # torch stays out of app/ imports
+
+        key = (name, device)
+        if key not in self._models:
+            self._models[key] = load_model(name, device)[0]
+        return self._models[key]
+
+    def _on_event(self, kind: str, text: str) -> None:  # worker thread: signals are queued to the GUI
+        if kind == "started":
+            self.started.emit(text)
+        elif kind == "error":
+            self.error.emit(text)
+        elif kind == "finished":
+            self.stopped.emit(text)

@@ -1,0 +1,42 @@
+"""``rtdenoise gui``: build the QApplication and the window; automation for tests and docs."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run_app(args: argparse.Namespace) -> int:
+    try:
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+    except ImportError as error:
+        raise RuntimeError(f"the desktop app needs PySide6 and pyqtgraph ({error}); "
+                           "pip install 'rtdenoise[gui]'") from None
+    from rtdenoise.engine import available_compute_devices
+    from rtdenoise.models import default_model_name, list_pretrained
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = MainWindow(list_pretrained(), args.model or default_model_name(), available_compute_devices())
+    if args.device in available_compute_devices():
+        window.compute_box.setCurrentText(args.device)
+    if args.no_output:
+        window.output_box.setCurrentIndex(0)
+    window.show()
+    if args.input_file:
+        window.set_file(args.input_file)
+        QTimer.singleShot(0, window.start)
+    if args.quit_after:
+        def finish() -> None:
+            window.refresh_plots()
+            window.refresh_stats()
+            if args.screenshot:
+                args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+                window.grab().save(str(args.screenshot))
+                print(f"screenshot saved to {args.screenshot}")
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(int(args.quit_after * 1000), finish)
+    return app.exec()

@@ -1,0 +1,229 @@
+"""The main window: source, output, model, compute device, start/stop, bypass, plots."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
+                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from rtdenoise.audio_io import AUDIO_SUFFIXES
+from rtdenoise.realtime import list_devices
+
+from .controller import Controller, SessionRequest
+from .waveforms import WaveformView
+
+PLOT_INTERVAL_MS = 33
+STATS_INTERVAL_MS = 1000
+OPEN_CHECKPOINT = "Open checkpoint…"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, models: list[str], default_model: str, compute_devices: list[str]) -> None:
+        super().__init__()
+        self.setWindowTitle("rtdenoise — live speech denoising")
+        self.resize(1000, 680)
+        self.setAcceptDrops(True)
+        self.controller = Controller()
+        self.controller.error.connect(self.show_error)
+        self.controller.stopped.connect(self._on_stopped)
+        self.controller.started.connect(lambda text: self.statusBar().showMessage(f"running: {text}"))
+
+        self.source_box = QComboBox()
+        self.open_file_button = QPushButton("Open file…")
+        self.output_box = QComboBox()
+        self.model_box = QComboBox()
+        self.compute_box = QComboBox()
+        self.start_button = QPushButton("Start")
+        self.bypass_box = QCheckBox("Bypass (hear the raw input)")
+        self.record_box = QCheckBox("Save cleaned audio…")
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("QLabel { color: #8a1c1c; background: #fdecea; padding: 6px; border-radius: 4px; }")
+        self.banner.hide()
+        self.device_note = QLabel()
+        self.device_note.setStyleSheet("QLabel { color: #555; }")
+        self.waveforms = WaveformView()
+        self.noisy_meter, self.clean_meter = self._meter(), self._meter()
+        self.stats_label = QLabel("stopped")
+        self.statusBar().addPermanentWidget(self.stats_label)
+        self.record_path: Path | None = None
+
+        self._fill_devices()
+        self.model_box.addItems(models + [OPEN_CHECKPOINT])
+        self.model_box.setCurrentText(default_model)
+        self.compute_box.addItems(compute_devices)
+        self.compute_box.setCurrentText("cuda" if "cuda" in compute_devices else "cpu")
+        self._layout()
+
+        self.open_file_button.clicked.connect(self.choose_file)
+        self.model_box.activated.connect(self._model_chosen)
+        self.start_button.clicked.connect(self.toggle)
+        self.bypass_box.toggled.connect(self.controller.set_bypass)
+        self.record_box.toggled.connect(self._record_toggled)
+        self.plot_timer = QTimer(self, interval=PLOT_INTERVAL_MS, timeout=self.refresh_plots)
+        self.stats_timer = QTimer(self, interval=STATS_INTERVAL_MS, timeout=self.refresh_stats)
+
+    # -- layout ----------------------------------------------------------------------
+    def _meter(self) -> QProgressBar:
+        meter = QProgressBar()
+        meter.setRange(-60, 0)
+        meter.setValue(-60)
+        meter.setFormat("%v dBFS")
+        meter.setMaximumWidth(160)
+        return meter
+
+    def _layout(self) -> None:
+        form = QFormLayout()
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.source_box, 1)
+        source_row.addWidget(self.open_file_button)
+        form.addRow("Source", source_row)
+        form.addRow("Output", self.output_box)
+        form.addRow("Model", self.model_box)
+        form.addRow("Compute", self.compute_box)
+        controls = QHBoxLayout()
+        controls.addWidget(self.start_button)
+        controls.addWidget(self.bypass_box)
+        controls.addWidget(self.record_box)
+        controls.addStretch(1)
+        controls.addWidget(QLabel("noisy"))
+        controls.addWidget(self.noisy_meter)
+        controls.addWidget(QLabel("clean"))
+        controls.addWidget(self.clean_meter)
+        column = QVBoxLayout()
+        column.addLayout(form)
+        column.addWidget(self.device_note)
+        column.addLayout(controls)
+        column.addWidget(self.banner)
+        column.addWidget(self.waveforms, 1)
+        central = QWidget()
+        central.setLayout(column)
+        self.setCentralWidget(central)
+
+    def _fill_devices(self) -> None:
+        inputs, outputs, reason = list_devices()
+        for device in inputs:
+            self.source_box.addItem(f"Microphone: {device['name']}", ("mic", device["index"]))
+        self.output_box.addItem("None (do not play)", None)
+        for device in outputs:
+            self.output_box.addItem(f"Speakers: {device['name']}", device["index"])
+        if outputs:
+            self.output_box.setCurrentIndex(1)
+        if reason:
+            self.device_note.setText(f"No audio devices on this machine ({reason}). "
+                                     "Files still play through the denoiser and are plotted.")
+        else:
+            self.device_note.setText(f"{len(inputs)} input and {len(outputs)} output devices found.")
+
+    # -- user actions ------------------------------------------------------------------
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open audio file", "",
+                                              "Audio (" + " ".join(f"*{s}" for s in sorted(AUDIO_SUFFIXES)) + ")")
+        if path:
+            self.set_file(Path(path))
+
+    def set_file(self, path: Path) -> None:
+        """Make ``path`` the current source."""
+        label = f"File: {path.name}"
+        index = self.source_box.findText(label)
+        if index < 0:
+            self.source_box.addItem(label, ("file", str(path)))
+            index = self.source_box.count() - 1
+        self.source_box.setCurrentIndex(index)
+
+    def _model_chosen(self, index: int) -> None:
+        if self.model_box.itemText(index) != OPEN_CHECKPOINT:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.pt)")
+        if path:
+            self.model_box.insertItem(index, path)
+            self.model_box.setCurrentIndex(index)
+        else:
+            self.model_box.setCurrentIndex(0)
+
+    def _record_toggled(self, on: bool) -> None:
+        if on and self.record_path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save cleaned audio as", "cleaned.wav", "WAV (*.wav)")
+            if not path:
+                self.record_box.setChecked(False)
+                return
+            self.record_path = Path(path)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.set_file(Path(url.toLocalFile()))
+                break
+
+    def toggle(self) -> None:
+        if self.controller.runner is None:
+            self.start()
+        else:
+            self.stop()
+
+    def start(self) -> bool:
+        self.banner.hide()
+        data = self.source_box.currentData()
+        if data is None:
+            self.show_error("Choose a source first: open a file (or drop one here) or pick a microphone.")
+            return False
+        kind, value = data
+        output = self.output_box.currentData()
+        request = SessionRequest(
+            model=self.model_box.currentText(), compute_device=self.compute_box.currentText(),
+            input_file=Path(value) if kind == "file" else None, input_device=value if kind == "mic" else None,
+            output_device=output, play=output is not None,
+            record_path=self.record_path if self.record_box.isChecked() else None)
+        if not self.controller.start(request):
+            return False
+        self.controller.set_bypass(self.bypass_box.isChecked())
+        self.start_button.setText("Stop")
+        self.plot_timer.start()
+        self.stats_timer.start()
+        return True
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self._on_stopped("stopped")
+
+    def _on_stopped(self, text: str) -> None:
+        self.refresh_plots()
+        self.refresh_stats()
+        self.plot_timer.stop()
+        self.stats_timer.stop()
+        self.start_button.setText("Start")
+        self.statusBar().showMessage("finished" if text == "done" else text, 5000)
+
+    def show_error(self, text: str) -> None:
+        self.banner.setText(f"⚠ {text}")
+        self.banner.show()
+        self.statusBar().showMessage(text, 10000)
+
+    # -- timers (never block) ---------------------------------------------------------
+    def refresh_plots(self) -> None:
+        runner = self.controller.runner
+        if runner is None:
+            return
+        self.waveforms.show(runner.noisy_history.latest(), runner.clean_history.latest())
+        for meter, level in zip((self.noisy_meter, self.clean_meter), runner.levels):
+            meter.setValue(int(max(-60.0, 20 * np.log10(level + 1e-9))))
+
+    def refresh_stats(self) -> None:
+        runner = self.controller.runner
+        if runner is None:
+            return
+        s = runner.stats()
+        self.stats_label.setText(
+            f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
+            f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']}"
+            + (" | BYPASS" if s["bypass"] else ""))
+
+    def closeEvent(self, event) -> None:  # noqa: N802: streams, then worker, then window
+        self.controller.stop()
+        super().closeEvent(event)

@@ -1,0 +1,137 @@
+"""``rtdenoise bench``: real-time factor, per-chunk times, latency, parameters, memory.
+
+Every figure is measured here, now, on this machine; medians over ``repeats`` runs.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rtdenoise.models import list_pretrained
+
+from .engine import StreamingDenoiser, load_model
+from .offline import chunk_samples_for
+
+SAMPLE = Path(__file__).parent / "samples" / "noisy_speech.wav"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _reset_peak_rss() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM
+    except OSError:
+        pass
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _test_audio(seconds: float, rate: int) -> np.ndarray:
+    import soundfile as sf
+
+    audio, file_rate = sf.read(str(SAMPLE), dtype="float32", always_2d=True)
+    assert file_rate == rate, "the bundled sample is 16 kHz"
+    reps = int(np.ceil(seconds * rate / len(audio)))
+    return np.tile(audio, (reps, 1))[: int(seconds * rate)]
+
+
+def measure_streaming(model, audio: np.ndarray, chunk_samples: int) -> dict:
+    """Feed one chunk at a time, as the live path does; time every step."""
+    engine = StreamingDenoiser(model, channels=1, chunk_samples=chunk_samples)
+    engine.process(audio[: chunk_samples * 20])  # warm-up (allocations, kernels)
+    engine.reset()
+    if model._device().type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for start in range(0, len(audio) - chunk_samples + 1, chunk_samples):
+        engine.process(audio[start:start + chunk_samples])
+    wall = time.perf_counter() - started
+    times = np.asarray(engine.chunk_seconds)
+    return {"rtf": wall / (len(audio) / model.sample_rate),
+            "chunk_median_ms": 1000 * float(np.median(times)),
+            "chunk_p99_ms": 1000 * float(np.percentile(times, 99)),
+            "chunk_max_ms": 1000 * float(times.max())}
+
+
+def measure_offline(model, audio: np.ndarray) -> dict:
+    """The offline command's path: 1 s blocks, chunks coalesced, latency compensated."""
+    engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True)
+    block = model.sample_rate
+    started = time.perf_counter()
+    for start in range(0, len(audio), block):
+        engine.process(audio[start:start + block])
+    engine.flush()
+    wall = time.perf_counter() - started
+    return {"rtf": wall / (len(audio) / model.sample_rate)}
+
+
+def run_bench(models: list[str] | None, device: str, threads: int, chunk_ms: float, seconds: float,
+              repeats: int) -> dict:
+    torch.set_num_threads(threads)
+    names = models or list_pretrained()
+    report = {"machine": {"cpu": _cpu_name(), "torch_threads": threads, "torch": torch.__version__,
+                          "device": device, "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+                          "python": platform.python_version()},
+              "settings": {"chunk_ms": chunk_ms, "seconds": seconds, "repeats": repeats}, "models": {}}
+    for name in names:
+        model, checkpoint = load_model(name, device)
+        audio = _test_audio(seconds, model.sample_rate)
+        chunk = chunk_samples_for(model, chunk_ms)
+        _reset_peak_rss()
+        streaming = [measure_streaming(model, audio, chunk) for _ in range(repeats)]
+        offline = [measure_offline(model, audio) for _ in range(repeats)]
+        entry = {
+            "parameters": model.num_parameters(),
+            "chunk_ms": 1000 * chunk / model.sample_rate,
+            "algorithmic_latency_ms": 1000 * (model.latency_samples + chunk) / model.sample_rate,
+            "model_latency_ms": 1000 * model.latency_samples / model.sample_rate,
+            "streaming": {k: statistics.median(r[k] for r in streaming) for k in streaming[0]},
+            "offline": {"rtf": statistics.median(r["rtf"] for r in offline),
+                        "hour_of_audio_s": 3600 * statistics.median(r["rtf"] for r in offline)},
+            "peak_rss_mb": _peak_rss_mb(),
+            "runs_rtf": [round(r["rtf"], 5) for r in streaming],
+        }
+        if device.startswith("cuda"):
+            entry["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        report["models"][checkpoint.get("name", name)] = entry
+    return report
+
+
+def print_report(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"machine: {m['cpu']}, {m['torch_threads']} torch thread(s), torch {m['torch']}, device {m['device']}"
+             + (f" ({m['gpu']})" if m["gpu"] else ""),
+             f"{report['settings']['seconds']:.0f} s of audio per run, median of {report['settings']['repeats']} runs",
+             "",
+             f"{'model':<14}{'params':>10}{'latency':>9}{'chunk':>7}{'RTF':>8}{'median':>9}{'p99':>8}{'max':>8}"
+             f"{'offline RTF':>13}{'1 h audio':>11}{'peak RSS':>10}",
+             f"{'':<14}{'':>10}{'ms':>9}{'ms':>7}{'stream':>8}{'ms':>9}{'ms':>8}{'ms':>8}{'':>13}{'s':>11}{'MB':>10}"]
+    for name, e in report["models"].items():
+        s = e["streaming"]
+        lines.append(f"{name:<14}{e['parameters']:>10,}{e['algorithmic_latency_ms']:>9.1f}{e['chunk_ms']:>7.1f}"
+                     f"{s['rtf']:>8.4f}{s['chunk_median_ms']:>9.3f}{s['chunk_p99_ms']:>8.3f}{s['chunk_max_ms']:>8.2f}"
+                     f"{e['offline']['rtf']:>13.5f}{e['offline']['hour_of_audio_s']:>11.1f}{e['peak_rss_mb']:>10.0f}")
+    return "\n".join(lines)

@@ -1,0 +1,327 @@
+"""Live denoising: a source, the engine on a worker thread, a sink.
+
+The PortAudio callbacks only copy into and out of preallocated rings and count
+xruns; one worker thread runs the engine with the carried state. sounddevice is
+imported lazily, so files work where PortAudio is missing. No Qt here: the GUI
+polls :attr:`LiveRunner.noisy_history` / ``clean_history`` and :meth:`stats`.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rtdenoise.models import StreamingModel
+
+from .audio_io import AudioError, FileSink, probe, read_blocks
+from .engine import StreamingDenoiser
+from .offline import chunk_samples_for
+from .ringbuffer import AudioRing, HistoryRing
+
+STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
+
+
+class DeviceError(RuntimeError):
+    """An audio device that cannot open, vanished or stalled."""
+
+
+def import_sounddevice():
+    """sounddevice, or a DeviceError that says how to get PortAudio."""
+    try:
+        import sounddevice
+    except OSError as error:
+        raise DeviceError(f"no audio devices: PortAudio is missing ({error}); apt-get install libportaudio2") from None
+    return sounddevice
+
+
+def list_devices() -> tuple[list[dict], list[dict], str]:
+    """(input devices, output devices, reason when there are none)."""
+    try:
+        sd = import_sounddevice()
+        devices = [dict(d, index=i) for i, d in enumerate(sd.query_devices())]
+    except (DeviceError, Exception) as error:  # PortAudio can fail in many ways
+        return [], [], str(error).splitlines()[0] if str(error) else type(error).__name__
+    inputs = [d for d in devices if d["max_input_channels"] > 0]
+    outputs = [d for d in devices if d["max_output_channels"] > 0]
+    return inputs, outputs, "" if inputs or outputs else "PortAudio found no audio devices"
+
+
+def device_arg(text: str | None) -> int | str | None:
+    """Device as `python -m sounddevice` shows it: an index or a name substring."""
+    if text in (None, "", "default"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+@dataclass
+class LiveConfig:
+    input_device: int | str | None = None   # microphone (used when input_file is None)
+    input_file: Path | None = None          # play a file through the live path instead
+    output_device: int | str | None = None  # speakers
+    play: bool = True                       # False: no output device (file sources paced by a clock)
+    sample_rate: int = 16000
+    channels: int = 1
+    chunk_ms: float | None = None
+    prime_ms: float = 500.0                 # run this much of the source first to build up the state
+    record_path: Path | None = None         # save the cleaned output while it plays
+    record_input_path: Path | None = None   # save the raw input too
+    history_seconds: float = 5.0
+    latency: str | float = "low"            # PortAudio latency hint
+
+
+class LiveRunner:
+    """Runs one live session; :meth:`start`, :meth:`stop`, :meth:`set_bypass`, :meth:`stats`.
+
+    ``on_event(kind, text)`` is called from the worker thread with kinds
+    ``"started"``, ``"error"``, ``"finished"``.
+    """
+
+    def __init__(self, model: StreamingModel, config: LiveConfig,
+                 on_event: Callable[[str, str], None] | None = None) -> None:
+        self.model = model
+        self.config = config
+        self.on_event = on_event or (lambda kind, text: None)
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.bypass = False
+        self.error: str | None = None
+        self.finished = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._streams: list = []
+        rate = config.sample_rate
+        if config.input_file is not None:
+            info = probe(config.input_file)
+            self.file_info = info
+            rate, self.channels = info.sample_rate, info.channels
+        else:
+            self.file_info = None
+            self.channels = config.channels
+        self.sample_rate = rate
+        self.chunk_samples = chunk_samples_for(model, config.chunk_ms)
+        self.block_frames = max(1, round(self.chunk_samples * rate / model.sample_rate))
+        self.engine = StreamingDenoiser(model, self.channels, rate, self.chunk_samples)
+        capacity = rate * 2
+        self.in_ring = AudioRing(capacity, self.channels)
+        self.out_ring = AudioRing(capacity, self.channels)
+        history = int(config.history_seconds * rate)
+        self.noisy_history = HistoryRing(history)
+        self.clean_history = HistoryRing(history)
+        self.input_overflows = 0
+        self.output_underflows = 0
+        self.input_callbacks = 0
+        self.last_input_time = 0.0
+        self.frames_processed = 0
+        self._recent: deque = deque(maxlen=4096)  # (wall time, chunk seconds, audio seconds)
+        self._recorders: list[FileSink] = []
+        self.levels = (0.0, 0.0)
+
+    # -- control (any thread) -------------------------------------------------------
+    def start(self) -> None:
+        """Open devices and start the worker; raises DeviceError/AudioError on failure."""
+        self._open_recorders()
+        try:
+            self._open_streams()
+        except Exception:
+            self._close_recorders(keep=False)
+            raise
+        self._thread = threading.Thread(target=self._run, name="rtdenoise-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Streams first, then the worker (flag + join); recordings are kept."""
+        self._stop.set()
+        self._close_streams()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.finished.wait(timeout)
+
+    def set_bypass(self, on: bool) -> None:
+        self.commands.put(("bypass", bool(on)))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+    def stats(self) -> dict:
+        """Real-time factor of the last second, chunk times, xruns, latency."""
+        now = time.monotonic()
+        recent = [r for r in list(self._recent) if now - r[0] <= 1.0]
+        work = sum(r[1] for r in recent)
+        audio = sum(r[2] for r in recent)
+        times = sorted(r[1] for r in recent) or [0.0]
+        return {
+            "rtf": work / audio if audio else 0.0,
+            "chunk_ms": 1000.0 * self.chunk_samples / self.model.sample_rate,
+            "chunk_p99_ms": 1000.0 * times[min(len(times) - 1, int(0.99 * len(times)))],
+            "latency_ms": self.engine.latency_ms,
+            "input_overflows": self.input_overflows + self.in_ring.dropped,
+            "output_underflows": self.output_underflows,
+            "seconds": self.frames_processed / self.sample_rate,
+            "bypass": self.bypass,
+        }
+
+    # -- devices ----------------------------------------------------------------------
+    def _open_streams(self) -> None:
+        cfg = self.config
+        if self.file_info is None or cfg.play:
+            sd = import_sounddevice()
+        try:
+            if self.file_info is None:
+                stream = sd.InputStream(device=cfg.input_device, channels=self.channels, samplerate=self.sample_rate,
+                                        blocksize=self.block_frames, dtype="float32", latency=cfg.latency,
+                                        callback=self._input_callback)
+                self._streams.append(stream)
+            if cfg.play:
+                stream = sd.OutputStream(device=cfg.output_device, channels=self.channels,
+                                         samplerate=self.sample_rate, blocksize=self.block_frames,
+                                         dtype="float32", latency=cfg.latency, callback=self._output_callback)
+                self._streams.append(stream)
+            for stream in self._streams:
+                stream.start()
+        except Exception as error:
+            self._close_streams()
+            which = cfg.input_device if self.file_info is None else cfg.output_device
+            raise DeviceError(f"audio device {which if which is not None else 'default'} failed to open: "
+                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+
+    def _close_streams(self) -> None:
+        streams, self._streams = self._streams, []
+        for stream in streams:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception:  # a vanished device may refuse to stop; nothing left to save there
+                pass
+
+    def _input_callback(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.input_overflows += 1
+        self.in_ring.write(indata)
+        self.input_callbacks += 1
+        self.last_input_time = time.monotonic()
+
+    def _output_callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self.output_underflows += 1
+        if self.out_ring.read_into(outdata) and self.frames_processed:
+            self.output_underflows += 1
+
+    # -- recording --------------------------------------------------------------------
+    def _open_recorders(self) -> None:
+        for path in (self.config.record_path, self.config.record_input_path):
+            if path is not None:
+                suffix = Path(path).suffix.lower().lstrip(".") or "wav"
+                fmt = {"oga": "OGG", "opus": "OGG"}.get(suffix, suffix.upper())
+                subtype = {"OGG": "VORBIS", "FLAC": "PCM_16", "MP3": "MPEG_LAYER_III"}.get(fmt, "PCM_16")
+                self._recorders.append(FileSink(path, self.sample_rate, self.channels, fmt, subtype))
+            else:
+                self._recorders.append(None)
+
+    def _close_recorders(self, keep: bool = True) -> None:
+        for sink in self._recorders:
+            if sink is not None:
+                try:
+                    sink.commit() if keep and sink.frames else sink.discard()
+                except Exception:
+                    pass
+        self._recorders = []
+
+    # -- the worker -------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if self.file_info is not None:
+                self._run_file()
+            else:
+                self._run_microphone()
+        except Exception as error:  # report, keep the recordings, end cleanly
+            self.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+            self.on_event("error", self.error)
+        finally:
+            self._close_streams()
+            self._close_recorders(keep=True)
+            self.finished.set()
+            self.on_event("finished", "error" if self.error else "done")
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                name, value = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if name == "bypass":
+                self.bypass = value
+
+    def _process(self, block: np.ndarray) -> None:
+        self._drain_commands()
+        started = time.perf_counter()
+        enhanced = self.engine.process(block)
+        elapsed = time.perf_counter() - started
+        out = block if self.bypass else enhanced
+        self.out_ring.write(out)
+        if self._recorders and self._recorders[0] is not None:
+            self._recorders[0].write(out)
+        if len(self._recorders) > 1 and self._recorders[1] is not None:
+            self._recorders[1].write(block)
+        self.noisy_history.write(block.mean(axis=1))
+        self.clean_history.write(out.mean(axis=1) if len(out) else out[:, :1])
+        self.levels = (float(np.sqrt(np.mean(block ** 2))) if len(block) else 0.0,
+                       float(np.sqrt(np.mean(out ** 2))) if len(out) else 0.0)
+        self.frames_processed += len(block)
+        self._recent.append((time.monotonic(), elapsed, len(block) / self.sample_rate))
+
+    def _run_microphone(self) -> None:
+        prime_frames = int(self.config.prime_ms / 1000 * self.sample_rate)
+        self.on_event("started", "microphone")
+        start = time.monotonic()
+        while not self._stop.is_set():
+            if self.in_ring.available < self.block_frames:
+                reference = self.last_input_time or start
+                if time.monotonic() - reference > STALL_SECONDS:
+                    raise DeviceError(f"input device {self.config.input_device or 'default'} stopped delivering "
+                                      f"audio (unplugged or stalled); recording kept")
+                time.sleep(0.001)
+                continue
+            block = self.in_ring.read(self.block_frames)
+            if prime_frames > 0:  # the first stretch builds up the state
+                self.engine.prime(block)
+                prime_frames -= len(block)
+                continue
+            self._process(block)
+
+    def _run_file(self) -> None:
+        info = self.file_info
+        prime_frames = int(self.config.prime_ms / 1000 * self.sample_rate)
+        if prime_frames:
+            first = next(read_blocks(info, prime_frames))
+            self.engine.warm_up(first)  # memory built on the opening, then play from the start
+        self.on_event("started", str(info.path))
+        period = self.block_frames / self.sample_rate
+        target_fill = 4 * self.block_frames
+        next_time = time.monotonic()
+        for block in read_blocks(info, self.block_frames):
+            if self._stop.is_set():
+                return
+            if self.config.play:  # paced by the output device's consumption
+                while self.out_ring.available > target_fill and not self._stop.is_set():
+                    time.sleep(period / 4)
+            else:  # paced by the clock
+                next_time += period
+                delay = next_time - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            self._process(block)
+        tail = self.engine.flush()
+        self.out_ring.write(tail)
+        if self._recorders and self._recorders[0] is not None:
+            self._recorders[0].write(tail)
+        deadline = time.monotonic() + 2.0
+        while self.config.play and self.out_ring.available and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.01)

@@ -1,0 +1,99 @@
+"""The training pipeline on the recorded fixtures: data, losses, a short run whose loss falls."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from rtdenoise.models import load_checkpoint
+from training import train
+from training.dataset import Clip, CorpusSplit, MixConfig, Mixer, build_pairs, load_pairs, random_split, save_pairs
+from training.losses import masked_l1, si_sdr
+from training.synthetic_noise import KINDS, make
+
+from .conftest import DATA
+
+
+@pytest.fixture(scope="module")
+def fixture_split() -> CorpusSplit:
+    speech = sf.read(str(DATA / "speech_clean.wav"), dtype="float32")[0]
+    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
+    return CorpusSplit(speech=[Clip(speech[:40000], "spk_a", "female"), Clip(speech[40000:], "spk_a", "female")],
+                       noise=[Clip(noise, "birds", "ambience")])
+
+
+def test_mixer_hits_the_asked_snr(fixture_split):
+    mixer = Mixer(fixture_split, MixConfig(seconds=1.0, pitch_shift_probability=0, silence_probability=0,
+                                           synthetic_probability=0, synthetic_only_probability=0,
+                                           babble_probability=0))
+    rng = np.random.default_rng(0)
+    for snr in (-5.0, 0.0, 10.0):
+        noisy, clean, meta = mixer.mix(rng, snr)
+        measured = 10 * np.log10(np.sum(clean ** 2) / np.sum((noisy - clean) ** 2))
+        assert measured == pytest.approx(snr, abs=0.05)
+        assert meta["snr_db"] == snr and noisy.shape == (16000,)
+
+
+def test_synthetic_noises_are_unit_rms():
+    rng = np.random.default_rng(0)
+    for kind in KINDS:
+        noise = make(kind, 8000, rng)
+        assert noise.shape == (8000,) and np.sqrt(np.mean(noise ** 2)) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_lab_format_round_trip_and_foreign_files(tmp_path, fixture_split):
+    pairs, metas = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5)), 6, seed=1)
+    path = save_pairs(pairs, tmp_path / "pairs.pt", metas)
+    loaded, loaded_metas = load_pairs(path)
+    assert len(loaded) == 6 and loaded[0][0].shape == (1, 8000) and loaded_metas == metas
+    # A file made elsewhere: 1-D tensors in tuples, no metadata.
+    torch.save([(torch.randn(800), torch.randn(800)) for _ in range(3)], tmp_path / "lab.pt")
+    foreign, none = load_pairs(tmp_path / "lab.pt")
+    assert foreign[0][1].shape == (1, 800) and none is None
+    torch.save([(torch.randn(800), torch.randn(700))], tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="item 0"):
+        load_pairs(tmp_path / "bad.pt")
+    train_part, test_part = random_split(loaded, 2, seed=0)
+    assert len(train_part) == 4 and len(test_part) == 2
+
+
+def test_masked_l1_ignores_gaps():
+    clean = torch.tensor([[1.0, float("nan"), 3.0]])
+    estimate = torch.tensor([[1.5, 100.0, 3.0]], requires_grad=True)
+    loss = masked_l1(estimate, clean)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.25) and estimate.grad[0, 1] == 0
+
+
+def test_si_sdr_of_a_scaled_copy_is_high():
+    x = torch.randn(2, 4000)
+    assert (si_sdr(0.3 * x, x) > 60).all()
+    assert si_sdr(x + torch.randn(2, 4000), x).mean().abs() < 1.0
+
+
+@pytest.mark.slow
+def test_short_training_run_lowers_the_loss(tmp_path, fixture_split):
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 12, seed=3)
+    data = save_pairs(pairs, tmp_path / "train.pt")
+    out = tmp_path / "tiny.pt"
+    code = train.main(["--model", "gru-small", "--data", str(data), "--out", str(out), "--epochs", "4",
+                       "--batch", "4", "--loss", "l1", "--lr", "3e-3", "--seed", "1", "--quiet"])
+    assert code == 0
+    history = torch.load(out.with_name("tiny.last.pt"), weights_only=True)["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    model, checkpoint = load_checkpoint(out)
+    assert checkpoint["trained"] and "validation" in checkpoint["metrics"]
+    assert (tmp_path / "tiny_plots" / "loss_curve.png").stat().st_size > 1000
+    assert (tmp_path / "tiny_plots" / "epoch_001.png").exists()
+
+
+@pytest.mark.slow
+def test_lab_recipe_reports_train_and_test_l1(tmp_path, fixture_split, capsys):
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.25)), 60, seed=4)
+    data = save_pairs(pairs, tmp_path / "lab.pt")
+    assert train.main(["--model", "cnn-lab", "--data", str(data), "--lab", "--epochs", "2",
+                       "--out", str(tmp_path / "lab_cnn.pt"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "SGD" in out.upper() or '"optimizer": "sgd"' in out
+    assert out.count("train loss") == 2 and "val loss" in out

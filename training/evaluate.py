@@ -1,0 +1,146 @@
+"""Evaluate models on a lab-format test set: PESQ-WB, STOI, SI-SDR and its improvement.
+
+    python -m training.evaluate --data data/lab/test.pt --model gru --model cnn-lab
+
+Rows: the noisy input, a spectral-gating baseline and each model (run through the
+real offline engine). Breakdowns per SNR band, per noise type and per voice
+(female / male) use ``<data>.meta.json`` when it exists.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rtdenoise.engine import StreamingDenoiser, load_model
+from rtdenoise.models.registry import read_checkpoint, resolve_model_path
+
+from .baselines import spectral_gate
+from .dataset import load_pairs
+
+METRICS = ("pesq", "stoi", "si_sdr", "si_sdr_i")
+
+
+def si_sdr_db(estimate: np.ndarray, clean: np.ndarray) -> float:
+    estimate, clean = estimate - estimate.mean(), clean - clean.mean()
+    target = clean * (estimate @ clean) / (clean @ clean + 1e-12)
+    return float(10 * np.log10((target @ target + 1e-12) / ((estimate - target) @ (estimate - target) + 1e-12)))
+
+
+def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    from pesq import pesq
+    from pystoi import stoi
+
+    try:
+        pesq_wb = float(pesq(16000, clean, estimate, "wb"))
+    except Exception:  # pesq refuses clips it finds no speech in
+        pesq_wb = float("nan")
+    sdr = si_sdr_db(estimate, clean)
+    return {"pesq": pesq_wb, "stoi": float(stoi(clean, estimate, 16000, extended=False)),
+            "si_sdr": sdr, "si_sdr_i": sdr - si_sdr_db(noisy, clean)}
+
+
+def enhance(model, noisy: np.ndarray) -> np.ndarray:
+    engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True,
+                               chunk_samples=model.hop * max(1, 1600 // model.hop))
+    return np.concatenate([engine.process(noisy[:, None]), engine.flush()])[:, 0]
+
+
+def group_keys(meta: dict | None, noisy: np.ndarray, clean: np.ndarray) -> dict[str, str]:
+    if meta is None:
+        snr = 10 * np.log10(np.sum(clean ** 2) / (np.sum((noisy - clean) ** 2) + 1e-12))
+        return {"snr": f"{5 * round(snr / 5):+d} dB"}
+    sex = meta.get("sex", "unknown").replace("_lowered", "")
+    return {"snr": f"{int(round(meta['snr_db'])):+d} dB", "noise": meta.get("noise_type", "?"), "voice": sex}
+
+
+def evaluate(pairs, metas, systems: dict, limit: int | None = None) -> dict:
+    """Per-system scores for every clip, then means overall and per group."""
+    rows: dict[str, list] = defaultdict(list)
+    count = min(len(pairs), limit or len(pairs))
+    for index in tqdm(range(count), desc="evaluate", unit="clip", file=sys.stderr):
+        noisy, clean = (t.reshape(-1).numpy().astype(np.float64) for t in pairs[index])
+        keys = group_keys(metas[index] if metas else None, noisy, clean)
+        for name, system in systems.items():
+            estimate = np.asarray(system(noisy.astype(np.float32)), dtype=np.float64)[: len(clean)]
+            rows[name].append({**score(estimate, clean, noisy), **keys})
+    return {name: summarise(clip_rows) for name, clip_rows in rows.items()}
+
+
+def summarise(rows: list[dict]) -> dict:
+    def mean(subset):
+        return {m: float(np.nanmean([r[m] for r in subset])) for m in METRICS} | {"clips": len(subset)}
+
+    result = {"overall": mean(rows)}
+    for key in ("snr", "noise", "voice"):
+        order = (lambda g: float(g.split()[0])) if key == "snr" else (lambda g: g)
+        groups = sorted({r[key] for r in rows if key in r}, key=order)
+        if groups:
+            result[key] = {g: mean([r for r in rows if r.get(key) == g]) for g in groups}
+    return result
+
+
+def print_tables(results: dict) -> None:
+    names = list(results)
+    print(f"\n{'system':<16}" + "".join(f"{m:>10}" for m in ("PESQ-WB", "STOI", "SI-SDR", "SI-SDRi")))
+    for name in names:
+        o = results[name]["overall"]
+        print(f"{name:<16}" + "".join(f"{o[m]:>10.3f}" for m in METRICS))
+    for key, title in (("snr", "SNR band"), ("noise", "noise type"), ("voice", "voice")):
+        if key not in results[names[0]]:
+            continue
+        print(f"\nby {title}: PESQ-WB / SI-SDRi (dB)")
+        groups = list(results[names[0]][key])
+        print(f"{'system':<16}" + "".join(f"{g:>18}" for g in groups))
+        for name in names:
+            cells = results[name][key]
+            print(f"{name:<16}" + "".join(f"{cells[g]['pesq']:>8.2f} /{cells[g]['si_sdr_i']:>+7.2f}" for g in groups))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="lab-format test pairs (.pt)")
+    parser.add_argument("--model", action="append", default=[], help="shipped name or checkpoint (repeatable)")
+    parser.add_argument("--limit", type=int, help="only the first N clips")
+    parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    pairs, metas = load_pairs(args.data)
+    systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate}
+    paths = {}
+    for name in args.model:
+        model, checkpoint = load_model(name, "cpu")
+        label = checkpoint.get("name", Path(name).stem)
+        systems[label] = lambda x, m=model: enhance(m, x)
+        paths[label] = resolve_model_path(name)
+    results = evaluate(pairs, metas, systems, args.limit)
+    print_tables(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.store:
+        baseline = results["noisy input"]["overall"]
+        for label, path in paths.items():
+            checkpoint = read_checkpoint(path)
+            overall = results[label]["overall"]
+            checkpoint.setdefault("metrics", {})["test"] = {
+                "data": str(args.data), **overall,
+                "pesq_improvement": overall["pesq"] - baseline["pesq"],
+                "by_snr": {g: {m: v[m] for m in METRICS} for g, v in results[label].get("snr", {}).items()},
+                "by_voice": {g: {m: v[m] for m in METRICS} for g, v in results[label].get("voice", {}).items()},
+            }
+            partial = path.with_name(path.name + ".partial")
+            torch.save(checkpoint, partial)
+            partial.replace(path)
+            print(f"stored test metrics in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
