@@ -68,6 +68,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     runner = LiveRunner(model, config)
     runner.set_bypass(args.bypass)
     runner.start()
+    print(f"live: streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
+          f" -> {'no output' if args.no_output else 'output ' + str(args.output or 'default')}), "
+          f"chunk {runner.stats()['chunk_ms']:.0f} ms; Ctrl-C stops", file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
         while not runner.wait(0.25):

@@ -261,6 +261,10 @@ class LiveRunner:
 
     def _process(self, block: np.ndarray) -> None:
         self._drain_commands()
+        if self.frames_processed == 0 and self.config.play:
+            # Pre-fill the output with the latency budget in silence, so callback jitter
+            # between the input and output streams does not underflow.
+            self.out_ring.write(np.zeros((3 * self.block_frames, self.channels), np.float32))
         started = time.perf_counter()
         enhanced = self.engine.process(block)
         elapsed = time.perf_counter() - started
@@ -291,6 +295,8 @@ class LiveRunner:
                 continue
             block = self.in_ring.read(self.block_frames)
             if prime_frames > 0:  # the first stretch builds up the state
+                if len(self._recorders) > 1 and self._recorders[1] is not None:
+                    self._recorders[1].write(block)  # the raw recording keeps everything heard
                 self.engine.prime(block)
                 prime_frames -= len(block)
                 continue

@@ -1,0 +1,201 @@
+"""The live path: rings, callbacks driven by hand, and a real PortAudio loop through PulseAudio."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from rtdenoise.engine import StreamingDenoiser
+from rtdenoise.models import save_checkpoint
+from rtdenoise.models.registry import build_preset
+from rtdenoise.realtime import LiveConfig, LiveRunner
+from rtdenoise.ringbuffer import AudioRing, HistoryRing
+
+
+class Status:
+    input_overflow = False
+    output_underflow = False
+
+
+def small_model():
+    torch.manual_seed(0)
+    model = build_preset("gru-small").eval()
+    torch.nn.init.normal_(model.decode.weight, std=0.1)
+    return model
+
+
+def test_audio_ring_keeps_order_and_counts_overflow():
+    ring = AudioRing(10, 1)
+    ring.write(np.arange(6, dtype=np.float32)[:, None])
+    assert ring.read(4)[:, 0].tolist() == [0, 1, 2, 3]
+    ring.write(np.arange(6, 14, dtype=np.float32)[:, None])  # 10 queued: fits exactly
+    assert ring.available == 10 and ring.dropped == 0
+    ring.write(np.array([[14.0], [15.0]], np.float32))  # oldest two dropped
+    assert ring.dropped == 2
+    assert ring.read(100)[:, 0].tolist() == list(range(6, 16))
+    out = np.ones((5, 1), np.float32)
+    assert ring.read_into(out) == 5 and not out.any()  # underrun gives silence
+
+
+def test_history_ring_gives_the_latest_contiguous_slice():
+    ring = HistoryRing(8)
+    for start in range(0, 30, 3):
+        ring.write(np.arange(start, start + 3, dtype=np.float32))
+    assert ring.latest().tolist() == list(range(22, 30))
+
+
+def test_microphone_path_driven_by_hand_matches_the_engine(noisy_audio, tmp_path):
+    """Callbacks fed from a fake clock: no sound card, the real worker thread."""
+    model = small_model()
+    config = LiveConfig(prime_ms=0, play=True, record_path=tmp_path / "rec.wav")
+    runner = LiveRunner(model, config)
+    runner._open_recorders()
+    runner._thread = threading.Thread(target=runner._run, daemon=True)
+    runner._thread.start()
+    block = runner.block_frames
+    outputs = []
+    audio = noisy_audio[: 16000 * 2, None]
+    for start in range(0, len(audio), block):  # one callback pair per 10 ms
+        runner._input_callback(audio[start:start + block], block, None, Status())
+        deadline = time.monotonic() + 2
+        while runner.frames_processed < start + block and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        out = np.zeros((block, 1), np.float32)
+        runner._output_callback(out, block, None, Status())
+        outputs.append(out)
+    runner._stop.set()
+    runner._thread.join(5)
+    played = np.concatenate(outputs)[:, 0]
+    engine = StreamingDenoiser(model, 1)
+    reference = np.concatenate([engine.process(audio[i:i + block]) for i in range(0, len(audio), block)])[:, 0]
+    prefill = 3 * block
+    assert np.abs(played[prefill:] - reference[: len(played) - prefill]).max() < 1e-5
+    assert runner.stats()["output_underflows"] == 0 and runner.stats()["input_overflows"] == 0
+    assert sf.info(str(tmp_path / "rec.wav")).frames == len(audio)
+
+
+def test_a_stalled_microphone_is_reported_and_the_recording_kept(noisy_audio, tmp_path, monkeypatch):
+    import rtdenoise.realtime as realtime
+
+    monkeypatch.setattr(realtime, "STALL_SECONDS", 0.3)
+    events = []
+    runner = LiveRunner(small_model(), LiveConfig(prime_ms=0, play=False, record_path=tmp_path / "kept.wav"),
+                        on_event=lambda kind, text: events.append((kind, text)))
+    runner._open_recorders()
+    runner._thread = threading.Thread(target=runner._run, daemon=True)
+    runner._thread.start()
+    for start in range(0, 8000, 160):
+        runner._input_callback(noisy_audio[start:start + 160, None], 160, None, Status())
+        time.sleep(0.001)
+    assert runner.wait(5)  # the device "vanished": the worker ends by itself
+    assert any(kind == "error" and "stopped delivering" in text for kind, text in events)
+    assert sf.info(str(tmp_path / "kept.wav")).frames >= 7000
+
+
+def test_file_source_without_speakers_runs_in_real_time(noisy_path, tmp_path):
+    runner = LiveRunner(small_model(), LiveConfig(input_file=noisy_path, play=False, record_path=tmp_path / "o.wav"))
+    started = time.monotonic()
+    runner.start()
+    assert runner.wait(20)
+    elapsed = time.monotonic() - started
+    assert runner.error is None
+    assert elapsed > 0.8 * sf.info(str(noisy_path)).duration  # paced like playback, not as fast as possible
+    assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(noisy_path)).frames
+
+
+def test_a_device_that_cannot_open_is_a_clear_error(noisy_path):
+    from rtdenoise.cli import main
+
+    code = main(["live", "--input", "no-such-device-xyz", "--output", "no-such-device-xyz", "--seconds", "1",
+                 "--model", "cnn-lab"])
+    assert code != 0
+
+
+# -- a real PortAudio loop through PulseAudio null sinks --------------------------------------
+@pytest.fixture
+def pulse_server(tmp_path):
+    if not shutil.which("pulseaudio") or not shutil.which("pactl"):
+        pytest.skip("PulseAudio is not installed (apt-get install pulseaudio libasound2-plugins)")
+    runtime = tmp_path / "pulse"
+    runtime.mkdir()
+    socket = runtime / "native"
+    sink = "rate=16000 channels=1 format=float32le"
+    env = dict(os.environ, PULSE_RUNTIME_PATH=str(runtime), PULSE_STATE_PATH=str(runtime), HOME=str(runtime))
+    daemon = subprocess.Popen(
+        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--disallow-exit", "--use-pid-file=no",
+         f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
+         f"--load=module-null-sink sink_name=rt_in {sink}", f"--load=module-null-sink sink_name=rt_out {sink}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = f"unix:{socket}"
+    for _ in range(50):
+        if subprocess.run(["pactl", "-s", server, "info"], capture_output=True).returncode == 0:
+            break
+        if daemon.poll() is not None:
+            pytest.skip(f"PulseAudio could not start: {daemon.stderr.read().decode()[-300:]}")
+        time.sleep(0.1)
+    else:
+        daemon.kill()
+        pytest.skip("PulseAudio did not answer within 5 s")
+    client_env = dict(os.environ, PULSE_SERVER=server, PULSE_RUNTIME_PATH=str(runtime), HOME=str(runtime))
+    yield server, client_env
+    daemon.terminate()
+    daemon.wait(5)
+
+
+@pytest.mark.audio_device
+def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path):
+    server, env = pulse_server
+    model_path = save_checkpoint(small_model(), tmp_path / "m.pt")
+    recording = tmp_path / "monitor.raw"
+    with open(recording, "wb") as sink_file:
+        recorder = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
+                                     "--rate=16000", "--channels=1", "--latency-msec=10"], stdout=sink_file, env=env)
+        live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
+        live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--output", "pulse",
+                                 "--seconds", "9", "--model", str(model_path), "--latency", "high", "--prime-ms", "200",
+                                 "--record", str(tmp_path / "live_out.wav"),
+                                 "--record-input", str(tmp_path / "live_in.wav")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env)
+        line = live.stderr.readline()
+        assert "streams open" in line, line + live.stderr.read()
+        time.sleep(1.0)  # let the first (late) callbacks settle
+        subprocess.run(["paplay", "-s", server, "--device=rt_in", str(noisy_path)], check=True, env=env, timeout=30)
+        out, err = live.communicate(timeout=60)
+        recorder.terminate()
+        recorder.wait(5)
+    assert live.returncode == 0, err
+    assert "input overflows 0" in out, out
+    received = sf.read(str(tmp_path / "live_in.wav"), dtype="float32")[0]
+    produced = sf.read(str(tmp_path / "live_out.wav"), dtype="float32")[0]
+    monitor = np.fromfile(recording, dtype=np.float32)
+    # 1. The worker's output is exactly the engine run over what the device delivered (nothing dropped).
+    model = small_model()
+    engine = StreamingDenoiser(model, 1)
+    engine.prime(received[:3200, None])  # the live run primed on its first 200 ms
+    reference = np.concatenate([engine.process(received[i:i + 160, None]) for i in range(3200, len(received), 160)])
+    assert len(produced) == len(received) - 3200 == len(reference)
+    assert np.abs(produced - reference[:, 0]).max() < 2e-3  # both recordings are 16-bit
+    # 2. The second sink's monitor holds that output, whole, after the device delay.
+    speech = noisy_path
+    clean_offline = reference[:, 0]
+    n = len(monitor) + len(clean_offline)
+    correlation = np.fft.irfft(np.fft.rfft(monitor, n) * np.conj(np.fft.rfft(clean_offline, n)), n)
+    lag = int(np.argmax(correlation))
+    lag = lag - n if lag > len(monitor) else lag
+    start = max(0, -lag)
+    loud = np.flatnonzero(np.abs(clean_offline) > 0.01)
+    first, last = loud[0], loud[-1]
+    assert first >= start and last + lag < len(monitor), "the recording misses part of the output"
+    aligned = monitor[first + lag:last + lag]
+    expected = clean_offline[first:last]
+    assert np.corrcoef(aligned, expected)[0, 1] > 0.99
+    assert speech.exists()
