@@ -71,17 +71,25 @@ class MimoCNN(StreamingModel):
     def _conv_weights(self) -> list[Tensor]:
         # conv1d correlates: out[n] = sum_j w[j] in[n + j]; with K-1 history frames in
         # front, in[n + j] = x[n - (K-1-j)], so w[..., j] = H_{K-1-j}.
-        return [h.flip(0).permute(2, 1, 0) for h in self.taps]
+        if torch.is_grad_enabled() and any(h.requires_grad for h in self.taps):
+            return [h.flip(0).permute(2, 1, 0) for h in self.taps]
+        # Inference: reuse the rearranged taps until a parameter changes (its version bumps).
+        key = tuple((h._version, h.data_ptr(), h.device) for h in self.taps)
+        if getattr(self, "_cached_key", None) != key:
+            self._cached_weights = [h.detach().flip(0).permute(2, 1, 0).contiguous() for h in self.taps]
+            self._cached_key = key
+        return self._cached_weights
 
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        x = chunk.unsqueeze(1)  # (B, 1, T)
+        x = chunk[:, None, :]  # (B, 1, T)
         new_state = []
         weights = self._conv_weights()
         last = len(weights) - 1
-        for index, (weight, history) in enumerate(zip(weights, state)):
-            padded = torch.cat([history, x], dim=-1)
+        for index in range(len(weights)):
+            history = state[index]
+            padded = torch.cat((history, x), dim=-1)
             new_state.append(padded[..., padded.shape[-1] - history.shape[-1]:])
-            x = F.conv1d(padded, weight)
+            x = F.conv1d(padded, weights[index])
             if index != last:
                 x = torch.tanh(x)
-        return x.squeeze(1), tuple(new_state)
+        return x[:, 0, :], tuple(new_state)

@@ -150,7 +150,8 @@ class StreamingDenoiser:
 
     # -- internals -------------------------------------------------------------------
     def _sanitise(self, block: np.ndarray) -> np.ndarray:
-        block = np.asarray(block, dtype=np.float32)
+        if block.dtype != np.float32:
+            block = np.asarray(block, dtype=np.float32)
         if block.ndim == 1:
             block = block[:, None]
         if block.shape[1] != self.channels:
@@ -163,8 +164,11 @@ class StreamingDenoiser:
 
     def _run_model(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
         self.model_frames_in += samples.shape[1]
-        pending = np.concatenate([self.pending, samples], axis=1) if self.pending.size else samples
         size = self.chunk_samples
+        if not final and not self.pending.shape[1] and samples.shape[1] == size and not self._model_discard:
+            with torch.inference_mode():  # the live path's common case: exactly one chunk
+                return self._step(samples)
+        pending = np.concatenate([self.pending, samples], axis=1) if self.pending.size else samples
         usable = pending.shape[1] - pending.shape[1] % (self.model.hop if final else size)
         outputs = []
         step = usable if self.coalesce or final else size
@@ -173,7 +177,8 @@ class StreamingDenoiser:
                 stop = min(start + step, usable)
                 outputs.append(self._step(pending[:, start:stop]))
         self.pending = pending[:, usable:]
-        out = np.concatenate(outputs, axis=1) if outputs else np.zeros((self.channels, 0), np.float32)
+        out = (outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)) if outputs \
+            else np.zeros((self.channels, 0), np.float32)
         if self._model_discard:
             dropped = min(self._model_discard, out.shape[1])
             out = out[:, dropped:]
@@ -182,9 +187,11 @@ class StreamingDenoiser:
 
     def _step(self, chunk: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
-        tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(self.device, non_blocking=True)
+        tensor = torch.from_numpy(np.ascontiguousarray(chunk))
+        if self.device.type != "cpu":
+            tensor = tensor.to(self.device, non_blocking=True)
         enhanced, self.state = self.model.step(tensor, self.state)
-        result = enhanced.float().cpu().numpy()
+        result = enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
         self.chunk_seconds.append(time.perf_counter() - started)
         if len(self.chunk_seconds) > 100_000:
             del self.chunk_seconds[:50_000]

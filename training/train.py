@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="mixing worker processes")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (keeping the best) after this long")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
@@ -163,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data and not args.corpus:
         parser.error("give --data PAIRS.pt or --corpus FOLDER|PACK.npz")
     set_seed(config.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     last_path = args.out.with_name(args.out.stem + ".last.pt")
