@@ -74,12 +74,17 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return np.concatenate(list(read_blocks(info, 1 << 18)), axis=0), info.sample_rate
 
 
+def partial_path(target: Path) -> Path:
+    """Where this process writes ``target`` until it is complete."""
+    return target.with_name(f".{target.name}.{os.getpid()}.partial")
+
+
 class FileSink:
     """Block writer that appears at ``path`` only once :meth:`commit` is called."""
 
     def __init__(self, path: str | Path, sample_rate: int, channels: int, format: str, subtype: str) -> None:
         self.path = Path(path)
-        self.temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        self.temporary = partial_path(self.path)
         self.clip = subtype.startswith(_INTEGER_SUBTYPES)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("--chunk-ms", type=float, default=None,
                          help="model step size in ms (default: the model's hop; output is the same for any size)")
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    denoise.add_argument("--jobs", type=int, default=1, help="worker processes for several files (default 1)")
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
     denoise.set_defaults(func=cmd_denoise)
 
@@ -117,22 +118,26 @@ def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from .audio_io import probe
+    from .batch import denoise_many
     from .engine import load_model
-    from .offline import denoise_file
     from .progress import ProgressBar
 
     pairs = plan_outputs(args.inputs, args.output)
     check_targets(pairs, args.overwrite)
-    infos = [probe(source) for source, _ in pairs]  # fail before any work on a bad input
+    infos = {source: probe(source) for source, _ in pairs}  # fail before any work on a bad input
     model, checkpoint = load_model(args.model, args.device)
-    total_seconds = sum(i.seconds for i in infos)
+    total_seconds = sum(i.seconds for i in infos.values())
+
     with ProgressBar(total_seconds, unit="s audio", enabled=not args.quiet) as bar:
-        for info, (source, target) in zip(infos, pairs):
-            bar.describe(source.name)
-            summary = denoise_file(source, target, model, args.chunk_ms,
-                                   progress=lambda frames, rate=info.sample_rate: bar.advance(frames / rate))
-            note = f" ({summary['nonfinite_samples']} NaN/Inf samples zeroed)" if summary["nonfinite_samples"] else ""
+        def on_file(source: Path, target: Path, summary: dict) -> None:
+            note = f" ({summary['nonfinite_samples']} NaN/Inf samples replaced by silence)" \
+                if summary["nonfinite_samples"] else ""
             bar.write(f"{source} -> {target}{note}")
+            if note and args.quiet:
+                print(f"rtdenoise: warning: {source}:{note}", file=sys.stderr)
+
+        denoise_many(pairs, model, args.model, args.device, args.chunk_ms, args.jobs, on_file,
+                     on_progress=bar.advance)
     print(f"wrote {len(pairs)} file(s) with model {checkpoint.get('name', args.model or 'default')}: "
           f"{', '.join(str(t) for _, t in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
     return 0

@@ -6,7 +6,7 @@ from typing import Callable
 
 from rtdenoise.models import StreamingModel
 
-from .audio_io import AudioError, FileSink, probe, read_blocks
+from .audio_io import AudioError, FileSink, partial_path, probe, read_blocks
 from .engine import StreamingDenoiser
 
 BLOCK_SECONDS = 1.0
@@ -53,14 +53,18 @@ def denoise_file(
         coalesce=True,
     )
     block_frames = max(1, int(BLOCK_SECONDS * info.sample_rate))
-    with FileSink(target, info.sample_rate, info.channels, info.format, info.subtype) as sink:
-        for block in read_blocks(info, block_frames):
-            sink.write(engine.process(block))
-            if progress:
-                progress(len(block))
-        sink.write(engine.flush())
-        if engine.frames_in == 0:
-            raise AudioError(f"{info.path}: contains no audio")
+    try:
+        with FileSink(target, info.sample_rate, info.channels, info.format, info.subtype) as sink:
+            for block in read_blocks(info, block_frames):
+                sink.write(engine.process(block))
+                if progress:
+                    progress(len(block))
+            sink.write(engine.flush())
+            if engine.frames_in == 0:
+                raise AudioError(f"{info.path}: contains no audio")
+    except BaseException:  # also an interrupt that lands before the sink's `with` guards it
+        partial_path(target).unlink(missing_ok=True)
+        raise
     return {
         "frames": engine.frames_in,
         "seconds": engine.frames_in / info.sample_rate,
