@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         runner = self.controller.runner
         if runner is None:
             return
-        self.waveforms.show(runner.noisy_history.latest(), runner.clean_history.latest())
+        self.waveforms.plot(runner.noisy_history.latest(), runner.clean_history.latest())
         for meter, level in zip((self.noisy_meter, self.clean_meter), runner.levels):
             meter.setValue(int(max(-60.0, 20 * np.log10(level + 1e-9))))
 

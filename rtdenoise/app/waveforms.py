@@ -5,6 +5,21 @@ import numpy as np
 import pyqtgraph as pg
 
 
+COLUMNS = 1500  # min/max pairs drawn per plot: plenty for a window, cheap to draw
+
+
+def envelope(samples: np.ndarray, columns: int = COLUMNS) -> np.ndarray:
+    """Peak envelope: interleaved (min, max) of ``columns`` equal slices, newest last."""
+    usable = len(samples) - len(samples) % columns
+    if usable < columns:
+        return samples
+    pieces = samples[len(samples) - usable:].reshape(columns, -1)
+    out = np.empty(2 * columns, np.float32)
+    out[0::2] = pieces.min(axis=1)
+    out[1::2] = pieces.max(axis=1)
+    return out
+
+
 class WaveformView(pg.GraphicsLayoutWidget):
     """Shows the latest few seconds of the noisy and the clean signal."""
 
@@ -18,8 +33,6 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.clean_plot.setLabel("bottom", "seconds ago")
         self.curves = []
         for plot, colour in ((self.noisy_plot, (200, 60, 50)), (self.clean_plot, (40, 110, 200))):
-            plot.setDownsampling(auto=True, mode="peak")
-            plot.setClipToView(True)
             plot.setYRange(-1, 1)
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setMouseEnabled(x=False, y=True)
@@ -27,17 +40,19 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.set_window(seconds, sample_rate)
 
     def set_window(self, seconds: float, sample_rate: int) -> None:
-        length = int(seconds * sample_rate)
-        self.time_axis = np.linspace(-seconds, 0.0, length, dtype=np.float32)
+        self.seconds = seconds
+        self.time_axis = np.linspace(-seconds, 0.0, 2 * COLUMNS, dtype=np.float32)
         self.noisy_plot.setXRange(-seconds, 0, padding=0)
 
-    def show(self, noisy: np.ndarray, clean: np.ndarray) -> None:
-        """Draw two equal-length arrays (the newest sample last)."""
-        if len(noisy) != len(self.time_axis):
-            self.set_window(len(noisy) / 16000, 16000)
-        self.curves[0].setData(self.time_axis[-len(noisy):], noisy, skipFiniteCheck=True)
-        self.curves[1].setData(self.time_axis[-len(clean):], clean, skipFiniteCheck=True)
+    def plot(self, noisy: np.ndarray, clean: np.ndarray) -> None:
+        """Draw the peak envelopes of two equal-length arrays (the newest sample last)."""
+        self.raw = (noisy, clean)
+        for curve, samples in zip(self.curves, (noisy, clean)):
+            shape = envelope(samples)
+            axis = self.time_axis if len(shape) == len(self.time_axis) else \
+                np.linspace(-self.seconds, 0.0, len(shape), dtype=np.float32)
+            curve.setData(axis, shape, skipFiniteCheck=True)
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
-        """What the plots currently hold (for tests)."""
-        return self.curves[0].yData, self.curves[1].yData
+        """The samples behind the current plots (for tests)."""
+        return getattr(self, "raw", (None, None))
