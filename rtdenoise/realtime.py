@@ -19,7 +19,7 @@ import numpy as np
 
 from rtdenoise.models import StreamingModel
 
-from .audio_io import AudioError, FileSink, probe, read_blocks
+from .audio_io import FileSink, probe, read_blocks
 from .engine import StreamingDenoiser
 from .offline import chunk_samples_for
 from .ringbuffer import AudioRing, HistoryRing

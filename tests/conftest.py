@@ -33,3 +33,21 @@ def noisy_audio(noisy_path) -> np.ndarray:
 @pytest.fixture(scope="session")
 def clean_audio(clean_path) -> np.ndarray:
     return sf.read(str(clean_path), dtype="float32")[0]
+
+
+def make_small_model(std: float = 0.1):
+    """A small GRU that is not the identity (so tests can tell input from output)."""
+    from rtdenoise.models.registry import build_preset
+
+    torch.manual_seed(0)
+    model = build_preset("gru-small").eval()
+    torch.nn.init.normal_(model.decode.weight, std=std)
+    return model
+
+
+@pytest.fixture(scope="session")
+def small_model_path(tmp_path_factory) -> str:
+    """That model saved as a checkpoint (fast to load; shipped models are tested separately)."""
+    from rtdenoise.models import save_checkpoint
+
+    return str(save_checkpoint(make_small_model(0.05), tmp_path_factory.mktemp("model") / "small.pt"))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,19 +12,11 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from rtdenoise.app.main_window import MainWindow  # noqa: E402
-from rtdenoise.models import save_checkpoint  # noqa: E402
-from rtdenoise.models.registry import build_preset  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot, tmp_path_factory):
-    import torch
-
-    torch.manual_seed(0)
-    model = build_preset("gru-small")
-    torch.nn.init.normal_(model.decode.weight, std=0.1)
-    path = save_checkpoint(model, tmp_path_factory.mktemp("m") / "small.pt")
-    win = MainWindow([str(path)], str(path), ["cpu"])
+def window(qtbot, small_model_path):
+    win = MainWindow([small_model_path], small_model_path, ["cpu"])
     qtbot.addWidget(win)
     win.output_box.setCurrentIndex(0)  # no speakers: paced by a clock
     win.show()

@@ -10,21 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from rtdenoise.cli import main
-from rtdenoise.models import save_checkpoint
-from rtdenoise.models.registry import build_preset
 from rtdenoise.resample import StreamResampler
 
 
 @pytest.fixture(scope="module")
-def small_model(tmp_path_factory) -> str:
-    """A small GRU checkpoint (fast); shipped models are exercised separately."""
-    torch.manual_seed(0)
-    model = build_preset("gru-small")
-    torch.nn.init.normal_(model.decode.weight, std=0.05)
-    return str(save_checkpoint(model, tmp_path_factory.mktemp("m") / "small.pt"))
+def small_model(small_model_path) -> str:
+    return small_model_path
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -7,16 +7,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from rtdenoise.engine import StreamingDenoiser
 from rtdenoise.models import save_checkpoint
-from rtdenoise.models.registry import build_preset
 from rtdenoise.realtime import LiveConfig, LiveRunner
 from rtdenoise.ringbuffer import AudioRing, HistoryRing
 
@@ -26,11 +23,7 @@ class Status:
     output_underflow = False
 
 
-def small_model():
-    torch.manual_seed(0)
-    model = build_preset("gru-small").eval()
-    torch.nn.init.normal_(model.decode.weight, std=0.1)
-    return model
+from .conftest import make_small_model as small_model
 
 
 def test_audio_ring_keeps_order_and_counts_overflow():

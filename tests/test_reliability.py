@@ -1,7 +1,6 @@
 """Bad and unusual input, interruption, parallel jobs, long files, and engine properties."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -18,16 +17,12 @@ from hypothesis import strategies as st
 
 from rtdenoise.cli import main
 from rtdenoise.engine import StreamingDenoiser
-from rtdenoise.models import save_checkpoint
 from rtdenoise.models.registry import build_preset
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    model = build_preset("gru-small")
-    torch.nn.init.normal_(model.decode.weight, std=0.05)
-    return str(save_checkpoint(model, tmp_path_factory.mktemp("m") / "small.pt"))
+def model_path(small_model_path) -> str:
+    return small_model_path
 
 
 def denoise(source: Path, target: Path, model_path: str, *extra: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
@@ -224,6 +224,6 @@ class MainWindow(QMainWindow):
             f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']}"
             + (" | BYPASS" if s["bypass"] else ""))
 
-    def closeEvent(self, event) -> None:  # noqa: N802: streams, then worker, then window
+    def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
         self.controller.stop()
         super().closeEvent(event)
