@@ -120,6 +120,7 @@ class LiveRunner:
         self.input_callbacks = 0
         self.last_input_time = 0.0
         self.frames_processed = 0
+        self.source_done = False  # a file source has ended: an emptying output is no underflow
         self._recent: deque = deque(maxlen=4096)  # (wall time, chunk seconds, audio seconds)
         self._recorders: list[FileSink] = []
         self.levels = (0.0, 0.0)
@@ -151,7 +152,7 @@ class LiveRunner:
         return self.finished.wait(timeout)
 
     def stats(self) -> dict:
-        """Real-time factor of the last second, chunk times, xruns, latency."""
+        """Real-time factor of the last second (worker CPU time / audio time), chunk times, xruns, latency."""
         now = time.monotonic()
         recent = [r for r in list(self._recent) if now - r[0] <= 1.0]
         work = sum(r[1] for r in recent)
@@ -211,7 +212,7 @@ class LiveRunner:
     def _output_callback(self, outdata, frames, time_info, status) -> None:
         if status.output_underflow:
             self.output_underflows += 1
-        if self.out_ring.read_into(outdata) and self.frames_processed:
+        if self.out_ring.read_into(outdata) and self.frames_processed and not self.source_done:
             self.output_underflows += 1
 
     # -- recording --------------------------------------------------------------------
@@ -265,9 +266,10 @@ class LiveRunner:
             # Pre-fill the output with the latency budget in silence, so callback jitter
             # between the input and output streams does not underflow.
             self.out_ring.write(np.zeros((3 * self.block_frames, self.channels), np.float32))
-        started = time.perf_counter()
+        # Thread CPU time: what the engine costs, not the time spent waiting for the GIL.
+        started = time.thread_time()
         enhanced = self.engine.process(block)
-        elapsed = time.perf_counter() - started
+        elapsed = time.thread_time() - started
         out = block if self.bypass else enhanced
         self.out_ring.write(out)
         if self._recorders and self._recorders[0] is not None:
@@ -325,6 +327,7 @@ class LiveRunner:
                     time.sleep(delay)
             self._process(block)
         tail = self.engine.flush()
+        self.source_done = True
         self.out_ring.write(tail)
         if self._recorders and self._recorders[0] is not None:
             self._recorders[0].write(tail)
