@@ -147,8 +147,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def describe_checkpoint(name_or_path: str | None) -> dict:
     from rtdenoise.models import load_checkpoint, resolve_model_path
 
+    from .offline import chunk_samples_for
+
     path = resolve_model_path(name_or_path)
     model, checkpoint = load_checkpoint(path)
+    chunk = chunk_samples_for(model, None)
     return {
         "name": checkpoint.get("name", path.stem),
         "path": str(path),
@@ -158,7 +161,8 @@ def describe_checkpoint(name_or_path: str | None) -> dict:
         "hop_samples": model.hop,
         "latency_samples": model.latency_samples,
         "latency_ms": 1000.0 * model.latency_samples / model.sample_rate,
-        "algorithmic_latency_ms": 1000.0 * model.algorithmic_latency_samples / model.sample_rate,
+        "default_chunk_ms": 1000.0 * chunk / model.sample_rate,
+        "algorithmic_latency_ms": 1000.0 * (model.latency_samples + chunk) / model.sample_rate,
         "parameters": model.num_parameters(),
         "trained": bool(checkpoint.get("trained", False)),
         "notes": checkpoint.get("notes", ""),
@@ -175,7 +179,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model            {description['name']}  ({description['path']})")
     print(f"architecture     {description['arch']}  spec {json.dumps(description['spec'])}")
     print(f"sample rate      {description['sample_rate']} Hz, hop {description['hop_samples']} samples")
-    print(f"latency          {description['latency_ms']:.1f} ms model + one hop = "
+    print(f"latency          {description['latency_ms']:.1f} ms model + {description['default_chunk_ms']:.0f} ms chunk = "
           f"{description['algorithmic_latency_ms']:.1f} ms algorithmic")
     print(f"parameters       {description['parameters']:,}")
     print(f"trained          {'yes' if description['trained'] else 'NO (untrained weights)'}")
