@@ -99,3 +99,15 @@ def test_gui_command_screenshot(tmp_path, noisy_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert shot.stat().st_size > 10000
+
+
+def test_a_device_that_fails_to_open_is_shown_and_the_app_lives_on(window, qtbot, noisy_path):
+    window.output_box.addItem("Speakers: vanished device", 9999)
+    window.output_box.setCurrentIndex(window.output_box.count() - 1)
+    window.set_file(noisy_path)
+    assert not window.start()
+    assert window.banner.isVisible() and "device" in window.banner.text().lower()
+    assert window.start_button.text() == "Start"
+    window.output_box.setCurrentIndex(0)
+    assert window.start()
+    qtbot.waitUntil(lambda: _plots_filled(window), timeout=10000)
