@@ -1,0 +1,27 @@
+"""``rtdenoise bench --json`` reports every figure (measured, so only their presence and sense are checked)."""
+from __future__ import annotations
+
+import json
+
+import soundfile as sf
+
+from rtdenoise.cli import main
+
+
+def test_bench_json_has_the_figures(capsys):
+    assert main(["bench", "--model", "cnn-lab", "--seconds", "1", "--repeats", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["machine"]["torch_threads"] == 1 and report["machine"]["cpu"]
+    entry = report["models"]["cnn-lab"]
+    assert entry["parameters"] == 400 and entry["algorithmic_latency_ms"] == 10.0
+    stream = entry["streaming"]
+    assert 0 < stream["rtf"] and 0 < stream["chunk_median_ms"] <= stream["chunk_p99_ms"] <= stream["chunk_max_ms"]
+    assert entry["offline"]["rtf"] > 0 and entry["peak_rss_mb"] > 0 and len(entry["runs_rtf"]) == 2
+
+
+def test_live_command_plays_a_file_without_devices(tmp_path, noisy_path, small_model_path, capsys):
+    record = tmp_path / "live.wav"
+    assert main(["live", "--file", str(noisy_path), "--no-output", "--record", str(record),
+                 "--model", small_model_path]) == 0
+    assert "processed" in capsys.readouterr().out
+    assert sf.info(str(record)).frames == sf.info(str(noisy_path)).frames
