@@ -72,7 +72,7 @@ def cmd_live(args: argparse.Namespace) -> int:
           f" -> {'no output' if args.no_output else 'output ' + str(args.output or 'default')}), "
           f"chunk {runner.stats()['chunk_ms']:.0f} ms; Ctrl-C stops", file=sys.stderr, flush=True)
     started = time.monotonic()
-    try:
+    try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
         while not runner.wait(0.25):
             if args.seconds and time.monotonic() - started >= args.seconds:
                 break
@@ -81,6 +81,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                 print(f"\r{s['seconds']:7.1f} s  RTF {s['rtf']:.3f}  p99 {s['chunk_p99_ms']:.2f} ms  "
                       f"overflows {s['input_overflows']}  underflows {s['output_underflows']}", end="",
                       file=sys.stderr)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
     finally:
         runner.stop()
     s = runner.stats()
