@@ -158,3 +158,16 @@ def test_shipped_default_model_runs_on_the_bundled_sample(tmp_path, capsys):
     assert main(["denoise", str(sample), "-o", str(out), "--quiet"]) == 0
     assert sf.info(str(out)).frames == sf.info(str(sample)).frames
     assert main(["models"]) == 0
+
+
+def test_shipped_default_model_cleans_recorded_speech(tmp_path, noisy_path, clean_path):
+    """Regression floor on the recorded fixture (measured: 5.0 -> 14.6 dB SI-SDR)."""
+    out = tmp_path / "cleaned.wav"
+    assert main(["denoise", str(noisy_path), "-o", str(out), "--quiet"]) == 0
+    clean = sf.read(str(clean_path))[0]
+
+    def si_sdr(estimate):
+        target = clean * (estimate @ clean) / (clean @ clean)
+        return 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target)))
+
+    assert si_sdr(sf.read(str(out))[0]) - si_sdr(sf.read(str(noisy_path))[0]) >= 6.0
