@@ -57,11 +57,6 @@ class StreamingModel(nn.Module):
         sample buffers; used to warm a state up on audio that is then played again."""
         return self.init_state(state[0].shape[0] if state else 1, state[0].device if state else None)
 
-    @property
-    def algorithmic_latency_samples(self) -> int:
-        """Delay a live user hears: model latency plus one hop of buffering."""
-        return self.latency_samples + self.hop
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

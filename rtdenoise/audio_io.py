@@ -68,12 +68,6 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
         raise AudioError(f"{info.path}: read failed ({_first_line(error)})") from None
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Whole file as ``(frames, channels)`` float32 and its sample rate."""
-    info = probe(path)
-    return np.concatenate(list(read_blocks(info, 1 << 18)), axis=0), info.sample_rate
-
-
 def partial_path(target: Path) -> Path:
     """Where this process writes ``target`` until it is complete."""
     return target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -123,21 +117,6 @@ class FileSink:
             self.commit()
         else:
             self.discard()
-
-
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> Path:
-    """Write a whole ``(frames, channels)`` array atomically (format from the suffix)."""
-    path = Path(path)
-    audio = audio[:, None] if audio.ndim == 1 else audio
-    fmt = _format_for(path)
-    with FileSink(path, sample_rate, audio.shape[1], fmt, subtype) as sink:
-        sink.write(audio)
-    return path
-
-
-def _format_for(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    return {"oga": "OGG", "opus": "OGG", "aif": "AIFF"}.get(suffix, suffix.upper())
 
 
 def _first_line(error: BaseException) -> str:

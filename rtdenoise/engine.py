@@ -8,7 +8,6 @@ per-chunk timing. No Qt, no PortAudio here.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -209,16 +208,6 @@ class StreamingDenoiser:
             out = out[:, dropped:]
         return out
 
-    def stats(self) -> dict[str, Any]:
-        """Per-chunk timing summary (seconds) and counters."""
-        times = np.asarray(self.chunk_seconds or [0.0])
-        return {
-            "chunks": len(self.chunk_seconds),
-            "chunk_median_s": float(np.median(times)),
-            "chunk_p99_s": float(np.percentile(times, 99)),
-            "chunk_max_s": float(times.max()),
-            "nonfinite_samples": self.nonfinite_samples,
-        }
 
 
 def available_compute_devices() -> list[str]:

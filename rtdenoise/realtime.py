@@ -117,7 +117,6 @@ class LiveRunner:
         self.clean_history = HistoryRing(history)
         self.input_overflows = 0
         self.output_underflows = 0
-        self.input_callbacks = 0
         self.last_input_time = 0.0
         self.frames_processed = 0
         self.source_done = False  # a file source has ended: an emptying output is no underflow
@@ -206,7 +205,6 @@ class LiveRunner:
         if status.input_overflow:
             self.input_overflows += 1
         self.in_ring.write(indata)
-        self.input_callbacks += 1
         self.last_input_time = time.monotonic()
 
     def _output_callback(self, outdata, frames, time_info, status) -> None:

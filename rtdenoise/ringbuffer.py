@@ -58,8 +58,6 @@ class AudioRing:
         out[got:] = 0.0
         return len(out) - got
 
-    def clear(self) -> None:
-        self.read_count = self.written
 
 
 class HistoryRing:
