@@ -114,6 +114,12 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     torch.save(other, tmp_path / "arch.pt")
     with pytest.raises(CheckpointError, match="unknown architecture"):
         load_checkpoint(tmp_path / "arch.pt")
+    other["arch"] = "gru"
+    other["spec"] = dict(other["spec"], hidden=128)
+    other["sample_rate"] = 48000  # header disagrees with the weights' spec (16 kHz)
+    torch.save(other, tmp_path / "rate.pt")
+    with pytest.raises(CheckpointError, match="sample rate 48000"):
+        load_checkpoint(tmp_path / "rate.pt")
     torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.pt")
     with pytest.raises(CheckpointError, match="not an rtdenoise checkpoint"):
         load_checkpoint(tmp_path / "plain.pt")
