@@ -58,6 +58,24 @@ def test_lab_format_round_trip_and_foreign_files(tmp_path, fixture_split):
     assert len(train_part) == 4 and len(test_part) == 2
 
 
+def test_paired_clean_noisy_folders_become_lab_pairs(tmp_path, clean_audio, noisy_audio):
+    from training.dataset import main as dataset_main
+
+    root = tmp_path / "voicebank"
+    for split in ("trainset_28spk_wav", "testset_wav"):
+        (root / f"clean_{split}").mkdir(parents=True)
+        (root / f"noisy_{split}").mkdir()
+        for index in range(2):
+            up = np.repeat(clean_audio[:16000], 3)  # 48 kHz, as VoiceBank ships it
+            sf.write(str(root / f"clean_{split}" / f"p{index}.wav"), up, 48000)
+            sf.write(str(root / f"noisy_{split}" / f"p{index}.wav"), np.repeat(noisy_audio[:16000], 3), 48000)
+    (root / "clean_testset_wav" / "orphan.wav").write_bytes(b"")  # no noisy twin: skipped
+    assert dataset_main(["--paired", str(root), "--out", str(tmp_path / "out")]) == 0
+    pairs, _ = load_pairs(tmp_path / "out" / "paired_testset_wav.pt")
+    assert len(pairs) == 2 and pairs[0][0].shape == pairs[0][1].shape
+    assert abs(pairs[0][0].shape[-1] - 16000) <= 1  # resampled to 16 kHz
+
+
 def test_masked_l1_ignores_gaps():
     clean = torch.tensor([[1.0, float("nan"), 3.0]])
     estimate = torch.tensor([[1.5, 100.0, 3.0]], requires_grad=True)

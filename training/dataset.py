@@ -251,6 +251,41 @@ def load_pairs(path: str | Path) -> tuple[list[Pair], list[dict] | None]:
     return checked, metas
 
 
+def paired_folders(root: str | Path) -> dict[str, list[Pair]]:
+    """VoiceBank+DEMAND style ``clean_X/`` + ``noisy_X/`` folders (same file names) -> pairs per X.
+
+    Files are mixed down to mono and resampled to 16 kHz; a name present in only
+    one of the two folders is skipped.
+    """
+    import soundfile as sf
+
+    from rtdenoise.resample import StreamResampler
+
+    def load(path: Path) -> torch.Tensor:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        mono = audio.mean(axis=1)[None]
+        resampler = StreamResampler(rate, SAMPLE_RATE, 1)
+        return torch.from_numpy(np.concatenate([resampler.process(mono), resampler.flush()], axis=1))
+
+    root = Path(root)
+    result: dict[str, list[Pair]] = {}
+    for clean_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("clean")):
+        noisy_dir = root / ("noisy" + clean_dir.name[len("clean"):])
+        if not noisy_dir.is_dir():
+            continue
+        names = sorted(p.name for p in clean_dir.iterdir() if (noisy_dir / p.name).is_file())
+        pairs = []
+        for name in tqdm(names, desc=f"read {clean_dir.name}", unit="file"):
+            noisy, clean = load(noisy_dir / name), load(clean_dir / name)
+            length = min(noisy.shape[-1], clean.shape[-1])
+            pairs.append((noisy[:, :length], clean[:, :length]))
+        if pairs:
+            result[clean_dir.name[len("clean"):].strip("_") or "all"] = pairs
+    if not result:
+        raise ValueError(f"{root}: no clean_*/noisy_* folder pairs with matching file names")
+    return result
+
+
 def random_split(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pair], list[Pair]]:
     """The lab's random split: ``held_out`` pairs for testing, the rest for training."""
     order = list(range(len(pairs)))
@@ -286,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", type=int, default=120)
     parser.add_argument("--test", type=int, default=240)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--paired", type=Path, help="convert VoiceBank+DEMAND style clean_*/noisy_* folders instead")
     args = parser.parse_args(argv)
+    if args.paired:
+        for name, pairs in paired_folders(args.paired).items():
+            print(f"{name}: {len(pairs)} pairs -> {save_pairs(pairs, args.out / f'paired_{name}.pt')}")
+        return 0
     config = MixConfig(seconds=args.seconds)
     test_snrs = [-5.0, 0.0, 5.0, 10.0, 15.0]
     for split, count, synthetic, snrs in (("train", args.train, True, None),
