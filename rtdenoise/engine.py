@@ -72,7 +72,6 @@ class StreamingDenoiser:
         self.compensate_latency = compensate_latency
         self.coalesce = coalesce
         self.device = next(model.parameters()).device
-        self.chunk_seconds: list[float] = []
         self.reset()
 
     def reset(self) -> None:
@@ -88,7 +87,7 @@ class StreamingDenoiser:
         self.nonfinite_samples = 0
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
         self._discard = 0
-        self.chunk_seconds = []
+        self.chunk_seconds: list[float] = []
 
     @property
     def latency_ms(self) -> float:

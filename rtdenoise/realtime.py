@@ -45,7 +45,7 @@ def list_devices() -> tuple[list[dict], list[dict], str]:
     try:
         sd = import_sounddevice()
         devices = [dict(d, index=i) for i, d in enumerate(sd.query_devices())]
-    except (DeviceError, Exception) as error:  # PortAudio can fail in many ways
+    except Exception as error:  # PortAudio can fail in many ways (DeviceError included)
         return [], [], str(error).splitlines()[0] if str(error) else type(error).__name__
     inputs = [d for d in devices if d["max_input_channels"] > 0]
     outputs = [d for d in devices if d["max_output_channels"] > 0]

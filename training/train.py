@@ -33,6 +33,7 @@ from rtdenoise.models.registry import PRESETS, build_preset
 
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .losses import denoising_loss, si_sdr
+from .plots import plot_example, plot_history
 
 
 @dataclass
@@ -259,8 +260,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
               f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
               f"improvement {metrics['si_sdr_improvement']:+.2f}){'  *best' if improved else ''}", flush=True)
-        from .plots import plot_example, plot_history
-
         plot_history(history, plots / "loss_curve.png")
         noisy, clean = val_pairs[0]
         with torch.no_grad():
