@@ -3,7 +3,7 @@
 Every model follows the streaming contract in :mod:`.base`; :mod:`.registry`
 builds them from a spec and loads checkpoints safely.
 """
-from .base import StreamingModel
+from .base import State, StreamingModel
 from .gru import GRUDenoiser, GRUSpec
 from .mimo_cnn import LAB_PRESET, MimoCNN, MimoCNNSpec
 from .registry import (
@@ -17,7 +17,7 @@ from .registry import (
 )
 
 __all__ = [
-    "StreamingModel", "GRUDenoiser", "GRUSpec", "MimoCNN", "MimoCNNSpec", "LAB_PRESET",
+    "State", "StreamingModel", "GRUDenoiser", "GRUSpec", "MimoCNN", "MimoCNNSpec", "LAB_PRESET",
     "CheckpointError", "build_model", "default_model_name", "list_pretrained",
     "load_checkpoint", "resolve_model_path", "save_checkpoint",
 ]

@@ -22,7 +22,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "cnn": ("mimo_cnn", vars(LAB_PRESET).copy()),
     "cnn-lab": ("mimo_cnn", vars(LAB_PRESET).copy()),
     "cnn-large": ("mimo_cnn", vars(LARGE_PRESET).copy()),
-    "gru": ("gru", vars(GRUSpec()).copy()),
+    "gru": ("gru", vars(GRUSpec(gain_floor=0.1)).copy()),
     "gru-small": ("gru", vars(GRUSpec(hidden=128, layers=2)).copy()),
     "gru-wave": ("gru", vars(GRUSpec(frontend="wave", hop=160, hidden=256, layers=2)).copy()),
     "gru-seed": ("gru", vars(GRUSpec(frontend="wave", hop=1, hidden=30, layers=1)).copy()),

@@ -58,9 +58,9 @@ def _test_audio(seconds: float, rate: int) -> np.ndarray:
     return np.tile(audio, (reps, 1))[: int(seconds * rate)]
 
 
-def measure_streaming(model, audio: np.ndarray, chunk_samples: int) -> dict:
+def measure_streaming(model, audio: np.ndarray, chunk_samples: int, fast_path: bool = True) -> dict:
     """Feed one chunk at a time, as the live path does; time every step."""
-    engine = StreamingDenoiser(model, channels=1, chunk_samples=chunk_samples)
+    engine = StreamingDenoiser(model, channels=1, chunk_samples=chunk_samples, fast_path=fast_path)
     engine.process(audio[: chunk_samples * 20])  # warm-up (allocations, kernels)
     engine.reset()
     if model._device().type == "cuda":
@@ -89,19 +89,20 @@ def measure_offline(model, audio: np.ndarray) -> dict:
 
 
 def run_bench(models: list[str] | None, device: str, threads: int, chunk_ms: float, seconds: float,
-              repeats: int) -> dict:
+              repeats: int, fast_path: bool = True) -> dict:
     torch.set_num_threads(threads)
     names = models or list_pretrained()
     report = {"machine": {"cpu": _cpu_name(), "torch_threads": threads, "torch": torch.__version__,
                           "device": device, "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
                           "python": platform.python_version()},
-              "settings": {"chunk_ms": chunk_ms, "seconds": seconds, "repeats": repeats}, "models": {}}
+              "settings": {"chunk_ms": chunk_ms, "seconds": seconds, "repeats": repeats,
+                           "fast_path": fast_path}, "models": {}}
     for name in names:
         model, checkpoint = load_model(name, device)
         audio = _test_audio(seconds, model.sample_rate)
         chunk = chunk_samples_for(model, chunk_ms)
         _reset_peak_rss()
-        streaming = [measure_streaming(model, audio, chunk) for _ in range(repeats)]
+        streaming = [measure_streaming(model, audio, chunk, fast_path) for _ in range(repeats)]
         offline = [measure_offline(model, audio) for _ in range(repeats)]
         entry = {
             "parameters": model.num_parameters(),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rtdenoise.engine import StreamingDenoiser, pick_device
-from rtdenoise.models import GRUDenoiser, GRUSpec
+from rtdenoise.models import LAB_PRESET, GRUDenoiser, GRUSpec, MimoCNN, MimoCNNSpec
 from rtdenoise.models.registry import build_preset
 
 
@@ -111,3 +111,46 @@ def test_cuda_stream_equals_cpu_offline(noisy_audio):
     cpu = run_offline(model, audio, 16000, 160)
     gpu = run_offline(model.to("cuda"), audio, 16000, 160)
     assert np.abs(cpu - gpu).max() < 1e-4
+
+
+
+def fast_vs_eager(model, audio: np.ndarray, channels: int = 1) -> tuple[np.ndarray, np.ndarray, list]:
+    """The same stream (warm-up, one-chunk blocks, a coalesced block, reset) with and without the fast path."""
+    audio = np.repeat(audio[:, None], channels, axis=1) * np.linspace(1.0, 0.5, channels)[None].astype(np.float32)
+    outputs, kernels = {}, []
+    for fast in (True, False):
+        engine = StreamingDenoiser(model, channels=channels, chunk_samples=160, coalesce=True, fast_path=fast)
+        engine.warm_up(audio[:3200])
+        first = [engine.process(audio[i:i + 160]) for i in range(0, 8000, 160)]
+        mixed = engine.process(audio[8000:8517])  # three chunks in one eager step, then the fast path again
+        rest = [engine.process(audio[i:i + 160]) for i in range(8517, len(audio) - 160, 160)]
+        engine.reset()
+        again = [engine.process(audio[i:i + 160]) for i in range(0, 3200, 160)]
+        outputs[fast] = np.concatenate(first + [mixed] + rest + again)
+        kernels.append(type(engine._fast).__name__)
+    return outputs[True], outputs[False], kernels
+
+
+@pytest.mark.parametrize("spec", [LAB_PRESET, MimoCNNSpec(taps=[8, 1, 3], features=[1, 4, 3, 1])])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_cpu_cnn_kernel_equals_model_step(noisy_audio, spec, channels):
+    torch.manual_seed(0)
+    fast, eager, kernels = fast_vs_eager(MimoCNN(spec).eval(), noisy_audio[:12000], channels)
+    assert kernels == ["NumpyFIRStep", "NoneType"]
+    assert fast.shape == eager.shape and np.abs(eager).max() > 0.01
+    assert np.abs(fast - eager).max() < 1e-5
+
+
+def test_large_cnn_stays_with_torch_on_the_cpu():
+    engine = StreamingDenoiser(build_preset("cnn-large").eval(), chunk_samples=160)
+    assert engine._fast_kind is None  # its products would start OpenBLAS threads
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+@pytest.mark.parametrize("preset", ["gru-small", "cnn-lab"])
+def test_cuda_graph_equals_eager_across_reset_and_warm_up(noisy_audio, preset):
+    torch.manual_seed(0)
+    fast, eager, kernels = fast_vs_eager(build_preset(preset).eval().to("cuda"), noisy_audio[:12000])
+    assert kernels == ["GraphedStep", "NoneType"]
+    assert np.abs(fast - eager).max() < 1e-5

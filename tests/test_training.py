@@ -115,3 +115,13 @@ def test_lab_recipe_reports_train_and_test_l1(tmp_path, fixture_split, capsys):
     out = capsys.readouterr().out
     assert "SGD" in out.upper() or '"optimizer": "sgd"' in out
     assert out.count("train loss") == 2 and "val loss" in out
+
+
+def test_corpus_keeps_clean_prompts_and_drops_hissy_ones(clean_audio):
+    from training.corpus import is_clean_recording, trim_silence
+
+    speech = trim_silence(clean_audio)
+    hiss = np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32) * 0.02 * np.abs(speech).max()
+    assert is_clean_recording(speech)
+    assert not is_clean_recording(speech + hiss)
+    assert not is_clean_recording(speech[:100])  # too short to judge

@@ -39,6 +39,10 @@ SPEAKERS = {
 SPEAKER_SPLIT = {"en_allison": "train", "es_allison": "train", "ru_female": "train",
                  "fr_june": "test", "it_carlo": "test"}
 VALIDATION_FRACTION = 0.08  # utterances of the training speakers held out for validation
+# KLettres: spoken letters and syllables, one volunteer voice per language (male and female),
+# 44.1 kHz Ogg. Training voices only: they widen pitch, timbre and microphone variety.
+KLETTRES_PACKAGE, KLETTRES_FOLDER = "klettres-data", "usr/share/klettres"
+MIN_UTTERANCE_SECONDS = {"asterisk": 0.5, "klettres": 0.3}
 
 _WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
 # noise source -> (package, glob inside it, noise type, split). Splits by source.
@@ -115,9 +119,21 @@ def trim_silence(audio: np.ndarray, threshold_db: float = -45.0, margin: int = 1
     return audio[max(0, loud[0] * frame - margin): min(len(audio), (loud[-1] + 1) * frame + margin)]
 
 
+def is_clean_recording(audio: np.ndarray, frame: int = 320, min_range_db: float = 30.0) -> bool:
+    """True when the quietest frames lie ``min_range_db`` below the loudest: a clean target.
+
+    A recording whose pauses hold hiss or hum would teach the model to keep it.
+    """
+    usable = len(audio) - len(audio) % frame
+    if usable < 4 * frame:
+        return False
+    energy = 10 * np.log10(np.mean(audio[:usable].reshape(-1, frame) ** 2, axis=1) + 1e-12)
+    return float(np.percentile(energy, 95) - energy.min()) >= min_range_db
+
+
 def build(out: Path, cache: Path, own_speech: list[Path], own_noise: list[Path], jobs: int = 2) -> dict:
     """Fetch, decode and split; returns and writes the manifest."""
-    packages = {p for p, _, _ in SPEAKERS.values()} | {n[0] for n in NOISES.values()}
+    packages = {p for p, _, _ in SPEAKERS.values()} | {n[0] for n in NOISES.values()} | {KLETTRES_PACKAGE}
     roots = fetch_packages(packages, cache)
     tasks: list[tuple[Path, Path, dict]] = []
     rng = np.random.default_rng(0)
@@ -130,6 +146,13 @@ def build(out: Path, cache: Path, own_speech: list[Path], own_noise: list[Path],
             name = str(file.relative_to(roots[package] / folder).with_suffix(".wav")).replace("/", "__")
             tasks.append((file, out / "speech" / speaker / name,
                           {"kind": "speech", "group": speaker, "sex": sex, "split": split}))
+    for language in sorted(d for d in (roots[KLETTRES_PACKAGE] / KLETTRES_FOLDER).iterdir() if d.is_dir()):
+        files = sorted(language.rglob("*.ogg"))
+        for file, hold in zip(files, rng.random(len(files)) < VALIDATION_FRACTION):
+            name = str(file.relative_to(language).with_suffix(".wav")).replace("/", "__")
+            tasks.append((file, out / "speech" / f"klettres_{language.name}" / name,
+                          {"kind": "speech", "group": f"klettres_{language.name}", "sex": "unknown",
+                           "split": "validation" if hold else "train"}))
     for source, (package, pattern, noise_type, split) in NOISES.items():
         for file in sorted(roots[package].glob(pattern)):
             if file.suffix.lower() in AUDIO_GLOB_SUFFIXES and file.is_file():
@@ -147,7 +170,8 @@ def build(out: Path, cache: Path, own_speech: list[Path], own_noise: list[Path],
         if meta["kind"] == "speech":
             audio, _ = sf.read(str(target), dtype="float32")
             audio = trim_silence(audio)
-            if len(audio) < SAMPLE_RATE // 2:
+            shortest = MIN_UTTERANCE_SECONDS["klettres" if meta["group"].startswith("klettres") else "asterisk"]
+            if len(audio) < shortest * SAMPLE_RATE or not is_clean_recording(audio):
                 continue
             sf.write(str(target), audio, SAMPLE_RATE, subtype="FLOAT")
             seconds = len(audio) / SAMPLE_RATE

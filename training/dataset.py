@@ -139,11 +139,18 @@ class Mixer:
         self.by_noise_group: dict[str, list[Clip]] = {}
         for clip in split.noise:
             self.by_noise_group.setdefault(clip.group, []).append(clip)
+        self.by_speaker: dict[str, list[Clip]] = {}
+        for clip in split.speech:
+            self.by_speaker.setdefault(clip.group, []).append(clip)
+        # Every second of speech is equally likely to start a mixture, so a voice
+        # recorded as many short clips does not outweigh one with long prompts.
+        self.speech_ends = np.cumsum([len(c.audio) for c in split.speech])
 
     def speech(self, rng: np.random.Generator) -> tuple[np.ndarray, Clip]:
         """Utterances of one speaker laid end to end with short pauses, ``length`` samples."""
-        first = self.split.speech[rng.integers(len(self.split.speech))]
-        same_speaker = [c for c in self.split.speech if c.group == first.group]
+        pick = int(np.searchsorted(self.speech_ends, rng.integers(self.speech_ends[-1]), side="right"))
+        first = self.split.speech[pick]
+        same_speaker = self.by_speaker[first.group]
         out = np.zeros(self.length, np.float32)
         position = int(rng.integers(0, SAMPLE_RATE // 2))
         clip = first

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.model:
         model, checkpoint = load_model(name, "cpu")
         label = checkpoint.get("name", Path(name).stem)
+        if label in systems:  # two checkpoints with one name: tell them apart by file
+            label = f"{label} ({name})"
         systems[label] = lambda x, m=model: enhance(m, x)
         paths[label] = resolve_model_path(name)
     results = evaluate(pairs, metas, systems, args.limit)

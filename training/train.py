@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from rtdenoise.models import StreamingModel, build_model, save_checkpoint
-from rtdenoise.models.registry import PRESETS, build_preset
+from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .losses import denoising_loss, si_sdr
@@ -112,6 +112,7 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
 
 
 def make_model(name: str, resume: dict | None) -> StreamingModel:
+    """The preset ``name``, or the network stored in ``resume`` (a checkpoint dict) with its weights."""
     if resume is not None:
         model = build_model(resume["arch"], resume["spec"])
         model.load_state_dict(resume["state_dict"])
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (keeping the best) after this long")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning)")
     parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -171,7 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                           ("cpu" if args.device == "auto" else args.device))
     last_path = args.out.with_name(args.out.stem + ".last.pt")
     resume = torch.load(last_path, map_location="cpu", weights_only=True) if args.resume and last_path.exists() else None
-    model = make_model(config.model, resume).to(device).train()
+    if args.init and resume is None:
+        model = make_model(config.model, read_checkpoint(args.init))
+        print(f"starting from the weights of {args.init}", flush=True)
+    else:
+        model = make_model(config.model, resume)
+    model = model.to(device).train()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     # -- data ----------------------------------------------------------------------------
     if args.data:
