@@ -1,9 +1,12 @@
 """Build the clean-speech and noise corpus from Debian packages or your own folders.
 
 ``python -m training.corpus --out data/corpus`` fetches real recorded speech and
-noise with ``apt-get download`` (a fixed list, none reserved for evaluation), decodes everything to 16 kHz mono WAV with ffmpeg and writes
-``manifest.json``, which splits by *speaker* and by *noise source* so that the
-test split holds voices and noises training never saw.
+noise with ``apt-get download`` (a fixed list, none reserved for evaluation),
+decodes everything to 16 kHz mono WAV with ffmpeg and writes ``manifest.json``,
+which splits by *speaker* and by *noise source* so that the test split holds
+voices and noises training never saw. Speech: five Asterisk prompt voices and,
+for training only, twenty KLettres volunteer voices; prompts whose pauses hold
+hiss are dropped.
 
 ``--speech DIR`` / ``--noise DIR`` add your own folders (one sub-folder per
 speaker or noise source); ``--paired DIR`` takes VoiceBank+DEMAND style
