@@ -12,10 +12,11 @@ import time
 import numpy as np
 import torch
 
-from rtdenoise.models import MimoCNN, StreamingModel, load_checkpoint, resolve_model_path
+from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoint, resolve_model_path
 
 from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
+from .gru_kernel import GRUFrameStep
 from .resample import StreamResampler
 
 
@@ -55,8 +56,9 @@ class StreamingDenoiser:
         coalesce: run all complete chunks of a block in one ``step`` call
             (same output, fewer calls; for offline work).
         fast_path: run one-chunk steps through a fixed-shape kernel where one
-            exists: on CUDA a captured CUDA graph (far fewer kernel launches), on
-            the CPU numpy buffers for a MIMO CNN. Same maths as ``model.step``.
+            exists: on CUDA a captured CUDA graph (far fewer kernel launches); on
+            the CPU numpy buffers for a small MIMO CNN and a one-frame kernel for
+            the STFT GRU. Same maths as ``model.step``.
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class StreamingDenoiser:
         self.compensate_latency = compensate_latency
         self.coalesce = coalesce
         self.device = next(model.parameters()).device
-        self._fast: GraphedStep | NumpyFIRStep | None = None
+        self._fast: GraphedStep | NumpyFIRStep | GRUFrameStep | None = None
         self._fast_kind = _fast_kind(model, self.device, self.chunk_samples) if fast_path else None
         self.reset()
 
@@ -236,6 +238,8 @@ def _fast_kind(model: StreamingModel, device: torch.device, chunk_samples: int):
         return GraphedStep
     if device.type == "cpu" and isinstance(model, MimoCNN) and NumpyFIRStep.suits(model, chunk_samples):
         return NumpyFIRStep
+    if device.type == "cpu" and isinstance(model, GRUDenoiser) and GRUFrameStep.suits(model, chunk_samples):
+        return GRUFrameStep
     return None
 
 

@@ -141,6 +141,24 @@ def test_cpu_cnn_kernel_equals_model_step(noisy_audio, spec, channels):
     assert np.abs(fast - eager).max() < 1e-5
 
 
+@pytest.mark.parametrize("spec", [GRUSpec(hidden=32, layers=2), GRUSpec(hidden=16, layers=1, gain_floor=0.3)])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_cpu_gru_frame_kernel_equals_model_step(noisy_audio, spec, channels):
+    torch.manual_seed(0)
+    model = GRUDenoiser(spec).eval()
+    torch.nn.init.normal_(model.decode.weight, std=0.3)
+    torch.nn.init.normal_(model.decode.bias, std=2.0)  # gains spread over (0, 1), some below the floor
+    fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
+    assert kernels == ["GRUFrameStep", "NoneType"]
+    assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01  # it does change the audio
+    assert np.abs(fast - eager).max() < 1e-5
+
+
+def test_wave_gru_and_multi_hop_chunks_take_the_plain_step():
+    assert StreamingDenoiser(build_preset("gru-wave").eval(), chunk_samples=160)._fast_kind is None
+    assert StreamingDenoiser(build_preset("gru-small").eval(), chunk_samples=320)._fast_kind is None
+
+
 def test_large_cnn_stays_with_torch_on_the_cpu():
     engine = StreamingDenoiser(build_preset("cnn-large").eval(), chunk_samples=160)
     assert engine._fast_kind is None  # its products would start OpenBLAS threads
