@@ -5,8 +5,9 @@ noise with ``apt-get download`` (a fixed list, none reserved for evaluation),
 decodes everything to 16 kHz mono WAV with ffmpeg and writes ``manifest.json``,
 which splits by *speaker* and by *noise source* so that the test split holds
 voices and noises training never saw. Speech: five Asterisk prompt voices and,
-for training only, twenty KLettres volunteer voices; prompts whose pauses hold
-hiss are dropped.
+for training only, nineteen KLettres volunteer voices (Hungarian's 82 clips all
+fail the hiss check; id and nn hold no audio). Prompts whose pauses hold hiss
+are dropped.
 
 ``--speech DIR`` / ``--noise DIR`` add your own folders (one sub-folder per
 speaker or noise source); ``--paired DIR`` takes VoiceBank+DEMAND style
