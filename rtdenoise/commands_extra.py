@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     bench.add_argument("--seconds", type=float, default=20.0, help="audio to process per measurement")
     bench.add_argument("--repeats", type=int, default=3, help="runs per figure; medians are reported")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--paced-seconds", type=float, default=5.0,
+                       help="also feed chunks in real time (one per chunk duration) for this long; 0: skip")
     bench.add_argument("--no-fast-path", action="store_true",
                        help="plain model.step per chunk (no CUDA graph, no numpy CNN kernel), for comparison")
     bench.set_defaults(func=cmd_bench)
@@ -106,6 +108,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench, print_report
 
     report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
-                       fast_path=not args.no_fast_path)
+                       fast_path=not args.no_fast_path,
+                       paced_seconds=args.paced_seconds)
     print(json.dumps(report, indent=1) if args.json else print_report(report))
     return 0
