@@ -13,8 +13,10 @@ import torch
 
 from rtdenoise.models import State, StreamingModel
 
+from .fixed_step import FixedShapeStep
 
-class GraphedStep:
+
+class GraphedStep(FixedShapeStep):
     """``model.step`` on ``(channels, samples)`` chunks, replayed from a CUDA graph."""
 
     def __init__(self, model: StreamingModel, state: State, channels: int, samples: int) -> None:
@@ -40,10 +42,6 @@ class GraphedStep:
                         static.copy_(new)
         self._stream = torch.cuda.current_stream(device)
 
-    def load_state(self, state: State) -> None:
-        """Make ``state`` the one the next replay starts from."""
-        for static, value in zip(self.state, state):
-            static.copy_(value)
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """Enhance one ``(channels, samples)`` float32 chunk; the state advances on the device."""

@@ -16,6 +16,7 @@ from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoi
 
 from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
+from .fixed_step import FixedShapeStep
 from .gru_kernel import GRUFrameStep
 from .resample import StreamResampler
 
@@ -80,7 +81,7 @@ class StreamingDenoiser:
         self.compensate_latency = compensate_latency
         self.coalesce = coalesce
         self.device = next(model.parameters()).device
-        self._fast: GraphedStep | NumpyFIRStep | GRUFrameStep | None = None
+        self._fast: FixedShapeStep | None = None
         self._fast_kind = _fast_kind(model, self.device, self.chunk_samples) if fast_path else None
         self.reset()
 

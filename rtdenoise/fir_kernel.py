@@ -17,6 +17,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from rtdenoise.models import MimoCNN, State
 
+from .fixed_step import FixedShapeStep
+
 
 # OpenBLAS runs a product of m*n*k below this on the calling thread; above it, it
 # starts its own threads, which ignore torch's thread setting and, on a busy
@@ -24,7 +26,7 @@ from rtdenoise.models import MimoCNN, State
 SINGLE_THREAD_PRODUCT = 65536 * 4
 
 
-class NumpyFIRStep:
+class NumpyFIRStep(FixedShapeStep):
     """``MimoCNN.step`` on ``(channels, samples)`` chunks, computed with preallocated numpy buffers."""
 
     @staticmethod
@@ -49,11 +51,6 @@ class NumpyFIRStep:
                                   for b, k in zip(self._buffers, self._history))
         self.load_state(state)
 
-    def load_state(self, state: State) -> None:
-        """Make ``state`` the one the next call starts from."""
-        for mine, value in zip(self.state, state):
-            if mine is not value:
-                mine.copy_(value.detach().cpu())
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """Enhance one ``(channels, samples)`` float32 chunk; the history advances in place."""

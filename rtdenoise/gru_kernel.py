@@ -16,10 +16,12 @@ import torch.nn.functional as F
 
 from rtdenoise.models import GRUDenoiser, State
 
+from .fixed_step import FixedShapeStep
+
 _LOG_EPS = 1e-8
 
 
-class GRUFrameStep:
+class GRUFrameStep(FixedShapeStep):
     """``GRUDenoiser.step`` on ``(channels, hop)`` chunks for STFT models with 50 % overlap."""
 
     @staticmethod
@@ -48,11 +50,6 @@ class GRUFrameStep:
         self.state: State = (self._signal[:, :hop], tail, hidden)
         self.load_state(state)
 
-    def load_state(self, state: State) -> None:
-        """Make ``state`` the one the next call starts from."""
-        for mine, value in zip(self.state, state):
-            if mine is not value:
-                mine.copy_(value.detach().cpu())
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """Enhance one ``(channels, hop)`` float32 chunk; history, tail and hidden state advance in place."""
