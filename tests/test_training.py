@@ -125,3 +125,30 @@ def test_corpus_keeps_clean_prompts_and_drops_hissy_ones(clean_audio):
     assert is_clean_recording(speech)
     assert not is_clean_recording(speech + hiss)
     assert not is_clean_recording(speech[:100])  # too short to judge
+
+
+def test_corpus_folder_packs_into_a_capped_npz(tmp_path, clean_audio):
+    import json
+
+    from training.dataset import load_corpus_split
+    from training.dataset import main as dataset_main
+
+    rng = np.random.default_rng(0)
+    corpus, entries = tmp_path / "corpus", []
+    for split, group, kind, seconds in (("train", "voice_a", "speech", 5), ("train", "voice_a", "speech", 5),
+                                        ("train", "hum", "noise", 90), ("validation", "voice_b", "speech", 3),
+                                        ("validation", "fan", "noise", 20), ("test", "voice_c", "speech", 3)):
+        audio = clean_audio[: seconds * 16000] if kind == "speech" else rng.uniform(-0.1, 0.1, seconds * 16000)
+        path = corpus / kind / group / f"{len(entries)}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio.astype(np.float32), 16000, subtype="FLOAT")
+        entries.append({"path": str(path.relative_to(corpus)), "kind": kind, "group": group, "split": split,
+                        **({"sex": "female"} if kind == "speech" else {"type": "hum"})})
+    (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": entries}))
+    pack = tmp_path / "pack.npz"
+    assert dataset_main(["--corpus", str(corpus), "--pack", str(pack), "--pack-noise-minutes", "1"]) == 0
+    train, validation = load_corpus_split(pack, "train"), load_corpus_split(pack, "validation")
+    assert sum(len(c.audio) for c in train.speech) == 2 * len(clean_audio[: 5 * 16000])  # under the cap: all kept
+    assert sum(len(c.audio) for c in train.noise) == 60 * 16000  # 90 s cut to the 1-minute cap
+    assert [c.group for c in validation.speech] == ["voice_b"] and not load_corpus_split(pack, "test").speech
+    assert np.abs(train.speech[0].audio - clean_audio[: len(train.speech[0].audio)]).max() < 1 / 32767 + 1e-6

@@ -329,7 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=240)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--paired", type=Path, help="convert VoiceBank+DEMAND style clean_*/noisy_* folders instead")
+    parser.add_argument("--pack", type=Path, help="instead write the train and validation splits as one compact "
+                        "int16 .npz (for a machine without ffmpeg or soundfile, e.g. a lent GPU); "
+                        "train with --corpus PACK.npz")
+    parser.add_argument("--pack-speech-minutes", type=float, default=5.0, help="at most this much per voice")
+    parser.add_argument("--pack-noise-minutes", type=float, default=1.5, help="at most this much per noise source")
     args = parser.parse_args(argv)
+    if args.pack:
+        path = save_pack(args.corpus, args.pack, minutes_per_group=args.pack_speech_minutes,
+                         noise_minutes_per_group=args.pack_noise_minutes, seed=args.seed)
+        print(f"pack: {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
+        return 0
     if args.paired:
         for name, pairs in paired_folders(args.paired).items():
             print(f"{name}: {len(pairs)} pairs -> {save_pairs(pairs, args.out / f'paired_{name}.pt')}")
