@@ -58,6 +58,12 @@ def _test_audio(seconds: float, rate: int) -> np.ndarray:
     return np.tile(audio, (reps, 1))[: int(seconds * rate)]
 
 
+def _chunk_stats(seconds: list[float]) -> dict:
+    times = 1000 * np.asarray(seconds)
+    return {"chunk_median_ms": float(np.median(times)), "chunk_p99_ms": float(np.percentile(times, 99)),
+            "chunk_max_ms": float(times.max())}
+
+
 def measure_streaming(model, audio: np.ndarray, chunk_samples: int, fast_path: bool = True) -> dict:
     """Feed one chunk at a time, as the live path does; time every step."""
     engine = StreamingDenoiser(model, channels=1, chunk_samples=chunk_samples, fast_path=fast_path)
@@ -69,11 +75,7 @@ def measure_streaming(model, audio: np.ndarray, chunk_samples: int, fast_path: b
     for start in range(0, len(audio) - chunk_samples + 1, chunk_samples):
         engine.process(audio[start:start + chunk_samples])
     wall = time.perf_counter() - started
-    times = np.asarray(engine.chunk_seconds)
-    return {"rtf": wall / (len(audio) / model.sample_rate),
-            "chunk_median_ms": 1000 * float(np.median(times)),
-            "chunk_p99_ms": 1000 * float(np.percentile(times, 99)),
-            "chunk_max_ms": 1000 * float(times.max())}
+    return {"rtf": wall / (len(audio) / model.sample_rate), **_chunk_stats(engine.chunk_seconds)}
 
 
 def measure_paced(model, audio: np.ndarray, chunk_samples: int, seconds: float, fast_path: bool = True) -> dict:
@@ -88,21 +90,14 @@ def measure_paced(model, audio: np.ndarray, chunk_samples: int, seconds: float, 
     engine.reset()
     period = chunk_samples / model.sample_rate
     count = min(len(audio) // chunk_samples, int(seconds / period))
-    deadline = time.perf_counter()
-    late = 0
+    start, late = time.perf_counter(), 0
     for index in range(count):
-        deadline += period
-        wait = deadline - period - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
+        arrives = start + index * period  # a sound card hands over chunk i then; it is due one period later
+        time.sleep(max(0.0, arrives - time.perf_counter()))
         engine.process(audio[index * chunk_samples:(index + 1) * chunk_samples])
-        late += time.perf_counter() > deadline
-    times = np.asarray(engine.chunk_seconds)
-    return {"rtf": float(times.sum()) / (count * period),
-            "chunk_median_ms": 1000 * float(np.median(times)),
-            "chunk_p99_ms": 1000 * float(np.percentile(times, 99)),
-            "chunk_max_ms": 1000 * float(times.max()),
-            "late_chunks": int(late), "chunks": int(count)}
+        late += time.perf_counter() > arrives + period
+    return {"rtf": sum(engine.chunk_seconds) / (count * period), **_chunk_stats(engine.chunk_seconds),
+            "late_chunks": late, "chunks": count}
 
 
 def measure_offline(model, audio: np.ndarray) -> dict:

@@ -42,7 +42,6 @@ class GraphedStep(FixedShapeStep):
                         static.copy_(new)
         self._stream = torch.cuda.current_stream(device)
 
-
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """Enhance one ``(channels, samples)`` float32 chunk; the state advances on the device."""
         self._host_in.numpy()[...] = chunk

@@ -62,6 +62,8 @@ class StreamingDenoiser:
             the STFT GRU. Same maths as ``model.step``.
     """
 
+    max_timings = 100_000  # per-chunk times kept in ``chunk_seconds`` (the older half is dropped)
+
     def __init__(
         self,
         model: StreamingModel,
@@ -195,19 +197,19 @@ class StreamingDenoiser:
         return out
 
     def _step(self, chunk: np.ndarray) -> np.ndarray:
+        """One model step (through the fixed-shape kernel when the chunk fits it), timed."""
         started = time.perf_counter()
         if self._fast_kind and chunk.shape == (self.channels, self.chunk_samples):
             result = self._fast_step(chunk)
-            self.chunk_seconds.append(time.perf_counter() - started)
-            return result
-        tensor = torch.from_numpy(np.ascontiguousarray(chunk))
-        if self.device.type != "cpu":
-            tensor = tensor.to(self.device, non_blocking=True)
-        enhanced, self.state = self.model.step(tensor, self.state)
-        result = enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
+        else:
+            tensor = torch.from_numpy(np.ascontiguousarray(chunk))
+            if self.device.type != "cpu":
+                tensor = tensor.to(self.device, non_blocking=True)
+            enhanced, self.state = self.model.step(tensor, self.state)
+            result = enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
         self.chunk_seconds.append(time.perf_counter() - started)
-        if len(self.chunk_seconds) > 100_000:
-            del self.chunk_seconds[:50_000]
+        if len(self.chunk_seconds) > self.max_timings:  # a long live session must not grow without end
+            del self.chunk_seconds[: self.max_timings // 2]
         return result
 
     def _fast_step(self, chunk: np.ndarray) -> np.ndarray:

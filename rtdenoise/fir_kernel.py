@@ -51,7 +51,6 @@ class NumpyFIRStep(FixedShapeStep):
                                   for b, k in zip(self._buffers, self._history))
         self.load_state(state)
 
-
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """Enhance one ``(channels, samples)`` float32 chunk; the history advances in place."""
         samples = self.shape[1]

@@ -1,24 +1,20 @@
-"""The STFT GRU's one-frame step on the CPU, with its buffers and weights held ready.
+"""The STFT GRU's one-hop step on the CPU, with the history kept in place.
 
-The live path runs one 10 ms hop per call. :meth:`GRUDenoiser.step` then spends
-as much time on Python around the kernels (module attribute lookups, ``cat``
-of history and chunk, tensor wrapping in the engine) as on the STFT. Here the
-history and the new chunk share one buffer (no ``cat``), every weight is
-looked up once, elementwise work runs in place, and the carried state tensors
-are the buffers themselves. Same operations in the same order as
-``GRUDenoiser._step_one_frame``: the output is the same to float rounding.
+The live path runs one 10 ms hop per call. Here the history and the new chunk
+share one buffer (no ``cat``), the chunk goes in without the engine's tensor
+wrapping, the model's weights are gathered once (:class:`FrameParams`), and the
+carried state tensors are the kernel's own buffers. The maths is the model's
+own one-frame step (:func:`stft_one_frame`), so the output is ``model.step``'s.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rtdenoise.models import GRUDenoiser, State
+from rtdenoise.models.gru import stft_one_frame
 
 from .fixed_step import FixedShapeStep
-
-_LOG_EPS = 1e-8
 
 
 class GRUFrameStep(FixedShapeStep):
@@ -33,41 +29,22 @@ class GRUFrameStep(FixedShapeStep):
     def __init__(self, model: GRUDenoiser, state: State, channels: int, samples: int) -> None:
         hop = model.hop
         self.shape = (channels, samples)
+        with torch.no_grad():  # inference: the GRU kernel without nn.GRU's wrapper
+            self._params = model.frame_params()
         self._hop = hop
-        self._frame = model.frame
-        self._window = model.window.detach().clone()
-        self._norm = (model.norm.normalized_shape, model.norm.weight.detach(), model.norm.bias.detach(),
-                      model.norm.eps)
-        self._encode = (model.encode.weight.detach(), model.encode.bias.detach())
-        self._decode = (model.decode.weight.detach(), model.decode.bias.detach())
-        gru = model.gru
-        self._gru_args = ([w.detach() for w in gru._flat_weights], gru.bias, gru.num_layers)
-        self._floor = model.spec.gain_floor
         self._signal = torch.zeros(channels, 2 * hop)  # [history | new chunk]
         self._signal_np = self._signal.numpy()
-        tail = torch.zeros(channels, hop)
-        hidden = torch.zeros(gru.num_layers, channels, gru.hidden_size)
-        self.state: State = (self._signal[:, :hop], tail, hidden)
+        self.state: State = (self._signal[:, :hop], torch.zeros(channels, hop),
+                             torch.zeros(model.spec.layers, channels, model.spec.hidden))
         self.load_state(state)
-
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """Enhance one ``(channels, hop)`` float32 chunk; history, tail and hidden state advance in place."""
         hop, signal = self._hop, self._signal
+        history, tail, hidden = self.state
         self._signal_np[:, hop:] = chunk
-        spectrum = torch.fft.rfft((signal * self._window).unsqueeze(1))
-        power = torch.view_as_real(spectrum).square().sum(-1)
-        features = F.layer_norm(torch.log(power + _LOG_EPS), *self._norm)
-        features = torch.relu(F.linear(features, *self._encode))
-        weights, bias, layers = self._gru_args
-        features, hidden = torch.gru(features, self.state[2], weights, bias, layers, 0.0, False, False, True)
-        gains = torch.sigmoid(F.linear(features, *self._decode))
-        if self._floor:
-            gains = gains.clamp_min(self._floor)
-        enhanced = (torch.fft.irfft(spectrum * gains, n=self._frame) * self._window).squeeze(1)
-        history, tail, state_hidden = self.state
-        out = enhanced[:, :hop] + tail
-        tail.copy_(enhanced[:, hop:])
-        state_hidden.copy_(hidden)
+        out, (_, new_tail, new_hidden) = stft_one_frame(signal, tail, hidden, self._params)
+        tail.copy_(new_tail)
+        hidden.copy_(new_hidden)
         history.copy_(signal[:, hop:])
         return out.numpy()

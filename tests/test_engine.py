@@ -159,6 +159,17 @@ def test_wave_gru_and_multi_hop_chunks_take_the_plain_step():
     assert StreamingDenoiser(build_preset("gru-small").eval(), chunk_samples=320)._fast_kind is None
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_chunk_timings_stay_bounded_on_both_paths(fast):
+    engine = StreamingDenoiser(build_preset("cnn-lab").eval(), chunk_samples=160, fast_path=fast)
+    engine.max_timings = 40
+    block = np.zeros((160, 1), np.float32)
+    for _ in range(200):
+        engine.process(block)
+    assert (engine._fast is not None) == fast
+    assert 20 <= len(engine.chunk_seconds) <= 40
+
+
 def test_large_cnn_stays_with_torch_on_the_cpu():
     engine = StreamingDenoiser(build_preset("cnn-large").eval(), chunk_samples=160)
     assert engine._fast_kind is None  # its products would start OpenBLAS threads
