@@ -17,7 +17,7 @@ from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoi
 from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
 from .fixed_step import FixedShapeStep
-from .gru_kernel import GRUFrameStep
+from .gru_kernel import NumpyGRUStep
 from .resample import StreamResampler
 
 
@@ -58,8 +58,8 @@ class StreamingDenoiser:
             (same output, fewer calls; for offline work).
         fast_path: run one-chunk steps through a fixed-shape kernel where one
             exists: on CUDA a captured CUDA graph (far fewer kernel launches); on
-            the CPU numpy buffers for a small MIMO CNN and a one-frame kernel for
-            the STFT GRU. Same maths as ``model.step``.
+            the CPU numpy kernels for a small MIMO CNN and for the STFT GRU (which
+            also runs the coalesced blocks of offline work). Same maths as ``model.step``.
     """
 
     max_timings = 100_000  # per-chunk times kept in ``chunk_seconds`` (the older half is dropped)
@@ -199,7 +199,7 @@ class StreamingDenoiser:
     def _step(self, chunk: np.ndarray) -> np.ndarray:
         """One model step (through the fixed-shape kernel when the chunk fits it), timed."""
         started = time.perf_counter()
-        if self._fast_kind and chunk.shape == (self.channels, self.chunk_samples):
+        if self._fast_kind and self._fits_fast(chunk.shape[1]):
             result = self._fast_step(chunk)
         else:
             tensor = torch.from_numpy(np.ascontiguousarray(chunk))
@@ -211,6 +211,11 @@ class StreamingDenoiser:
         if len(self.chunk_seconds) > self.max_timings:  # a long live session must not grow without end
             del self.chunk_seconds[: self.max_timings // 2]
         return result
+
+    def _fits_fast(self, samples: int) -> bool:
+        """True when the fast kernel runs a chunk of ``samples``: its own size, or any whole hops if it can."""
+        return samples == self.chunk_samples or (
+            self._fast_kind.any_hop_multiple and samples > 0 and samples % self.model.hop == 0)
 
     def _fast_step(self, chunk: np.ndarray) -> np.ndarray:
         """One chunk through the fixed-shape kernel; its own state tensors become the carried state."""
@@ -241,8 +246,8 @@ def _fast_kind(model: StreamingModel, device: torch.device, chunk_samples: int):
         return GraphedStep
     if device.type == "cpu" and isinstance(model, MimoCNN) and NumpyFIRStep.suits(model, chunk_samples):
         return NumpyFIRStep
-    if device.type == "cpu" and isinstance(model, GRUDenoiser) and GRUFrameStep.suits(model, chunk_samples):
-        return GRUFrameStep
+    if device.type == "cpu" and isinstance(model, GRUDenoiser) and NumpyGRUStep.suits(model, chunk_samples):
+        return NumpyGRUStep
     return None
 
 

@@ -12,9 +12,10 @@ from rtdenoise.models import State
 
 
 class FixedShapeStep:
-    """Base of :class:`GraphedStep`, :class:`NumpyFIRStep` and :class:`GRUFrameStep`."""
+    """Base of :class:`GraphedStep`, :class:`NumpyFIRStep` and :class:`NumpyGRUStep`."""
 
     shape: tuple[int, int]  # (channels, samples) of every chunk
+    any_hop_multiple = False  # True: also runs chunks of any whole number of hops (same state)
     state: State            # the kernel's own tensors, in the model's state layout
 
     def load_state(self, state: State) -> None:

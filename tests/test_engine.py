@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from rtdenoise.engine import StreamingDenoiser, pick_device
+from rtdenoise.engine import StreamingDenoiser, load_model, pick_device
 from rtdenoise.models import LAB_PRESET, GRUDenoiser, GRUSpec, MimoCNN, MimoCNNSpec
 from rtdenoise.models.registry import build_preset
 
@@ -143,20 +143,36 @@ def test_cpu_cnn_kernel_equals_model_step(noisy_audio, spec, channels):
 
 @pytest.mark.parametrize("spec", [GRUSpec(hidden=32, layers=2), GRUSpec(hidden=16, layers=1, gain_floor=0.3)])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_cpu_gru_frame_kernel_equals_model_step(noisy_audio, spec, channels):
+def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.manual_seed(0)
     model = GRUDenoiser(spec).eval()
     torch.nn.init.normal_(model.decode.weight, std=0.3)
     torch.nn.init.normal_(model.decode.bias, std=2.0)  # gains spread over (0, 1), some below the floor
     fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
-    assert kernels == ["GRUFrameStep", "NoneType"]
+    assert kernels == ["NumpyGRUStep", "NoneType"]
     assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01  # it does change the audio
     assert np.abs(fast - eager).max() < 1e-5
 
 
-def test_wave_gru_and_multi_hop_chunks_take_the_plain_step():
+def test_wave_gru_and_other_overlaps_take_the_plain_step():
     assert StreamingDenoiser(build_preset("gru-wave").eval(), chunk_samples=160)._fast_kind is None
-    assert StreamingDenoiser(build_preset("gru-small").eval(), chunk_samples=320)._fast_kind is None
+    three_quarters = GRUDenoiser(GRUSpec(frame=512, hop=128, hidden=16, layers=1)).eval()
+    assert StreamingDenoiser(three_quarters, chunk_samples=128)._fast_kind is None
+
+
+def test_offline_blocks_run_through_the_cpu_gru_kernel(noisy_audio):
+    """Coalesced offline blocks (many hops per call) give the same audio as the plain model."""
+    model, _ = load_model("gru", "cpu")
+    audio = noisy_audio[:24000, None]
+    outputs = []
+    for fast in (True, False):
+        engine = StreamingDenoiser(model, chunk_samples=320, compensate_latency=True, coalesce=True,
+                                   fast_path=fast)
+        outputs.append(np.concatenate([engine.process(audio[:16000]), engine.process(audio[16000:]),
+                                       engine.flush()]))
+        assert (engine._fast is not None) == fast
+    assert outputs[0].shape == audio.shape and np.abs(outputs[0] - audio).max() > 0.01
+    assert np.abs(outputs[0] - outputs[1]).max() < 1e-5
 
 
 @pytest.mark.parametrize("fast", [True, False])

@@ -106,6 +106,14 @@ def test_short_training_run_lowers_the_loss(tmp_path, fixture_split):
     assert (tmp_path / "tiny_plots" / "epoch_001.png").exists()
 
 
+def test_learning_rate_warms_up_then_follows_its_schedule():
+    assert train.scheduled_lr(1e-3, 1e-3, None, 0, 100) == pytest.approx(1e-5)  # first warm-up step
+    assert train.scheduled_lr(1e-3, 1e-3, None, 49, 100) == pytest.approx(5e-4)
+    assert train.scheduled_lr(4e-4, 1e-3, None, 500, 100) == pytest.approx(4e-4)  # the epoch schedule's value
+    assert train.scheduled_lr(4e-4, 1e-3, 0.0, 500, 0) == pytest.approx(1e-3)  # time budget: cosine from the top
+    assert train.scheduled_lr(4e-4, 1e-3, 1.0, 500, 0) == pytest.approx(5e-5)  # ... down to 5 %
+
+
 @pytest.mark.slow
 def test_lab_recipe_reports_train_and_test_l1(tmp_path, fixture_split, capsys):
     pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.25)), 60, seed=4)

@@ -122,6 +122,13 @@ def make_model(name: str, resume: dict | None) -> StreamingModel:
     raise SystemExit(f"unknown model {name!r}; presets: {', '.join(PRESETS)}")
 
 
+def scheduled_lr(epoch_lr: float, base: float, progress: float | None, steps_done: int, warmup_steps: int) -> float:
+    """The lr now: cosine over the time budget when there is one (``progress`` in [0, 1]),
+    else the epoch schedule's ``epoch_lr``; times a linear warm-up over ``warmup_steps``."""
+    lr = epoch_lr if progress is None else base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return lr * min(1.0, (steps_done + 1) / warmup_steps) if warmup_steps else lr
+
+
 def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int):
     order = list(range(len(pairs)))
     random.Random(seed * 1000 + epoch).shuffle(order)
@@ -152,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="mixing worker processes")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--max-minutes", type=float, default=0, help="stop (keeping the best) after this long")
+    parser.add_argument("--warmup-steps", type=int, default=0,
+                        help="raise the lr linearly over this many steps (fine-tuning with fresh Adam moments)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning)")
     parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
@@ -227,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     plots.mkdir(parents=True, exist_ok=True)
     started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
     run_started = time.time()
+    steps_done = 0  # in this run (the warm-up restarts with a resumed run's fresh process)
     print(f"training {config.model} ({model.num_parameters():,} params) on {device}: "
           f"{json.dumps(asdict(config))}", flush=True)
 
@@ -244,12 +254,16 @@ def main(argv: list[str] | None = None) -> int:
             progress = (time.time() - run_started) / (args.max_minutes * 60) if args.max_minutes else 0.0
             if progress >= 1.0:
                 break
-            if args.max_minutes and config.optimizer == "adam":  # cosine over the time budget
+            if scheduler and (args.max_minutes or args.warmup_steps):
                 for group in optimizer.param_groups:
-                    group["lr"] = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+                    group["lr"] = scheduled_lr(scheduler.get_last_lr()[0], config.lr,
+                                               progress if args.max_minutes else None, steps_done, args.warmup_steps)
             losses.append(train_step(model, noisy.to(device), clean.to(device), config, optimizer))
+            steps_done += 1
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if scheduler and not args.max_minutes:
+            for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                group["lr"] = lr  # undo the warm-up's scaling: the epoch schedule steps from its own value
             scheduler.step()
         metrics = validate(model, val_pairs, config, device)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
