@@ -100,9 +100,9 @@ def measure_paced(model, audio: np.ndarray, chunk_samples: int, seconds: float, 
             "late_chunks": late, "chunks": count}
 
 
-def measure_offline(model, audio: np.ndarray) -> dict:
+def measure_offline(model, audio: np.ndarray, fast_path: bool = True) -> dict:
     """The offline command's path: 1 s blocks, chunks coalesced, latency compensated."""
-    engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True)
+    engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True, fast_path=fast_path)
     block = model.sample_rate
     started = time.perf_counter()
     for start in range(0, len(audio), block):
@@ -127,7 +127,7 @@ def run_bench(models: list[str] | None, device: str, threads: int, chunk_ms: flo
         chunk = chunk_samples_for(model, chunk_ms)
         _reset_peak_rss()
         streaming = [measure_streaming(model, audio, chunk, fast_path) for _ in range(repeats)]
-        offline = [measure_offline(model, audio) for _ in range(repeats)]
+        offline = [measure_offline(model, audio, fast_path) for _ in range(repeats)]
         paced = measure_paced(model, audio, chunk, paced_seconds, fast_path) if paced_seconds > 0 else None
         entry = {
             "parameters": model.num_parameters(),

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     bench.add_argument("--paced-seconds", type=float, default=5.0,
                        help="also feed chunks in real time (one per chunk duration) for this long; 0: skip")
     bench.add_argument("--no-fast-path", action="store_true",
-                       help="plain model.step per chunk (no CUDA graph, no numpy CNN kernel), for comparison")
+                       help="plain model.step per chunk (no CUDA graph, no numpy CPU kernels), for comparison")
     bench.set_defaults(func=cmd_bench)
 
 
