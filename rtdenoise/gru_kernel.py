@@ -117,20 +117,24 @@ class NumpyGRUStep(FixedShapeStep):
         projected += input_bias
         outputs = np.empty(x.shape[:2] + (size,), np.float32)
         augmented = np.ones(size + 1, np.float32)  # [h | 1]: the n gate's recurrent bias rides in the product
+        h = augmented[:size]
+        recurrent = np.empty(3 * size, np.float32)
+        recurrent_gates, new = recurrent[: 2 * size], recurrent[2 * size:]
         gates = np.empty(2 * size, np.float32)
+        reset, update = gates[:size], gates[size:]
         for channel, given_frames in enumerate(projected):
-            augmented[:size] = hidden[channel]
-            for given, h in zip(given_frames, outputs[channel]):
-                recurrent = augmented @ recurrent_weight
-                np.add(given[: 2 * size], recurrent[: 2 * size], out=gates)
+            h[:] = hidden[channel]
+            for given_gates, given_new, out in zip(given_frames[:, : 2 * size], given_frames[:, 2 * size:],
+                                                   outputs[channel]):
+                np.matmul(augmented, recurrent_weight, out=recurrent)
+                np.add(given_gates, recurrent_gates, out=gates)
                 expit(gates, out=gates)  # reset r | update z
-                new = recurrent[2 * size:]
-                new *= gates[:size]
-                new += given[2 * size:]
+                new *= reset
+                new += given_new
                 np.tanh(new, out=new)
-                np.subtract(augmented[:size], new, out=h)  # h' = n + z * (h - n)
-                h *= gates[size:]
+                h -= new  # h' = n + z * (h - n)
+                h *= update
                 h += new
-                augmented[:size] = h
-            hidden[channel] = augmented[:size]
+                out[:] = h
+            hidden[channel] = h
         return outputs
