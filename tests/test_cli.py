@@ -72,8 +72,9 @@ def test_chunk_size_does_not_change_the_output(tmp_path, noisy_path, small_model
         out = tmp_path / f"c{chunk}.wav"
         assert main(["denoise", str(noisy_path), "-o", str(out), "--model", small_model, "--chunk-ms", chunk,
                      "--quiet"]) == 0
-        outputs.append(sf.read(str(out), dtype="int16")[0])
-    assert all(np.array_equal(outputs[0], o) for o in outputs[1:])
+        outputs.append(sf.read(str(out), dtype="int16")[0].astype(np.int32))
+    for other in outputs[1:]:  # equal up to float rounding: a block's matrix product may round an LSB apart
+        assert np.abs(other - outputs[0]).max() <= 1 and np.mean(other != outputs[0]) < 1e-3
 
 
 def test_refuses_to_overwrite(tmp_path, noisy_path, small_model, capsys):
