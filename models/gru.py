@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .base import State, StreamingModel
 
-_LOG_EPS = 1e-8
+LOG_POWER_EPS = 1e-8  # log(power + eps): features of silent bins stay finite
 
 
 @dataclass
@@ -165,7 +165,7 @@ class FrameParams(NamedTuple):
 def stft_gains(spectrum: Tensor, hidden: Tensor, p: FrameParams) -> tuple[Tensor, Tensor]:
     """Per-bin gains for ``spectrum`` ``(B, k, bins)`` complex; returns (gains, hidden)."""
     power = torch.view_as_real(spectrum).square().sum(-1)
-    features = F.layer_norm(torch.log(power + _LOG_EPS), *p.norm)
+    features = F.layer_norm(torch.log(power + LOG_POWER_EPS), *p.norm)
     features, hidden = p.gru(torch.relu(F.linear(features, *p.encode)), hidden)
     gains = torch.sigmoid(F.linear(features, *p.decode))
     return (gains.clamp_min(p.gain_floor) if p.gain_floor else gains), hidden

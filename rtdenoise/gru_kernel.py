@@ -20,7 +20,7 @@ from scipy.special import expit
 from threadpoolctl import ThreadpoolController
 
 from rtdenoise.models import GRUDenoiser, State
-from rtdenoise.models.gru import _LOG_EPS
+from rtdenoise.models.gru import LOG_POWER_EPS
 
 from .fixed_step import FixedShapeStep
 
@@ -102,7 +102,7 @@ class NumpyGRUStep(FixedShapeStep):
         channels, count, bins = spectrum.shape
         power = spectrum.real ** 2
         power += spectrum.imag ** 2
-        features = np.log(power.reshape(-1, bins) + np.float32(_LOG_EPS))
+        features = np.log(power.reshape(-1, bins) + np.float32(LOG_POWER_EPS))
         weight, bias, eps = self._norm
         features -= features.sum(-1, keepdims=True) / np.float32(bins)
         deviation = np.sqrt(np.square(features).sum(-1, keepdims=True) / np.float32(bins) + eps)
