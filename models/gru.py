@@ -15,7 +15,6 @@ State = (input history, overlap-add tail, GRU hidden ``(layers, B, hidden)``).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -102,27 +101,21 @@ class GRUDenoiser(StreamingModel):
         out = frames + torch.tanh(F.linear(features, self.decode.weight, self.decode.bias))
         return out.reshape(chunk.shape), (history, tail, hidden)
 
-    def frame_params(self) -> FrameParams:
-        """The tensors and sizes an STFT frame step reads (the parameters themselves, not copies)."""
-        norm = self.norm
-        return FrameParams(self.window, (norm.normalized_shape, norm.weight, norm.bias, norm.eps),
-                           (self.encode.weight, self.encode.bias), self._gru_function(),
-                           (self.decode.weight, self.decode.bias), self.spec.gain_floor, self.frame, self.hop)
-
     def gains(self, spectrum: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """Per-bin gains for ``spectrum`` ``(B, k, bins)`` complex; returns (gains, hidden)."""
-        return stft_gains(spectrum, hidden, self.frame_params())
+        power = torch.view_as_real(spectrum).square().sum(-1)
+        features = F.layer_norm(torch.log(power + LOG_POWER_EPS), self.norm.normalized_shape, self.norm.weight,
+                                self.norm.bias, self.norm.eps)
+        features, hidden = self._gru(torch.relu(F.linear(features, self.encode.weight, self.encode.bias)), hidden)
+        gains = torch.sigmoid(F.linear(features, self.decode.weight, self.decode.bias))
+        return (gains.clamp_min(self.spec.gain_floor) if self.spec.gain_floor else gains), hidden
 
     def _gru(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        return self._gru_function()(x, hidden)
-
-    def _gru_function(self) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
-        """nn.GRU, or when not training the same kernel without its per-call wrapper (~30 us)."""
+        """nn.GRU, minus its per-call wrapper cost (~30 us) when not training: same kernel."""
         if self.training or torch.is_grad_enabled():
-            return self.gru
+            return self.gru(x, hidden)
         gru = self.gru
-        weights, bias, layers = gru._flat_weights, gru.bias, gru.num_layers
-        return lambda x, hidden: torch.gru(x, hidden, weights, bias, layers, 0.0, False, False, True)
+        return torch.gru(x, hidden, gru._flat_weights, gru.bias, gru.num_layers, 0.0, False, False, True)
 
     def _step_stft(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
         history, tail, hidden = state
@@ -146,35 +139,8 @@ class GRUDenoiser(StreamingModel):
 
     def _step_one_frame(self, signal: Tensor, tail: Tensor, hidden: Tensor) -> tuple[Tensor, State]:
         """The live path's common case (one hop, 50 % overlap) without unfold/fold: same maths."""
-        return stft_one_frame(signal, tail, hidden, self.frame_params())
-
-
-class FrameParams(NamedTuple):
-    """What an STFT frame step reads, gathered once: a caller running 100 steps a second keeps it."""
-
-    window: Tensor
-    norm: tuple          # F.layer_norm's (normalized_shape, weight, bias, eps)
-    encode: tuple[Tensor, Tensor]
-    gru: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
-    decode: tuple[Tensor, Tensor]
-    gain_floor: float
-    frame: int
-    hop: int
-
-
-def stft_gains(spectrum: Tensor, hidden: Tensor, p: FrameParams) -> tuple[Tensor, Tensor]:
-    """Per-bin gains for ``spectrum`` ``(B, k, bins)`` complex; returns (gains, hidden)."""
-    power = torch.view_as_real(spectrum).square().sum(-1)
-    features = F.layer_norm(torch.log(power + LOG_POWER_EPS), *p.norm)
-    features, hidden = p.gru(torch.relu(F.linear(features, *p.encode)), hidden)
-    gains = torch.sigmoid(F.linear(features, *p.decode))
-    return (gains.clamp_min(p.gain_floor) if p.gain_floor else gains), hidden
-
-
-def stft_one_frame(signal: Tensor, tail: Tensor, hidden: Tensor, p: FrameParams) -> tuple[Tensor, State]:
-    """One hop of a half-overlapping STFT frame: ``signal`` is (history | chunk), ``(B, frame)``."""
-    spectrum = torch.fft.rfft((signal * p.window).unsqueeze(1))
-    gains, hidden = stft_gains(spectrum, hidden, p)
-    enhanced = (torch.fft.irfft(spectrum * gains, n=p.frame) * p.window).squeeze(1)
-    out = enhanced[:, : p.hop] + tail
-    return out, (signal[:, p.hop:], enhanced[:, p.hop:], hidden)
+        spectrum = torch.fft.rfft((signal * self.window).unsqueeze(1))
+        gains, hidden = self.gains(spectrum, hidden)
+        enhanced = (torch.fft.irfft(spectrum * gains, n=self.frame) * self.window).squeeze(1)
+        out = enhanced[:, : self.hop] + tail
+        return out, (signal[:, self.hop:], enhanced[:, self.hop:], hidden)

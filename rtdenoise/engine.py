@@ -239,7 +239,6 @@ class StreamingDenoiser:
         return out
 
 
-
 def _fast_kind(model: StreamingModel, device: torch.device, chunk_samples: int):
     """The fixed-shape kernel class for ``model`` on ``device``, or None (eager steps)."""
     if device.type == "cuda":
