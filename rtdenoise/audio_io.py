@@ -68,9 +68,9 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
         raise AudioError(f"{info.path}: read failed ({_first_line(error)})") from None
 
 
-def partial_path(target: Path) -> Path:
-    """Where this process writes ``target`` until it is complete."""
-    return target.with_name(f".{target.name}.{os.getpid()}.partial")
+def partial_path(target: Path, pid: int | None = None) -> Path:
+    """Where process ``pid`` (default: this one) writes ``target`` until it is complete."""
+    return target.with_name(f".{target.name}.{pid or os.getpid()}.partial")
 
 
 class FileSink:

@@ -2,27 +2,44 @@
 
 Each output is complete or absent: a file being written when Ctrl-C or SIGTERM
 arrives is discarded (its temporary file removed), finished ones stay.
+
+Workers never take an asynchronous exception: a signal only sets a flag that the
+worker reads between one-second blocks. An exception raised at an arbitrary
+point could land while a worker holds a pool queue's lock or is half-way
+through writing a result, which hangs the pool's reader for good.
 """
 from __future__ import annotations
 
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+WORKER_EXIT_SECONDS = 30.0
+
 _worker_model = None
+_stop_requested = False
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _request_stop(signum, frame) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
+def _raise_if_stopped(*_) -> None:
+    if _stop_requested:
+        raise KeyboardInterrupt
 
 
 def _init_worker(model_name: str | None, device: str, threads: int) -> None:
     global _worker_model
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    for number in STOP_SIGNALS:
+        signal.signal(number, _request_stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent around the fork
     torch.set_num_threads(threads)
     from .engine import load_model
 
@@ -32,7 +49,18 @@ def _init_worker(model_name: str | None, device: str, threads: int) -> None:
 def _denoise_in_worker(source: str, target: str, chunk_ms: float | None) -> tuple[str, dict]:
     from .offline import denoise_file
 
-    return source, denoise_file(source, target, _worker_model, chunk_ms)
+    _raise_if_stopped()
+    return source, denoise_file(source, target, _worker_model, chunk_ms, progress=_raise_if_stopped)
+
+
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while workers fork, so each starts with the flag handler."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # a signal that came meanwhile lands here
 
 
 def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, device: str,
@@ -50,10 +78,13 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
             on_file(source, target, summary)
         return
     threads = max(1, torch.get_num_threads() // jobs)
-    executor = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(model_name, device, threads))
     targets = dict((str(s), t) for s, t in pairs)
+    executor = None
     try:
-        futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms) for s, t in pairs}
+        with _stop_signals_blocked():
+            executor = ProcessPoolExecutor(jobs, initializer=_init_worker,
+                                           initargs=(model_name, device, threads))
+            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms) for s, t in pairs}
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
@@ -61,8 +92,26 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
                 on_progress(summary["seconds"])
                 on_file(Path(source), targets[source], summary)
     except BaseException:
-        for process in list(getattr(executor, "_processes", {}).values()):
-            process.terminate()  # workers discard their unfinished file and exit
-        executor.shutdown(wait=True, cancel_futures=True)
+        if executor is not None:
+            _stop_workers(executor, list(targets.values()))
         raise
+    executor.shutdown(wait=True)
+
+
+def _stop_workers(executor: ProcessPoolExecutor, targets: list[Path]) -> None:
+    """Ask every worker to stop at its next block; kill one that does not, and remove its partial file."""
+    from .audio_io import partial_path
+
+    processes = dict(getattr(executor, "_processes", None) or {})
+    for process in processes.values():
+        if process.is_alive():
+            process.terminate()  # SIGTERM: the worker's handler only sets its stop flag
+    executor.shutdown(wait=False, cancel_futures=True)
+    for pid, process in processes.items():
+        process.join(WORKER_EXIT_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
+            for target in targets:
+                partial_path(target, pid).unlink(missing_ok=True)
     executor.shutdown(wait=True)

@@ -131,6 +131,34 @@ def test_interrupting_a_folder_keeps_finished_files_and_no_partials(tmp_path, no
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # inputs untouched
 
 
+def test_a_signal_in_a_worker_stops_it_between_blocks_without_a_partial(tmp_path, noisy_audio, monkeypatch):
+    """A real SIGTERM only sets the worker's flag; the file in progress stops at the next block."""
+    import os
+    import threading
+
+    from rtdenoise import batch
+    from rtdenoise.engine import load_model
+
+    source = tmp_path / "long.wav"
+    sf.write(str(source), np.tile(noisy_audio, 24), 16000, subtype="PCM_16")  # 2 minutes, seconds of work
+    monkeypatch.setattr(batch, "_worker_model", load_model("gru", "cpu")[0])
+    monkeypatch.setattr(batch, "_stop_requested", False)
+    previous = signal.signal(signal.SIGTERM, batch._request_stop)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            batch._denoise_in_worker(str(source), str(tmp_path / "out.wav"), None)
+        assert time.monotonic() - started < 3.0  # stopped near the signal, not at the end of the file
+        with pytest.raises(KeyboardInterrupt):  # a task taken after the signal does not start
+            batch._denoise_in_worker(str(source), str(tmp_path / "next.wav"), None)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]  # no output, no partial file
+
+
 @pytest.mark.slow
 def test_memory_stays_bounded_on_a_long_file(tmp_path, noisy_audio):
     """Peak RSS for 10 minutes of audio is close to that for 20 seconds (blocks, not the file)."""
