@@ -103,6 +103,7 @@ def _stop_workers(executor: ProcessPoolExecutor, targets: list[Path]) -> None:
     from .audio_io import partial_path
 
     processes = dict(getattr(executor, "_processes", None) or {})
+    manager = getattr(executor, "_executor_manager_thread", None)
     for process in processes.values():
         if process.is_alive():
             process.terminate()  # SIGTERM: the worker's handler only sets its stop flag
@@ -114,4 +115,5 @@ def _stop_workers(executor: ProcessPoolExecutor, targets: list[Path]) -> None:
             process.join()
             for target in targets:
                 partial_path(target, pid).unlink(missing_ok=True)
-    executor.shutdown(wait=True)
+    if manager is not None:
+        manager.join(WORKER_EXIT_SECONDS)
