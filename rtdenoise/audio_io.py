@@ -6,6 +6,7 @@ into place only when complete, so an interrupted run never leaves half a file.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 AUDIO_SUFFIXES = {"." + ext.lower() for ext in sf.available_formats()} | {".ogg", ".oga", ".opus", ".mp3"}
+DISK_FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 _INTEGER_SUBTYPES = ("PCM_", "ULAW", "ALAW", "DPCM", "G72", "IMA_ADPCM", "MS_ADPCM", "GSM", "VOX")
 
 
@@ -93,21 +95,38 @@ class FileSink:
     def write(self, block: np.ndarray) -> None:
         if self.clip:
             block = np.clip(block, -1.0, 1.0)
-        self.handle.write(block)
+        try:
+            self.handle.write(block)
+        except (sf.LibsndfileError, OSError, RuntimeError) as error:
+            raise self._write_error(error) from None
         self.frames += len(block)
 
     def commit(self) -> Path:
         """Close and move the finished file into place."""
-        self.handle.close()
-        os.replace(self.temporary, self.path)
+        try:
+            self.handle.close()
+            os.replace(self.temporary, self.path)
+        except (sf.LibsndfileError, OSError, RuntimeError) as error:
+            raise self._write_error(error) from None
         return self.path
 
     def discard(self) -> None:
-        """Close and delete the unfinished file."""
+        """Close and delete the unfinished file (a failing close is moot: the file goes)."""
         try:
             self.handle.close()
+        except (sf.LibsndfileError, OSError, RuntimeError):
+            pass
         finally:
             self.temporary.unlink(missing_ok=True)
+
+    def _write_error(self, error: BaseException) -> AudioError:
+        """libsndfile says only "System error." when the disk fills: name the file and say so."""
+        try:
+            free = shutil.disk_usage(self.temporary.parent).free
+        except OSError:
+            free = None
+        reason = "no space left on the disk" if free is not None and free < DISK_FULL_BYTES else _first_line(error)
+        return AudioError(f"{self.path}: writing failed ({reason})")
 
     def __enter__(self) -> "FileSink":
         return self

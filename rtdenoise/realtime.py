@@ -229,8 +229,8 @@ class LiveRunner:
             if sink is not None:
                 try:
                     sink.commit() if keep and sink.frames else sink.discard()
-                except Exception:
-                    pass
+                except Exception:  # a recording that cannot be finished (disk full) leaves no partial file
+                    sink.discard()
         self._recorders = []
 
     # -- the worker -------------------------------------------------------------------

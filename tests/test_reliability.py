@@ -159,6 +159,37 @@ def test_a_signal_in_a_worker_stops_it_between_blocks_without_a_partial(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]  # no output, no partial file
 
 
+def test_a_write_that_fails_midway_is_one_line_and_leaves_nothing(tmp_path, noisy_path):
+    """A real failing write (the file-size limit, EFBIG): exit 2, the file named, no partial output."""
+    code = ("import resource, signal, sys; from rtdenoise.cli import main; "
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (60000, 60000)); sys.exit(main(sys.argv[1:]))")
+    target = tmp_path / "out" / "clean.wav"
+    result = subprocess.run([sys.executable, "-c", code, "denoise", str(noisy_path), "-o", str(target),
+                             "--model", "cnn-lab", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0] and "writing failed" in lines[0], result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_full_disk_is_named_as_such(tmp_path, noisy_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        result = subprocess.run([sys.executable, "-m", "rtdenoise", "denoise", str(noisy_path), "-o",
+                                 str(small / "clean.wav"), "--model", "cnn-lab", "--quiet"],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "no space left on the disk" in result.stderr and "Traceback" not in result.stderr
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
 @pytest.mark.slow
 def test_memory_stays_bounded_on_a_long_file(tmp_path, noisy_audio):
     """Peak RSS for 10 minutes of audio is close to that for 20 seconds (blocks, not the file)."""
