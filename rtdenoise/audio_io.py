@@ -15,6 +15,9 @@ import numpy as np
 import soundfile as sf
 
 AUDIO_SUFFIXES = {"." + ext.lower() for ext in sf.available_formats()} | {".ogg", ".oga", ".opus", ".mp3"}
+_SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
+    ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}
+_HIGH_RESOLUTION_SUBTYPES = ("PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 DISK_FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 _INTEGER_SUBTYPES = ("PCM_", "ULAW", "ALAW", "DPCM", "G72", "IMA_ADPCM", "MS_ADPCM", "GSM", "VOX")
 
@@ -68,6 +71,24 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
                 yield block
     except sf.LibsndfileError as error:
         raise AudioError(f"{info.path}: read failed ({_first_line(error)})") from None
+
+
+def output_format(target: Path, info: AudioInfo) -> tuple[str, str]:
+    """(format, subtype) for ``target``: the format its extension names (the input's when it has none),
+    with the input's subtype wherever that format takes it."""
+    suffix = Path(target).suffix.lower()
+    if not suffix:
+        return info.format, info.subtype
+    if suffix == ".opus":
+        return "OGG", "OPUS"
+    fmt = _SUFFIX_FORMATS.get(suffix)
+    if fmt is None:
+        raise AudioError(f"{target}: unknown audio file type '{suffix}' (use .wav, .flac, .ogg, .mp3, .aiff, ...)")
+    if fmt == info.format or sf.check_format(fmt, info.subtype):
+        return fmt, info.subtype
+    if info.subtype in _HIGH_RESOLUTION_SUBTYPES and sf.check_format(fmt, "PCM_24"):
+        return fmt, "PCM_24"
+    return fmt, sf.default_subtype(fmt)
 
 
 def partial_path(target: Path, pid: int | None = None) -> Path:

@@ -117,7 +117,7 @@ def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from .audio_io import probe
+    from .audio_io import output_format, probe
     from .batch import denoise_many
     from .engine import load_model
     from .progress import ProgressBar
@@ -125,6 +125,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     pairs = plan_outputs(args.inputs, args.output)
     check_targets(pairs, args.overwrite)
     infos = {source: probe(source) for source, _ in pairs}  # fail before any work on a bad input
+    for source, target in pairs:
+        output_format(target, infos[source])  # and on an output type that cannot be written
     model, checkpoint = load_model(args.model, args.device)
     total_seconds = sum(i.seconds for i in infos.values())
 

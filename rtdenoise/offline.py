@@ -6,7 +6,7 @@ from typing import Callable
 
 from rtdenoise.models import StreamingModel
 
-from .audio_io import AudioError, FileSink, partial_path, probe, read_blocks
+from .audio_io import AudioError, FileSink, output_format, partial_path, probe, read_blocks
 from .engine import StreamingDenoiser
 
 BLOCK_SECONDS = 1.0
@@ -32,7 +32,8 @@ def denoise_file(
     chunk_ms: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Denoise ``source`` into ``target`` with the same rate, channels, format and subtype.
+    """Denoise ``source`` into ``target`` with the same rate and channels, in the format that
+    ``target``'s extension names (see :func:`output_format`).
 
     Output sample n lines up with input sample n and the lengths are equal.
     ``progress`` is called with the number of input frames just consumed.
@@ -53,8 +54,9 @@ def denoise_file(
         coalesce=True,
     )
     block_frames = max(1, int(BLOCK_SECONDS * info.sample_rate))
+    fmt, subtype = output_format(target, info)
     try:
-        with FileSink(target, info.sample_rate, info.channels, info.format, info.subtype) as sink:
+        with FileSink(target, info.sample_rate, info.channels, fmt, subtype) as sink:
             for block in read_blocks(info, block_frames):
                 sink.write(engine.process(block))
                 if progress:

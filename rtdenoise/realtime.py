@@ -19,7 +19,7 @@ import numpy as np
 
 from rtdenoise.models import StreamingModel
 
-from .audio_io import FileSink, probe, read_blocks
+from .audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
 from .engine import StreamingDenoiser
 from .offline import chunk_samples_for
 from .ringbuffer import AudioRing, HistoryRing
@@ -216,10 +216,9 @@ class LiveRunner:
     # -- recording --------------------------------------------------------------------
     def _open_recorders(self) -> None:
         for path in (self.config.record_path, self.config.record_input_path):
-            if path is not None:
-                suffix = Path(path).suffix.lower().lstrip(".") or "wav"
-                fmt = {"oga": "OGG", "opus": "OGG"}.get(suffix, suffix.upper())
-                subtype = {"OGG": "VORBIS", "FLAC": "PCM_16", "MP3": "MPEG_LAYER_III"}.get(fmt, "PCM_16")
+            if path is not None:  # 16-bit WAV unless the extension names another format
+                wav = AudioInfo(Path(path), self.sample_rate, self.channels, 0, "WAV", "PCM_16")
+                fmt, subtype = output_format(Path(path), wav)
                 self._recorders.append(FileSink(path, self.sample_rate, self.channels, fmt, subtype))
             else:
                 self._recorders.append(None)

@@ -56,6 +56,26 @@ def test_round_trip_of_formats_rates_channels(tmp_path, noisy_audio, small_model
     assert np.corrcoef(enhanced[:, 0], audio[:, 0])[0, 1] > 0.5  # still the same recording
 
 
+@pytest.mark.parametrize("source_subtype,name,expected", [
+    ("PCM_16", "clean.flac", ("FLAC", "PCM_16")), ("PCM_16", "clean.ogg", ("OGG", "VORBIS")),
+    ("PCM_16", "clean.aiff", ("AIFF", "PCM_16")), ("FLOAT", "clean.flac", ("FLAC", "PCM_24")),
+    ("FLOAT", "clean", ("WAV", "FLOAT"))])
+def test_the_output_extension_picks_the_format(tmp_path, noisy_audio, small_model, source_subtype, name, expected):
+    source = tmp_path / "in.wav"
+    sf.write(str(source), noisy_audio[:16000], 16000, subtype=source_subtype)
+    out = tmp_path / name
+    assert main(["denoise", str(source), "-o", str(out), "--model", small_model, "--quiet"]) == 0
+    info = sf.info(str(out))
+    assert (info.format, info.subtype) == expected and info.frames == 16000
+
+
+def test_an_unknown_output_extension_is_refused_before_any_work(tmp_path, noisy_path, small_model, capsys):
+    assert main(["denoise", str(noisy_path), "-o", str(tmp_path / "clean.txt"), "--model", small_model,
+                 "--quiet"]) == 2
+    assert "unknown audio file type '.txt'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_folder_in_folder_out_keeps_names(tmp_path, noisy_path, small_model):
     inputs = tmp_path / "in"
     (inputs / "sub").mkdir(parents=True)
