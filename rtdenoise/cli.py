@@ -122,6 +122,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from .engine import load_model
     from .progress import ProgressBar
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     pairs = plan_outputs(args.inputs, args.output)
     check_targets(pairs, args.overwrite)
     infos = {source: probe(source) for source, _ in pairs}  # fail before any work on a bad input

@@ -150,6 +150,15 @@ def test_bad_input_is_one_clear_line(tmp_path, small_model, case, capsys):
     assert list(out_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("option,value", [("--jobs", "0"), ("--chunk-ms", "-3")])
+def test_a_bad_option_value_is_one_clear_line(tmp_path, noisy_path, small_model, capsys, option, value):
+    assert main(["denoise", str(noisy_path), "-o", str(tmp_path / "o.wav"), "--model", small_model,
+                 option, value, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and option in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_console_script_error_has_no_traceback(tmp_path):
     command = [sys.executable, "-m", "rtdenoise", "denoise", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
