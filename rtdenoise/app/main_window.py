@@ -45,7 +45,7 @@ class MainWindow(QMainWindow):
         self.device_note = QLabel()
         self.device_note.setStyleSheet("QLabel { color: #555; }")
         self.waveforms = WaveformView()
-        self.noisy_meter, self.clean_meter = self._meter(), self._meter()
+        self.noisy_meter, self.clean_meter = self._meter("#f1a9a0"), self._meter("#a9c8ef")
         self.stats_label = QLabel("stopped")
         self.statusBar().addPermanentWidget(self.stats_label)
         self.record_path: Path | None = None
@@ -66,12 +66,16 @@ class MainWindow(QMainWindow):
         self.stats_timer = QTimer(self, interval=STATS_INTERVAL_MS, timeout=self.refresh_stats)
 
     # -- layout ----------------------------------------------------------------------
-    def _meter(self) -> QProgressBar:
+    def _meter(self, tint: str) -> QProgressBar:
+        """A level meter in a light tint of its plot's colour, so its dark text stays readable."""
         meter = QProgressBar()
         meter.setRange(-60, 0)
         meter.setValue(-60)
         meter.setFormat("%v dBFS")
         meter.setMaximumWidth(160)
+        meter.setStyleSheet("QProgressBar { color: #111; text-align: center; border: 1px solid #aaa; "
+                            "border-radius: 3px; background: #f4f4f4; } "
+                            f"QProgressBar::chunk {{ background: {tint}; }}")
         return meter
 
     def _layout(self) -> None:
