@@ -25,6 +25,7 @@ from .offline import chunk_samples_for
 from .ringbuffer import AudioRing, HistoryRing
 
 STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
+LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over about this long
 
 
 class DeviceError(RuntimeError):
@@ -122,7 +123,8 @@ class LiveRunner:
         self.source_done = False  # a file source has ended: an emptying output is no underflow
         self._recent: deque = deque(maxlen=4096)  # (wall time, chunk seconds, audio seconds)
         self._recorders: list[FileSink] = []
-        self.levels = (0.0, 0.0)
+        self.levels = (0.0, 0.0)  # RMS of the noisy input and the output, smoothed over LEVEL_SECONDS
+        self._mean_squares = (0.0, 0.0)
 
     # -- control (any thread) -------------------------------------------------------
     def start(self) -> None:
@@ -275,10 +277,17 @@ class LiveRunner:
             self._recorders[1].write(block)
         self.noisy_history.write(block.mean(axis=1))
         self.clean_history.write(out.mean(axis=1) if len(out) else out[:, :1])
-        self.levels = (float(np.sqrt(np.mean(block ** 2))) if len(block) else 0.0,
-                       float(np.sqrt(np.mean(out ** 2))) if len(out) else 0.0)
+        self._update_levels(block, out)
         self.frames_processed += len(block)
         self._recent.append((time.monotonic(), elapsed, len(block) / self.sample_rate))
+
+    def _update_levels(self, noisy: np.ndarray, clean: np.ndarray) -> None:
+        """RMS levels for the meters, both smoothed alike so that they compare (not one 10 ms chunk)."""
+        keep = float(np.exp(-len(noisy) / self.sample_rate / LEVEL_SECONDS))
+        squares = [float(np.mean(x ** 2)) if len(x) else None for x in (noisy, clean)]
+        self._mean_squares = tuple(old if new is None else keep * old + (1.0 - keep) * new
+                                   for old, new in zip(self._mean_squares, squares))
+        self.levels = tuple(float(np.sqrt(x)) for x in self._mean_squares)
 
     def _run_microphone(self) -> None:
         prime_frames = int(self.config.prime_ms / 1000 * self.sample_rate)

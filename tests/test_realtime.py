@@ -105,6 +105,22 @@ def test_file_source_without_speakers_runs_in_real_time(noisy_path, tmp_path):
     assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(noisy_path)).frames
 
 
+def test_meters_are_smoothed_levels_and_the_gru_lowers_steady_noise(tmp_path):
+    """1 s of white noise at -20 dBFS, then 0.1 s of silence: the meter decays, it does not drop to nothing."""
+    from rtdenoise.engine import load_model
+
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([rng.standard_normal(16000) * 0.1, np.zeros(1600)]).astype(np.float32)
+    source = tmp_path / "steady.wav"
+    sf.write(str(source), audio, 16000, subtype="FLOAT")
+    runner = LiveRunner(load_model("gru", "cpu")[0], LiveConfig(input_file=source, play=False, prime_ms=0))
+    runner.start()
+    assert runner.wait(20) and runner.error is None
+    noisy_db, clean_db = (20 * np.log10(level + 1e-12) for level in runner.levels)
+    assert -23.0 < noisy_db < -20.0, noisy_db  # -21.4 dB expected after 0.1 s of a 0.3 s decay
+    assert clean_db < noisy_db - 6.0, (noisy_db, clean_db)  # the denoiser takes most of the hiss away
+
+
 def test_a_device_that_cannot_open_is_a_clear_error(noisy_path):
     from rtdenoise.cli import main
 
