@@ -18,6 +18,10 @@ AUDIO_SUFFIXES = {"." + ext.lower() for ext in sf.available_formats()} | {".ogg"
 _SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
     ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}
 _HIGH_RESOLUTION_SUBTYPES = ("PCM_24", "PCM_32", "FLOAT", "DOUBLE")
+_WAV_FAMILY = ("WAV", "WAVEX", "RF64")
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                 "FLOAT": 4, "DOUBLE": 8}
+WAV_MAX_BYTES = (1 << 32) - (1 << 20)  # a WAV's sizes are 32-bit: beyond this, write RF64
 DISK_FULL_BYTES = 1 << 20  # less free space than this after a failed write: the disk is full
 _INTEGER_SUBTYPES = ("PCM_", "ULAW", "ALAW", "DPCM", "G72", "IMA_ADPCM", "MS_ADPCM", "GSM", "VOX")
 
@@ -75,20 +79,24 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
 
 def output_format(target: Path, info: AudioInfo) -> tuple[str, str]:
     """(format, subtype) for ``target``: the format its extension names (the input's when it has none),
-    with the input's subtype wherever that format takes it."""
+    with the input's subtype wherever that format takes it; RF64 for a WAV too big for WAV's 4 GiB."""
     suffix = Path(target).suffix.lower()
-    if not suffix:
-        return info.format, info.subtype
     if suffix == ".opus":
         return "OGG", "OPUS"
-    fmt = _SUFFIX_FORMATS.get(suffix)
+    fmt = _SUFFIX_FORMATS.get(suffix) if suffix else info.format
     if fmt is None:
         raise AudioError(f"{target}: unknown audio file type '{suffix}' (use .wav, .flac, .ogg, .mp3, .aiff, ...)")
+    if fmt == "WAV" and info.format in _WAV_FAMILY:
+        fmt = info.format  # an RF64 or WAVEX input named .wav stays what it is
     if fmt == info.format or sf.check_format(fmt, info.subtype):
-        return fmt, info.subtype
-    if info.subtype in _HIGH_RESOLUTION_SUBTYPES and sf.check_format(fmt, "PCM_24"):
-        return fmt, "PCM_24"
-    return fmt, sf.default_subtype(fmt)
+        subtype = info.subtype
+    elif info.subtype in _HIGH_RESOLUTION_SUBTYPES and sf.check_format(fmt, "PCM_24"):
+        subtype = "PCM_24"
+    else:
+        subtype = sf.default_subtype(fmt)
+    if fmt in ("WAV", "WAVEX") and info.frames * info.channels * _SAMPLE_BYTES.get(subtype, 4) >= WAV_MAX_BYTES:
+        fmt = "RF64"
+    return fmt, subtype
 
 
 def partial_path(target: Path, pid: int | None = None) -> Path:

@@ -69,6 +69,18 @@ def test_the_output_extension_picks_the_format(tmp_path, noisy_audio, small_mode
     assert (info.format, info.subtype) == expected and info.frames == 16000
 
 
+def test_a_wav_too_big_for_wav_is_written_as_rf64_and_rf64_stays_rf64():
+    from rtdenoise.audio_io import AudioInfo, output_format
+
+    seven_hours = AudioInfo(Path("long.flac"), 48000, 2, 48000 * 3600 * 7, "FLAC", "PCM_16")  # 4.8 GB as WAV
+    assert output_format(Path("long.wav"), seven_hours) == ("RF64", "PCM_16")
+    assert output_format(Path("long.flac"), seven_hours) == ("FLAC", "PCM_16")
+    one_hour = AudioInfo(Path("a.wav"), 48000, 2, 48000 * 3600, "WAV", "PCM_16")
+    assert output_format(Path("b.WAV"), one_hour) == ("WAV", "PCM_16")
+    rf64 = AudioInfo(Path("a.wav"), 16000, 1, 16000, "RF64", "PCM_24")
+    assert output_format(Path("b.wav"), rf64) == ("RF64", "PCM_24")
+
+
 def test_an_unknown_output_extension_is_refused_before_any_work(tmp_path, noisy_path, small_model, capsys):
     assert main(["denoise", str(noisy_path), "-o", str(tmp_path / "clean.txt"), "--model", small_model,
                  "--quiet"]) == 2
