@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     denoise = sub.add_parser("denoise", help="clean audio files or folders")
     denoise.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders")
-    denoise.add_argument("-o", "--output", required=True, help="output file (its extension picks the format), or folder for several inputs")
+    denoise.add_argument("-o", "--output", required=True,
+                         help="output file (its extension picks the format), or folder for several inputs")
     _add_model_options(denoise)
     denoise.add_argument("--chunk-ms", type=float, default=None,
                          help="model step size in ms (default: the model's hop; output is the same for any size)")
