@@ -10,6 +10,7 @@ through writing a result, which hangs the pool's reader for good.
 """
 from __future__ import annotations
 
+import multiprocessing
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -20,8 +21,10 @@ import torch
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 WORKER_EXIT_SECONDS = 30.0
+PROGRESS_POLL_SECONDS = 0.25
 
 _worker_model = None
+_worker_seconds_done = None  # shared with the parent: seconds of audio denoised by all workers
 _stop_requested = False
 
 
@@ -35,8 +38,9 @@ def _raise_if_stopped(*_) -> None:
         raise KeyboardInterrupt
 
 
-def _init_worker(model_name: str | None, device: str, threads: int) -> None:
-    global _worker_model
+def _init_worker(model_name: str | None, device: str, threads: int, seconds_done) -> None:
+    global _worker_model, _worker_seconds_done
+    _worker_seconds_done = seconds_done
     for number in STOP_SIGNALS:
         signal.signal(number, _request_stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent around the fork
@@ -47,10 +51,18 @@ def _init_worker(model_name: str | None, device: str, threads: int) -> None:
 
 
 def _denoise_in_worker(source: str, target: str, chunk_ms: float | None) -> tuple[str, dict]:
+    from .audio_io import probe
     from .offline import denoise_file
 
     _raise_if_stopped()
-    return source, denoise_file(source, target, _worker_model, chunk_ms, progress=_raise_if_stopped)
+    rate = probe(source).sample_rate
+
+    def block_done(frames: int) -> None:
+        _raise_if_stopped()
+        with _worker_seconds_done.get_lock():
+            _worker_seconds_done.value += frames / rate
+
+    return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done)
 
 
 @contextmanager
@@ -79,17 +91,21 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
         return
     threads = max(1, torch.get_num_threads() // jobs)
     targets = dict((str(s), t) for s, t in pairs)
+    seconds_done = multiprocessing.Value("d", 0.0)
+    reported = 0.0
     executor = None
     try:
         with _stop_signals_blocked():
             executor = ProcessPoolExecutor(jobs, initializer=_init_worker,
-                                           initargs=(model_name, device, threads))
+                                           initargs=(model_name, device, threads, seconds_done))
             futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms) for s, t in pairs}
         while futures:
-            done, futures = wait(futures, return_when=FIRST_COMPLETED)
+            done, futures = wait(futures, timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            now = seconds_done.value  # the bar moves while long files are still running
+            on_progress(now - reported)
+            reported = now
             for future in done:
                 source, summary = future.result()
-                on_progress(summary["seconds"])
                 on_file(Path(source), targets[source], summary)
     except BaseException:
         if executor is not None:

@@ -102,6 +102,24 @@ def test_parallel_jobs_give_the_same_outputs(tmp_path, noisy_path, model_path):
         assert np.array_equal(a, b)
 
 
+def test_parallel_progress_moves_while_files_are_running(tmp_path, noisy_audio):
+    """With --jobs 2 the bar advances block by block, not only when a whole file ends; it adds up."""
+    from rtdenoise.batch import denoise_many
+
+    pairs = []
+    for index in range(2):
+        source = tmp_path / f"f{index}.wav"
+        sf.write(str(source), np.tile(noisy_audio, 24), 16000, subtype="PCM_16")  # 2 minutes each
+        pairs.append((source, tmp_path / "out" / source.name))
+    steps: list[float] = []
+    finished: list[Path] = []
+    denoise_many(pairs, None, "gru", "cpu", None, 2, on_file=lambda s, t, summary: finished.append(t),
+                 on_progress=steps.append)
+    assert sorted(finished) == sorted(t for _, t in pairs)
+    assert sum(steps) == pytest.approx(240.0, abs=1e-6)
+    assert max(steps) < 120.0  # never a whole file's two minutes at once
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_interrupting_a_folder_keeps_finished_files_and_no_partials(tmp_path, noisy_audio, jobs):
@@ -133,6 +151,7 @@ def test_interrupting_a_folder_keeps_finished_files_and_no_partials(tmp_path, no
 
 def test_a_signal_in_a_worker_stops_it_between_blocks_without_a_partial(tmp_path, noisy_audio, monkeypatch):
     """A real SIGTERM only sets the worker's flag; the file in progress stops at the next block."""
+    import multiprocessing
     import os
     import threading
 
@@ -142,6 +161,7 @@ def test_a_signal_in_a_worker_stops_it_between_blocks_without_a_partial(tmp_path
     source = tmp_path / "long.wav"
     sf.write(str(source), np.tile(noisy_audio, 24), 16000, subtype="PCM_16")  # 2 minutes, seconds of work
     monkeypatch.setattr(batch, "_worker_model", load_model("gru", "cpu")[0])
+    monkeypatch.setattr(batch, "_worker_seconds_done", multiprocessing.Value("d", 0.0))
     monkeypatch.setattr(batch, "_stop_requested", False)
     previous = signal.signal(signal.SIGTERM, batch._request_stop)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
