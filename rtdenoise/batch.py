@@ -101,8 +101,8 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
             futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms) for s, t in pairs}
         while futures:
             done, futures = wait(futures, timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_COMPLETED)
-            now = seconds_done.value  # the bar moves while long files are still running
-            on_progress(now - reported)
+            now = seconds_done.get_obj().value  # unlocked: a worker killed holding the lock cannot stall us
+            on_progress(now - reported)  # the bar moves as blocks finish, not only as files do
             reported = now
             for future in done:
                 source, summary = future.result()
