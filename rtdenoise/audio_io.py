@@ -14,9 +14,9 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-AUDIO_SUFFIXES = {"." + ext.lower() for ext in sf.available_formats()} | {".ogg", ".oga", ".opus", ".mp3"}
 _SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
     ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}
+AUDIO_SUFFIXES = set(_SUFFIX_FORMATS) | {".opus"}  # read from folders; written by output_format
 _HIGH_RESOLUTION_SUBTYPES = ("PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 _WAV_FAMILY = ("WAV", "WAVEX", "RF64")
 _SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "ULAW": 1, "ALAW": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,

@@ -33,7 +33,7 @@ def _request_stop(signum, frame) -> None:
     _stop_requested = True
 
 
-def _raise_if_stopped(*_) -> None:
+def _raise_if_stopped() -> None:
     if _stop_requested:
         raise KeyboardInterrupt
 
@@ -51,16 +51,14 @@ def _init_worker(model_name: str | None, device: str, threads: int, seconds_done
 
 
 def _denoise_in_worker(source: str, target: str, chunk_ms: float | None) -> tuple[str, dict]:
-    from .audio_io import probe
     from .offline import denoise_file
 
     _raise_if_stopped()
-    rate = probe(source).sample_rate
 
-    def block_done(frames: int) -> None:
+    def block_done(seconds: float) -> None:
         _raise_if_stopped()
         with _worker_seconds_done.get_lock():
-            _worker_seconds_done.value += frames / rate
+            _worker_seconds_done.value += seconds
 
     return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done)
 
@@ -79,14 +77,11 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
                  chunk_ms: float | None, jobs: int, on_file: Callable[[Path, Path, dict], None],
                  on_progress: Callable[[float], None]) -> None:
     """Run every (source, target) pair; ``on_file`` after each, ``on_progress(seconds)`` as audio is done."""
-    from .audio_io import probe
     from .offline import denoise_file
 
     if jobs <= 1 or len(pairs) <= 1:
         for source, target in pairs:
-            rate = probe(source).sample_rate
-            summary = denoise_file(source, target, model, chunk_ms,
-                                   progress=lambda frames, r=rate: on_progress(frames / r))
+            summary = denoise_file(source, target, model, chunk_ms, progress=on_progress)
             on_file(source, target, summary)
         return
     threads = max(1, torch.get_num_threads() // jobs)

@@ -30,13 +30,13 @@ def denoise_file(
     target: str | Path,
     model: StreamingModel,
     chunk_ms: float | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> dict:
     """Denoise ``source`` into ``target`` with the same rate and channels, in the format that
     ``target``'s extension names (see :func:`output_format`).
 
     Output sample n lines up with input sample n and the lengths are equal.
-    ``progress`` is called with the number of input frames just consumed.
+    ``progress`` is called with the seconds of audio just consumed.
 
     Returns:
         A summary dict (frames, seconds, sample_rate, channels, nonfinite_samples).
@@ -60,7 +60,7 @@ def denoise_file(
             for block in read_blocks(info, block_frames):
                 sink.write(engine.process(block))
                 if progress:
-                    progress(len(block))
+                    progress(len(block) / info.sample_rate)
             sink.write(engine.flush())
             if engine.frames_in == 0:
                 raise AudioError(f"{info.path}: contains no audio")
