@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     live.add_argument("--record", type=Path, help="save the cleaned audio to this file")
     live.add_argument("--record-input", type=Path, help="save the raw input to this file")
     live.add_argument("--rate", type=int, default=16000, help="device sample rate (default 16000)")
-    live.add_argument("--chunk-ms", type=float, default=None)
-    live.add_argument("--prime-ms", type=float, default=500.0)
+    live.add_argument("--chunk-ms", type=float, default=None,
+                      help="audio per model step (default: the model's hop, 10 ms); adds to the latency")
+    live.add_argument("--prime-ms", type=float, default=500.0,
+                      help="audio run first to build up the model's memory (default 500; 0: none)")
     live.add_argument("--latency", default="low", help="PortAudio latency: low, high or seconds")
     live.add_argument("--bypass", action="store_true", help="pass the raw input through (A/B)")
     live.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
@@ -39,7 +41,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     bench.add_argument("--model", action="append", default=None, help="model(s) to measure (default: all shipped)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
-    bench.add_argument("--chunk-ms", type=float, default=10.0)
+    bench.add_argument("--chunk-ms", type=float, default=10.0, help="audio per model step (default 10)")
     bench.add_argument("--seconds", type=float, default=20.0, help="audio to process per measurement")
     bench.add_argument("--repeats", type=int, default=3, help="runs per figure; medians are reported")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -52,7 +54,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .engine import load_model
-    from .realtime import DeviceError, LiveConfig, LiveRunner, device_arg, list_devices
+    from .realtime import DeviceError, LiveConfig, LiveRunner, device_arg, latency_arg, list_devices
 
     if args.list_devices:
         inputs, outputs, reason = list_devices()
@@ -63,8 +65,10 @@ def cmd_live(args: argparse.Namespace) -> int:
             for d in devices:
                 print(f"  {d['index']:>3}  {d['name']}  ({d['default_samplerate']:.0f} Hz)")
         return 0
+    if args.seconds < 0:
+        raise ValueError(f"--seconds must be 0 (no limit) or more, got {args.seconds:g}")
     model, _ = load_model(args.model, args.device)
-    latency = float(args.latency) if args.latency.replace(".", "", 1).isdigit() else args.latency
+    latency = latency_arg(args.latency)
     config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,
                         output_device=device_arg(args.output), play=not args.no_output, sample_rate=args.rate,
                         chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,

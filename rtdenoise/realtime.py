@@ -63,6 +63,19 @@ def device_arg(text: str | None) -> int | str | None:
         return text
 
 
+def latency_arg(text: str) -> str | float:
+    """PortAudio's latency hint: ``low``, ``high`` or seconds (0 or more)."""
+    if text in ("low", "high"):
+        return text
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"--latency must be low, high or seconds (0 or more), got {text!r}")
+    return seconds
+
+
 @dataclass
 class LiveConfig:
     input_device: int | str | None = None   # microphone (used when input_file is None)
@@ -77,6 +90,17 @@ class LiveConfig:
     record_input_path: Path | None = None   # save the raw input too
     history_seconds: float = 5.0
     latency: str | float = "low"            # PortAudio latency hint
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ValueError(f"--rate must be positive, got {self.sample_rate}")
+        if self.channels <= 0:
+            raise ValueError(f"the channel count must be positive, got {self.channels}")
+        if self.prime_ms < 0:
+            raise ValueError(f"--prime-ms must be 0 or more, got {self.prime_ms:g}")
+        if self.history_seconds <= 0:
+            raise ValueError(f"the plotted history must be positive, got {self.history_seconds:g} s")
+        latency_arg(str(self.latency))  # raises on anything PortAudio would refuse mid-start
 
 
 class LiveRunner:

@@ -171,6 +171,19 @@ def test_a_bad_option_value_is_one_clear_line(tmp_path, noisy_path, small_model,
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("option,value", [("--prime-ms", "-500"), ("--rate", "0"), ("--seconds", "-1"),
+                                          ("--latency", "-0.5"), ("--latency", "bogus")])
+def test_a_bad_live_option_is_refused_before_any_stream_opens(tmp_path, noisy_path, small_model, capsys,
+                                                               option, value):
+    record = tmp_path / "r.wav"
+    assert main(["live", "--file", str(noisy_path), "--no-output", "--record", str(record), "--model", small_model,
+                 option, value]) == 2
+    captured = capsys.readouterr()
+    assert "streams open" not in captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and option in captured.err, captured.err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_console_script_error_has_no_traceback(tmp_path):
     command = [sys.executable, "-m", "rtdenoise", "denoise", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.wav")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
