@@ -49,20 +49,30 @@ KLETTRES_PACKAGE, KLETTRES_FOLDER = "klettres-data", "usr/share/klettres"
 MIN_UTTERANCE_SECONDS = {"asterisk": 0.5, "klettres": 0.3}
 
 _WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
+
+
+def _lmms(folder: str, kind: str, split: str) -> tuple[str, str, str, str]:
+    return "lmms-common", f"usr/share/lmms/samples/{folder}/*", kind, split
+
+
+def _moh(track: str, kind: str, split: str) -> tuple[str, str, str, str]:
+    return "asterisk-moh-opsound-g722", f"usr/share/asterisk/moh/{track}.g722", kind, split
+
+
 # noise source -> (package, glob inside it, noise type, split). Splits by source.
 NOISES = {
-    "lmms_drums": ("lmms-common", "usr/share/lmms/samples/drums/*", "percussion", "train"),
-    "lmms_basses": ("lmms-common", "usr/share/lmms/samples/basses/*", "tonal", "train"),
-    "lmms_instruments": ("lmms-common", "usr/share/lmms/samples/instruments/*", "tonal", "train"),
-    "lmms_effects": ("lmms-common", "usr/share/lmms/samples/effects/*", "effects", "train"),
-    "lmms_misc": ("lmms-common", "usr/share/lmms/samples/misc/*", "effects", "train"),
-    "lmms_shapes": ("lmms-common", "usr/share/lmms/samples/shapes/*", "tonal", "train"),
-    "lmms_stringsnpads": ("lmms-common", "usr/share/lmms/samples/stringsnpads/*", "tonal", "train"),
-    "moh_cold_day": ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/macroform-cold_day.g722", "music", "train"),
-    "moh_robot_dity": ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/macroform-robot_dity.g722", "music", "train"),
-    "moh_simplicity": ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/macroform-the_simplicity.g722", "music", "validation"),
-    "moh_morning_coffee": ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/manolo_camp-morning_coffee.g722", "music", "test"),
-    "moh_system": ("asterisk-moh-opsound-g722", "usr/share/asterisk/moh/reno_project-system.g722", "music", "test"),
+    "lmms_drums": _lmms("drums", "percussion", "train"),
+    "lmms_basses": _lmms("basses", "tonal", "train"),
+    "lmms_instruments": _lmms("instruments", "tonal", "train"),
+    "lmms_effects": _lmms("effects", "effects", "train"),
+    "lmms_misc": _lmms("misc", "effects", "train"),
+    "lmms_shapes": _lmms("shapes", "tonal", "train"),
+    "lmms_stringsnpads": _lmms("stringsnpads", "tonal", "train"),
+    "moh_cold_day": _moh("macroform-cold_day", "music", "train"),
+    "moh_robot_dity": _moh("macroform-robot_dity", "music", "train"),
+    "moh_simplicity": _moh("macroform-the_simplicity", "music", "validation"),
+    "moh_morning_coffee": _moh("manolo_camp-morning_coffee", "music", "test"),
+    "moh_system": _moh("reno_project-system", "music", "test"),
     "wesnoth_birds": ("wesnoth-1.16-data", f"{_WES}/ambient/birds*.ogg", "ambience", "train"),
     "wesnoth_wardrums": ("wesnoth-1.16-data", f"{_WES}/ambient/wardrums.ogg", "percussion", "train"),
     "wesnoth_morning": ("wesnoth-1.16-data", f"{_WES}/ambient/morning.ogg", "ambience", "validation"),
@@ -70,7 +80,7 @@ NOISES = {
     "wesnoth_ship": ("wesnoth-1.16-data", f"{_WES}/ambient/ship.ogg", "ambience", "test"),
     "wesnoth_night": ("wesnoth-1.16-data", f"{_WES}/ambient/night.ogg", "ambience", "test"),
     "wesnoth_battle": ("wesnoth-1.16-data", f"{_WES}/*.ogg", "effects", "train"),
-    "lmms_latin": ("lmms-common", "usr/share/lmms/samples/latin/*", "percussion", "validation"),
+    "lmms_latin": _lmms("latin", "percussion", "validation"),
     "tux_crowd": ("tuxfootball", "usr/share/games/tuxfootball/sound/crowd*.wav", "crowd", "test"),
     "tux_ingame": ("tuxfootball", "usr/share/games/tuxfootball/sound/ingame.ogg", "crowd", "test"),
 }
