@@ -50,7 +50,8 @@ def _init_worker(model_name: str | None, device: str, threads: int, seconds_done
     _worker_model = load_model(model_name, device)[0]
 
 
-def _denoise_in_worker(source: str, target: str, chunk_ms: float | None) -> tuple[str, dict]:
+def _denoise_in_worker(source: str, target: str, chunk_ms: float | None,
+                       max_attenuation_db: float | None) -> tuple[str, dict]:
     from .offline import denoise_file
 
     _raise_if_stopped()
@@ -60,7 +61,8 @@ def _denoise_in_worker(source: str, target: str, chunk_ms: float | None) -> tupl
         with _worker_seconds_done.get_lock():
             _worker_seconds_done.value += seconds
 
-    return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done)
+    return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done,
+                                max_attenuation_db=max_attenuation_db)
 
 
 @contextmanager
@@ -75,13 +77,14 @@ def _stop_signals_blocked() -> Iterator[None]:
 
 def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, device: str,
                  chunk_ms: float | None, jobs: int, on_file: Callable[[Path, Path, dict], None],
-                 on_progress: Callable[[float], None]) -> None:
+                 on_progress: Callable[[float], None], max_attenuation_db: float | None = None) -> None:
     """Run every (source, target) pair; ``on_file`` after each, ``on_progress(seconds)`` as audio is done."""
     from .offline import denoise_file
 
     if jobs <= 1 or len(pairs) <= 1:
         for source, target in pairs:
-            summary = denoise_file(source, target, model, chunk_ms, progress=on_progress)
+            summary = denoise_file(source, target, model, chunk_ms, progress=on_progress,
+                                   max_attenuation_db=max_attenuation_db)
             on_file(source, target, summary)
         return
     threads = max(1, torch.get_num_threads() // jobs)
@@ -93,7 +96,8 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
         with _stop_signals_blocked():
             executor = ProcessPoolExecutor(jobs, initializer=_init_worker,
                                            initargs=(model_name, device, threads, seconds_done))
-            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms) for s, t in pairs}
+            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms, max_attenuation_db)
+                       for s, t in pairs}
         while futures:
             done, futures = wait(futures, timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_COMPLETED)
             now = seconds_done.get_obj().value  # unlocked: a worker killed holding the lock cannot stall us

@@ -22,6 +22,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if present)")
 
 
+def add_max_attenuation_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-attenuation", type=float, default=None, metavar="DB",
+                        help="remove at most DB of noise, keeping some of the room (e.g. 12; default: no limit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtdenoise", description="Streaming, real-time speech denoiser.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(denoise)
     denoise.add_argument("--chunk-ms", type=float, default=None,
                          help="model step size in ms (default: the model's hop; output is the same for any size)")
+    add_max_attenuation_option(denoise)
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     denoise.add_argument("--jobs", type=int, default=1, help="worker processes for several files (default 1)")
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import commands_extra  # live, gui, bench: their own module keeps this one short
 
-    commands_extra.register(sub, _add_model_options)
+    commands_extra.register(sub, _add_model_options, add_max_attenuation_option)
     return parser
 
 
@@ -125,6 +131,8 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.max_attenuation is not None and not 0 < args.max_attenuation < float("inf"):
+        raise UsageError(f"--max-attenuation must be a positive number of dB, got {args.max_attenuation:g}")
     pairs = plan_outputs(args.inputs, args.output)
     check_targets(pairs, args.overwrite)
     infos = {source: probe(source) for source, _ in pairs}  # fail before any work on a bad input
@@ -142,7 +150,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                 print(f"rtdenoise: warning: {source}:{note}", file=sys.stderr)
 
         denoise_many(pairs, model, args.model, args.device, args.chunk_ms, args.jobs, on_file,
-                     on_progress=bar.advance)
+                     on_progress=bar.advance, max_attenuation_db=args.max_attenuation)
     print(f"wrote {len(pairs)} file(s) with model {checkpoint.get('name', args.model or 'default')}: "
           f"{', '.join(str(t) for _, t in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
     return 0

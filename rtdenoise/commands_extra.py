@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 
-def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argparse.ArgumentParser], None],
+             add_max_attenuation_option: Callable[[argparse.ArgumentParser], None]) -> None:
     live = sub.add_parser("live", help="denoise a microphone (or a file) live to speakers")
     live.add_argument("--input", default=None, help="input device (index or name, see --list-devices)")
     live.add_argument("--file", type=Path, help="play this file through the live path instead of a microphone")
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     live.add_argument("--prime-ms", type=float, default=500.0,
                       help="audio run first to build up the model's memory (default 500; 0: none)")
     live.add_argument("--latency", default="low", help="PortAudio latency: low, high or seconds")
+    add_max_attenuation_option(live)
     live.add_argument("--bypass", action="store_true", help="pass the raw input through (A/B)")
     live.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     add_model_options(live)
@@ -72,7 +74,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,
                         output_device=device_arg(args.output), play=not args.no_output, sample_rate=args.rate,
                         chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
-                        record_input_path=args.record_input, latency=latency)
+                        record_input_path=args.record_input, latency=latency,
+                        max_attenuation_db=args.max_attenuation)
     runner = LiveRunner(model, config)
     runner.set_bypass(args.bypass)
     runner.start()

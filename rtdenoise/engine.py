@@ -60,6 +60,9 @@ class StreamingDenoiser:
             exists: on CUDA a captured CUDA graph (far fewer kernel launches); on
             the CPU numpy kernels for a small MIMO CNN and for the STFT GRU (which
             also runs the coalesced blocks of offline work). Same maths as ``model.step``.
+        max_attenuation_db: remove at most this much: the output is
+            ``(1 - a) * enhanced + a * input`` with ``a = 10 ** (-dB / 20)``, the input
+            delayed to line up with the model's output (None: no limit).
     """
 
     max_timings = 100_000  # per-chunk times kept in ``chunk_seconds`` (the older half is dropped)
@@ -73,6 +76,7 @@ class StreamingDenoiser:
         compensate_latency: bool = False,
         coalesce: bool = False,
         fast_path: bool = True,
+        max_attenuation_db: float | None = None,
     ) -> None:
         self.model = model
         self.channels = channels
@@ -85,13 +89,22 @@ class StreamingDenoiser:
         self.device = next(model.parameters()).device
         self._fast: FixedShapeStep | None = None
         self._fast_kind = _fast_kind(model, self.device, self.chunk_samples) if fast_path else None
+        self.set_max_attenuation(max_attenuation_db)
         self.reset()
+
+    def set_max_attenuation(self, db: float | None) -> None:
+        """Limit how much the denoiser removes (None: no limit); may change mid-stream."""
+        if db is not None and not 0 < db < float("inf"):
+            raise ValueError(f"--max-attenuation must be a positive number of dB, got {db:g}")
+        self.max_attenuation_db = db
+        self._dry_gain = 0.0 if db is None else float(10 ** (-db / 20))
 
     def reset(self) -> None:
         """Forget the stream: fresh state, empty buffers, zeroed counters."""
         rate = self.model.sample_rate
         self.state = self.model.init_state(self.channels, self.device)
         self.pending = np.zeros((self.channels, 0), np.float32)
+        self._dry = np.zeros((self.channels, self.model.latency_samples), np.float32)  # input not yet in the output
         self.to_model = StreamResampler(self.sample_rate, rate, self.channels)
         self.from_model = StreamResampler(rate, self.sample_rate, self.channels)
         self.frames_in = 0
@@ -197,8 +210,11 @@ class StreamingDenoiser:
         return out
 
     def _step(self, chunk: np.ndarray) -> np.ndarray:
-        """One model step (through the fixed-shape kernel when the chunk fits it), timed."""
+        """One model step (through the fixed-shape kernel when the chunk fits it), timed, with the dry mix."""
         started = time.perf_counter()
+        dry = np.concatenate([self._dry, chunk], axis=1) if self._dry.shape[1] else chunk
+        self._dry = dry[:, chunk.shape[1]:]
+        dry = dry[:, : chunk.shape[1]]
         if self._fast_kind and self._fits_fast(chunk.shape[1]):
             result = self._fast_step(chunk)
         else:
@@ -207,6 +223,8 @@ class StreamingDenoiser:
                 tensor = tensor.to(self.device, non_blocking=True)
             enhanced, self.state = self.model.step(tensor, self.state)
             result = enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
+        if self._dry_gain:
+            result = (1.0 - self._dry_gain) * result + self._dry_gain * dry
         self.chunk_seconds.append(time.perf_counter() - started)
         if len(self.chunk_seconds) > self.max_timings:  # a long live session must not grow without end
             del self.chunk_seconds[: self.max_timings // 2]

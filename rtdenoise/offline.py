@@ -31,12 +31,14 @@ def denoise_file(
     model: StreamingModel,
     chunk_ms: float | None = None,
     progress: Callable[[float], None] | None = None,
+    max_attenuation_db: float | None = None,
 ) -> dict:
     """Denoise ``source`` into ``target`` with the same rate and channels, in the format that
     ``target``'s extension names (see :func:`output_format`).
 
     Output sample n lines up with input sample n and the lengths are equal.
-    ``progress`` is called with the seconds of audio just consumed.
+    ``progress`` is called with the seconds of audio just consumed;
+    ``max_attenuation_db`` limits how much is removed (see :class:`StreamingDenoiser`).
 
     Returns:
         A summary dict (frames, seconds, sample_rate, channels, nonfinite_samples).
@@ -52,6 +54,7 @@ def denoise_file(
         chunk_samples=chunk_samples_for(model, chunk_ms),
         compensate_latency=True,
         coalesce=True,
+        max_attenuation_db=max_attenuation_db,
     )
     block_frames = max(1, int(BLOCK_SECONDS * info.sample_rate))
     fmt, subtype = output_format(target, info)

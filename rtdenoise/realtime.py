@@ -90,6 +90,7 @@ class LiveConfig:
     record_input_path: Path | None = None   # save the raw input too
     history_seconds: float = 5.0
     latency: str | float = "low"            # PortAudio latency hint
+    max_attenuation_db: float | None = None  # remove at most this much (None: no limit)
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -133,7 +134,8 @@ class LiveRunner:
         self.sample_rate = rate
         self.chunk_samples = chunk_samples_for(model, config.chunk_ms)
         self.block_frames = max(1, round(self.chunk_samples * rate / model.sample_rate))
-        self.engine = StreamingDenoiser(model, self.channels, rate, self.chunk_samples)
+        self.engine = StreamingDenoiser(model, self.channels, rate, self.chunk_samples,
+                                        max_attenuation_db=config.max_attenuation_db)
         capacity = rate * 2
         self.in_ring = AudioRing(capacity, self.channels)
         self.out_ring = AudioRing(capacity, self.channels)
@@ -172,6 +174,10 @@ class LiveRunner:
 
     def set_bypass(self, on: bool) -> None:
         self.commands.put(("bypass", bool(on)))
+
+    def set_max_attenuation(self, db: float | None) -> None:
+        """Change the attenuation limit mid-stream (None: no limit); applied by the worker."""
+        self.commands.put(("max_attenuation", db))
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.finished.wait(timeout)
@@ -282,6 +288,8 @@ class LiveRunner:
                 return
             if name == "bypass":
                 self.bypass = value
+            elif name == "max_attenuation":
+                self.engine.set_max_attenuation(value)
 
     def _process(self, block: np.ndarray) -> None:
         self._drain_commands()

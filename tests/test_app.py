@@ -111,3 +111,20 @@ def test_a_device_that_fails_to_open_is_shown_and_the_app_lives_on(window, qtbot
     window.output_box.setCurrentIndex(0)
     assert window.start()
     qtbot.waitUntil(lambda: _plots_filled(window), timeout=10000)
+
+
+def test_the_noise_reduction_slider_limits_a_running_session(window, qtbot, noisy_path):
+    from rtdenoise.app.main_window import REDUCTION_STEPS_DB
+
+    assert window.max_attenuation() is None and "no limit" in window.reduction_label.text()
+    window.set_file(noisy_path)
+    assert window.start()
+    engine = window.controller.runner.engine
+    assert engine.max_attenuation_db is None
+    window.reduction_slider.setValue(REDUCTION_STEPS_DB.index(12))
+    assert "12 dB" in window.reduction_label.text()
+    qtbot.waitUntil(lambda: engine.max_attenuation_db == 12, timeout=5000)  # applied by the worker
+    window.stop()
+    window.reduction_slider.setValue(REDUCTION_STEPS_DB.index(6))
+    assert window.start()  # a new session starts with the slider's limit
+    assert window.controller.runner.engine.max_attenuation_db == 6

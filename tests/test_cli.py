@@ -162,7 +162,8 @@ def test_bad_input_is_one_clear_line(tmp_path, small_model, case, capsys):
     assert list(out_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("option,value", [("--jobs", "0"), ("--chunk-ms", "-3")])
+@pytest.mark.parametrize("option,value", [("--jobs", "0"), ("--chunk-ms", "-3"), ("--max-attenuation", "0"),
+                                          ("--max-attenuation", "nan")])
 def test_a_bad_option_value_is_one_clear_line(tmp_path, noisy_path, small_model, capsys, option, value):
     assert main(["denoise", str(noisy_path), "-o", str(tmp_path / "o.wav"), "--model", small_model,
                  option, value, "--quiet"]) == 2
@@ -172,7 +173,8 @@ def test_a_bad_option_value_is_one_clear_line(tmp_path, noisy_path, small_model,
 
 
 @pytest.mark.parametrize("option,value", [("--prime-ms", "-500"), ("--rate", "0"), ("--seconds", "-1"),
-                                          ("--latency", "-0.5"), ("--latency", "bogus")])
+                                          ("--latency", "-0.5"), ("--latency", "bogus"),
+                                          ("--max-attenuation", "-6")])
 def test_a_bad_live_option_is_refused_before_any_stream_opens(tmp_path, noisy_path, small_model, capsys,
                                                                option, value):
     record = tmp_path / "r.wav"
@@ -226,3 +228,23 @@ def test_shipped_default_model_cleans_recorded_speech(tmp_path, noisy_path, clea
         return 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target)))
 
     assert si_sdr(sf.read(str(out))[0]) - si_sdr(sf.read(str(noisy_path))[0]) >= 6.0
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_max_attenuation_keeps_more_of_the_recording(tmp_path, noisy_path, jobs):
+    """Same file twice (so --jobs 2 really uses workers): the limited output mixes the input back in."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.wav", "b.wav"):
+        shutil.copy(noisy_path, inputs / name)
+    outputs = {}
+    for limit in (None, "6"):
+        out = tmp_path / f"out-{limit}"
+        extra = ["--max-attenuation", limit] if limit else []
+        assert main(["denoise", str(inputs), "-o", str(out), "--jobs", jobs, "--quiet", *extra]) == 0
+        outputs[limit] = sf.read(str(out / "a.wav"), dtype="float32")[0]
+    noisy = sf.read(str(noisy_path), dtype="float32")[0]
+    a = 10 ** (-6 / 20)
+    expected = (1 - a) * outputs[None] + a * noisy  # offline output n lines up with input n
+    assert np.abs(outputs["6"] - expected).max() < 2e-4  # 16-bit WAV rounding
+    assert np.abs(outputs["6"] - outputs[None]).max() > 0.01

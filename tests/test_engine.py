@@ -199,3 +199,53 @@ def test_cuda_graph_equals_eager_across_reset_and_warm_up(noisy_audio, preset):
     fast, eager, kernels = fast_vs_eager(build_preset(preset).eval().to("cuda"), noisy_audio[:12000])
     assert kernels == ["GraphedStep", "NoneType"]
     assert np.abs(fast - eager).max() < 1e-5
+
+
+def _enhanced(engine: StreamingDenoiser, audio: np.ndarray, block: int) -> np.ndarray:
+    pieces = [engine.process(audio[i:i + block]) for i in range(0, len(audio), block)]
+    return np.concatenate(pieces + ([engine.flush()] if engine.compensate_latency else []))[:, 0]
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_max_attenuation_mixes_the_lined_up_input_back_in(noisy_audio, offline):
+    """out = (1 - a) * enhanced + a * input, with the input delayed like the model's output (live)."""
+    model = load_model("gru", "cpu")[0]
+    audio = noisy_audio[:24000, None]
+    runs = {limit: _enhanced(StreamingDenoiser(model, compensate_latency=offline, coalesce=offline,
+                                               max_attenuation_db=limit), audio, 160)
+            for limit in (None, 12.0)}
+    dry = audio[:, 0] if offline else np.concatenate([np.zeros(model.latency_samples, np.float32),
+                                                       audio[:-model.latency_samples, 0]])
+    a = 10 ** (-12 / 20)
+    assert np.abs(runs[12.0] - ((1 - a) * runs[None] + a * dry)).max() < 1e-5
+    assert np.abs(runs[12.0] - runs[None]).max() > 0.01
+
+
+def test_max_attenuation_keeps_recorded_noise_within_the_limit():
+    import soundfile as sf
+
+    noise = sf.read("tests/data/noise_birds.wav", dtype="float32")[0][:, None]
+    model = load_model("gru", "cpu")[0]
+
+    def reduction_db(limit: float | None) -> float:
+        out = _enhanced(StreamingDenoiser(model, compensate_latency=True, coalesce=True, max_attenuation_db=limit),
+                        noise, 16000)
+        return float(20 * np.log10(np.sqrt(np.mean(out ** 2)) / np.sqrt(np.mean(noise ** 2))))
+
+    assert reduction_db(None) < -15  # the model alone removes most of this noise
+    assert -12 <= reduction_db(12.0) < -6
+    assert -6 <= reduction_db(6.0) < -3
+
+
+def test_max_attenuation_can_change_mid_stream_and_rejects_nonsense(noisy_audio):
+    model = load_model("gru", "cpu")[0]
+    audio = noisy_audio[:8000, None]
+    plain, limited = StreamingDenoiser(model), StreamingDenoiser(model, max_attenuation_db=20)
+    first = [engine.process(audio[:4000]) for engine in (plain, limited)]
+    assert not np.allclose(first[0], first[1])
+    limited.set_max_attenuation(None)
+    second = [engine.process(audio[4000:]) for engine in (plain, limited)]
+    assert np.array_equal(second[0], second[1])  # same model state: the limit only mixes the output
+    for nonsense in (0.0, -3.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="max-attenuation"):
+            limited.set_max_attenuation(nonsense)

@@ -19,6 +19,7 @@ class SessionRequest:
     output_device: int | None    # None with play=False: no speakers
     play: bool
     record_path: Path | None = None
+    max_attenuation_db: float | None = None  # None: remove all the noise the model can
 
 
 class Controller(QObject):
@@ -40,7 +41,8 @@ class Controller(QObject):
             model = self._model(request.model, request.compute_device)
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
                                 output_device=request.output_device, play=request.play,
-                                record_path=request.record_path, latency="high")
+                                record_path=request.record_path, latency="high",
+                                max_attenuation_db=request.max_attenuation_db)
             runner = LiveRunner(model, config, on_event=self._on_event)
             runner.start()
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
@@ -57,6 +59,10 @@ class Controller(QObject):
     def set_bypass(self, on: bool) -> None:
         if self.runner is not None:
             self.runner.set_bypass(on)
+
+    def set_max_attenuation(self, db: float | None) -> None:
+        if self.runner is not None:
+            self.runner.set_max_attenuation(db)
 
     def _model(self, name: str | None, device: str):
         from rtdenoise.engine import load_model  # torch stays out of app/ imports

@@ -1,12 +1,12 @@
-"""The main window: source, output, model, compute device, start/stop, bypass, plots."""
+"""The main window: source, output, model, compute device, noise reduction, start/stop, bypass, plots."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from rtdenoise.audio_io import AUDIO_SUFFIXES
 from rtdenoise.realtime import list_devices
@@ -17,6 +17,7 @@ from .waveforms import WaveformView
 PLOT_INTERVAL_MS = 33
 STATS_INTERVAL_MS = 1000
 OPEN_CHECKPOINT = "Open checkpoint…"
+REDUCTION_STEPS_DB = (6, 9, 12, 18, 24, 30, None)  # the slider's stops; None: no limit
 
 
 class MainWindow(QMainWindow):
@@ -35,6 +36,14 @@ class MainWindow(QMainWindow):
         self.output_box = QComboBox()
         self.model_box = QComboBox()
         self.compute_box = QComboBox()
+        self.reduction_slider = QSlider(Qt.Orientation.Horizontal)
+        self.reduction_slider.setRange(0, len(REDUCTION_STEPS_DB) - 1)
+        self.reduction_slider.setValue(len(REDUCTION_STEPS_DB) - 1)
+        self.reduction_slider.setPageStep(1)
+        self.reduction_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.reduction_slider.setToolTip("How much noise may be removed: less keeps some of the room")
+        self.reduction_label = QLabel()
+        self.reduction_label.setMinimumWidth(140)
         self.start_button = QPushButton("Start")
         self.bypass_box = QCheckBox("Bypass (hear the raw input)")
         self.record_box = QCheckBox("Save cleaned audio…")
@@ -61,6 +70,8 @@ class MainWindow(QMainWindow):
         self.model_box.activated.connect(self._model_chosen)
         self.start_button.clicked.connect(self.toggle)
         self.bypass_box.toggled.connect(self.controller.set_bypass)
+        self.reduction_slider.valueChanged.connect(self._reduction_changed)
+        self._reduction_changed()
         self.record_box.toggled.connect(self._record_toggled)
         self.plot_timer = QTimer(self, interval=PLOT_INTERVAL_MS, timeout=self.refresh_plots)
         self.stats_timer = QTimer(self, interval=STATS_INTERVAL_MS, timeout=self.refresh_stats)
@@ -87,6 +98,10 @@ class MainWindow(QMainWindow):
         form.addRow("Output", self.output_box)
         form.addRow("Model", self.model_box)
         form.addRow("Compute", self.compute_box)
+        reduction_row = QHBoxLayout()
+        reduction_row.addWidget(self.reduction_slider, 1)
+        reduction_row.addWidget(self.reduction_label)
+        form.addRow("Noise reduction", reduction_row)
         controls = QHBoxLayout()
         controls.addWidget(self.start_button)
         controls.addWidget(self.bypass_box)
@@ -147,6 +162,15 @@ class MainWindow(QMainWindow):
         else:
             self.model_box.setCurrentIndex(0)
 
+    def max_attenuation(self) -> float | None:
+        """The slider's limit in dB, or None for no limit."""
+        return REDUCTION_STEPS_DB[self.reduction_slider.value()]
+
+    def _reduction_changed(self) -> None:
+        db = self.max_attenuation()
+        self.reduction_label.setText("full (no limit)" if db is None else f"at most {db} dB")
+        self.controller.set_max_attenuation(db)
+
     def _record_toggled(self, on: bool) -> None:
         if on and self.record_path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save cleaned audio as", "cleaned.wav", "WAV (*.wav)")
@@ -183,7 +207,8 @@ class MainWindow(QMainWindow):
             model=self.model_box.currentText(), compute_device=self.compute_box.currentText(),
             input_file=Path(value) if kind == "file" else None, input_device=value if kind == "mic" else None,
             output_device=output, play=output is not None,
-            record_path=self.record_path if self.record_box.isChecked() else None)
+            record_path=self.record_path if self.record_box.isChecked() else None,
+            max_attenuation_db=self.max_attenuation())
         if not self.controller.start(request):
             return False
         self.controller.set_bypass(self.bypass_box.isChecked())
