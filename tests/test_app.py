@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -41,7 +42,15 @@ def test_file_fills_both_plots_and_clean_differs(window, qtbot, noisy_path):
     qtbot.waitUntil(lambda: _plots_filled(window), timeout=10000)
     noisy, clean = window.waveforms.data()
     assert not np.allclose(noisy[-8000:], clean[-8000:], atol=1e-3)
-    assert "latency" in window.stats_label.text() or window.refresh_stats() is None
+    window.refresh_stats()
+    text = window.stats_label.text()
+    assert "latency 20 ms" in text and re.match(r"0:0[0-5] / 0:05 \| ", text), text  # position in the 5 s file
+
+
+def test_clock_text():
+    from rtdenoise.app.main_window import clock_text
+
+    assert [clock_text(s) for s in (0, 5.9, 65, 3600 + 61)] == ["0:00", "0:05", "1:05", "1:01:01"]
 
 
 def test_bypass_makes_clean_equal_noisy(window, qtbot, noisy_path):

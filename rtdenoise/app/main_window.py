@@ -248,11 +248,20 @@ class MainWindow(QMainWindow):
         if runner is None:
             return
         s = runner.stats()
+        position = "" if runner.file_info is None else \
+            f"{clock_text(s['seconds'])} / {clock_text(runner.file_info.seconds)} | "
         self.stats_label.setText(
-            f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
+            position + f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
             f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']}"
             + (" | BYPASS" if s["bypass"] else ""))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
         self.controller.stop()
         super().closeEvent(event)
+
+
+def clock_text(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a position in a file."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
