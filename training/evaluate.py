@@ -46,9 +46,10 @@ def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[st
             "si_sdr": sdr, "si_sdr_i": sdr - si_sdr_db(noisy, clean)}
 
 
-def enhance(model, noisy: np.ndarray) -> np.ndarray:
+def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None) -> np.ndarray:
     engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True,
-                               chunk_samples=model.hop * max(1, 1600 // model.hop))
+                               chunk_samples=model.hop * max(1, 1600 // model.hop),
+                               max_attenuation_db=max_attenuation_db)
     return np.concatenate([engine.process(noisy[:, None]), engine.flush()])[:, 0]
 
 
@@ -88,25 +89,28 @@ def summarise(rows: list[dict]) -> dict:
 
 def print_tables(results: dict) -> None:
     names = list(results)
-    print(f"\n{'system':<16}" + "".join(f"{m:>10}" for m in ("PESQ-WB", "STOI", "SI-SDR", "SI-SDRi")))
+    width = max(16, *(len(name) + 2 for name in names))
+    print(f"\n{'system':<{width}}" + "".join(f"{m:>10}" for m in ("PESQ-WB", "STOI", "SI-SDR", "SI-SDRi")))
     for name in names:
         o = results[name]["overall"]
-        print(f"{name:<16}" + "".join(f"{o[m]:>10.3f}" for m in METRICS))
+        print(f"{name:<{width}}" + "".join(f"{o[m]:>10.3f}" for m in METRICS))
     for key, title in (("snr", "SNR band"), ("noise", "noise type"), ("voice", "voice")):
         if key not in results[names[0]]:
             continue
         print(f"\nby {title}: PESQ-WB / SI-SDRi (dB)")
         groups = list(results[names[0]][key])
-        print(f"{'system':<16}" + "".join(f"{g:>18}" for g in groups))
+        print(f"{'system':<{width}}" + "".join(f"{g:>18}" for g in groups))
         for name in names:
             cells = results[name][key]
-            print(f"{name:<16}" + "".join(f"{cells[g]['pesq']:>8.2f} /{cells[g]['si_sdr_i']:>+7.2f}" for g in groups))
+            print(f"{name:<{width}}" + "".join(f"{cells[g]['pesq']:>8.2f} /{cells[g]['si_sdr_i']:>+7.2f}" for g in groups))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="lab-format test pairs (.pt)")
     parser.add_argument("--model", action="append", default=[], help="shipped name or checkpoint (repeatable)")
+    parser.add_argument("--max-attenuation", type=float, action="append", default=[], metavar="DB",
+                        help="also score each model with this attenuation limit (repeatable)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             label = f"{label} ({name})"
         systems[label] = lambda x, m=model: enhance(m, x)
         paths[label] = resolve_model_path(name)
+        for db in args.max_attenuation:
+            systems[f"{label} max {db:g} dB"] = lambda x, m=model, db=db: enhance(m, x, db)
     results = evaluate(pairs, metas, systems, args.limit)
     print_tables(results)
     if args.json:
