@@ -81,7 +81,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     runner.start()
     print(f"live: streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
           f" -> {'no output' if args.no_output else 'output ' + str(args.output or 'default')}), "
-          f"chunk {runner.stats()['chunk_ms']:.0f} ms; Ctrl-C stops", file=sys.stderr, flush=True)
+          f"chunk {runner.stats()['chunk_ms']:.0f} ms"
+          f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops",
+          file=sys.stderr, flush=True)
     started = time.monotonic()
     try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
         while not runner.wait(0.25):
