@@ -87,16 +87,18 @@ def test_bad_file_shows_an_error_and_the_app_lives_on(window, qtbot, tmp_path, n
     qtbot.waitUntil(lambda: _plots_filled(window), timeout=10000)
 
 
-def test_recording_keeps_what_was_played(window, qtbot, tmp_path, noisy_path):
+@pytest.mark.parametrize("name,kind", [("rec.wav", "WAV"), ("rec.flac", "FLAC")])
+def test_recording_keeps_what_was_played(window, qtbot, tmp_path, noisy_path, name, kind):
     import soundfile as sf
 
-    window.record_path = tmp_path / "rec.wav"
+    window.record_path = tmp_path / name  # what the save dialog returns; its extension picks the format
     window.record_box.setChecked(True)
     window.set_file(noisy_path)
     assert window.start()
     qtbot.waitUntil(lambda: window.controller.runner.frames_processed > 16000, timeout=10000)
     window.stop()
-    assert sf.info(str(tmp_path / "rec.wav")).frames > 16000
+    info = sf.info(str(tmp_path / name))
+    assert info.frames > 16000 and info.format == kind
 
 
 def test_gui_command_screenshot(tmp_path, noisy_path):

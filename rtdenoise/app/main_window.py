@@ -173,7 +173,8 @@ class MainWindow(QMainWindow):
 
     def _record_toggled(self, on: bool) -> None:
         if on and self.record_path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save cleaned audio as", "cleaned.wav", "WAV (*.wav)")
+            path, _ = QFileDialog.getSaveFileName(self, "Save cleaned audio as", "cleaned.wav",
+                                                  "WAV (*.wav);;FLAC (*.flac);;Ogg Vorbis (*.ogg)")
             if not path:
                 self.record_box.setChecked(False)
                 return
