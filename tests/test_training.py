@@ -106,6 +106,36 @@ def test_short_training_run_lowers_the_loss(tmp_path, fixture_split):
     assert (tmp_path / "tiny_plots" / "epoch_001.png").exists()
 
 
+@pytest.mark.slow
+def test_training_can_keep_the_checkpoint_with_the_best_validation_pesq(tmp_path, fixture_split, capsys):
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=2.0, snr_db=(0, 10))), 10, seed=5)
+    data = save_pairs(pairs, tmp_path / "train.pt")
+    out = tmp_path / "by_pesq.pt"
+    assert train.main(["--model", "gru-small", "--data", str(data), "--out", str(out), "--epochs", "3",
+                       "--batch", "4", "--lr", "3e-3", "--seed", "2", "--select-by", "pesq", "--quiet"]) == 0
+    history = torch.load(out.with_name("by_pesq.last.pt"), weights_only=True)["history"]
+    scores = [record["val_pesq"] for record in history]
+    assert len(scores) == 3 and all(1.0 < score < 4.7 for score in scores)
+    _, checkpoint = load_checkpoint(out)
+    assert checkpoint["metrics"]["validation"]["pesq"] == max(scores)
+    assert checkpoint["training"]["epochs"] == scores.index(max(scores)) + 1
+    assert "val PESQ-WB" in capsys.readouterr().out
+
+
+def test_the_selection_figure_is_the_one_asked_for():
+    config = train.TrainConfig()
+    sharper = {"loss": -0.40, "si_sdr_improvement": 5.0, "pesq": 1.60}  # more SI-SDR, less PESQ
+    kinder = {"loss": -0.35, "si_sdr_improvement": 4.0, "pesq": 1.65}
+
+    def pick(select_by: str, lab: bool = False) -> dict:
+        return max((sharper, kinder), key=lambda m: train.selection_score(m, select_by, config, lab))
+
+    assert pick("auto") is sharper and pick("si_sdr") is sharper and pick("loss") is sharper
+    assert pick("pesq") is kinder
+    assert train.selection_score({**kinder, "pesq": float("nan")}, "pesq", config, False) == -np.inf
+    assert train.selection_score(kinder, "auto", config, lab=True) == 0.35
+
+
 def test_learning_rate_warms_up_then_follows_its_schedule():
     assert train.scheduled_lr(1e-3, 1e-3, None, 0, 100) == pytest.approx(1e-5)  # first warm-up step
     assert train.scheduled_lr(1e-3, 1e-3, None, 49, 100) == pytest.approx(5e-4)

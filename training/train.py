@@ -94,10 +94,12 @@ def train_step(model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor, 
 
 
 @torch.no_grad()
-def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: torch.device) -> dict:
-    """Mean loss, SI-SDR of the estimate and its improvement over the noisy input."""
+def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: torch.device,
+             with_pesq: bool = False) -> dict:
+    """Mean loss, SI-SDR of the estimate and its improvement over the noisy input (and PESQ-WB if asked)."""
     model.eval()
     totals = {"loss": 0.0, "si_sdr": 0.0, "si_sdr_noisy": 0.0}
+    pesq_scores = []
     for noisy, clean in pairs:
         noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
         estimate, target = align(model, model(noisy), clean)
@@ -105,10 +107,34 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
         target = torch.nan_to_num(target)
         totals["si_sdr"] += si_sdr(estimate, target).mean().item()
         totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
+        if with_pesq:
+            pesq_scores.append(pesq_wb(estimate, target, model.sample_rate))
     model.train()
     result = {k: v / len(pairs) for k, v in totals.items()}
     result["si_sdr_improvement"] = result["si_sdr"] - result["si_sdr_noisy"]
+    if with_pesq:
+        result["pesq"] = float(np.nanmean(pesq_scores)) if np.isfinite(pesq_scores).any() else math.nan
     return result
+
+
+def pesq_wb(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> float:
+    """PESQ-WB of one (1, N) pair; NaN where PESQ finds no speech (a silent target)."""
+    from pesq import PesqError, pesq
+
+    try:
+        return float(pesq(sample_rate, target.reshape(-1).double().cpu().numpy(),
+                          estimate.reshape(-1).double().cpu().numpy(), "wb"))
+    except PesqError:
+        return math.nan
+
+
+def selection_score(metrics: dict, select_by: str, config: TrainConfig, lab: bool) -> float:
+    """The validation figure that picks the best checkpoint (higher is better)."""
+    if select_by == "auto":
+        select_by = "loss" if lab or config.loss in ("l1", "masked_l1") else "si_sdr"
+    if select_by == "pesq":
+        return metrics["pesq"] if math.isfinite(metrics["pesq"]) else -math.inf
+    return -metrics["loss"] if select_by == "loss" else metrics["si_sdr_improvement"]
 
 
 def make_model(name: str, resume: dict | None) -> StreamingModel:
@@ -163,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="raise the lr linearly over this many steps (fine-tuning with fresh Adam moments)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning)")
+    parser.add_argument("--select-by", choices=["auto", "si_sdr", "pesq", "loss"], default="auto",
+                        help="validation figure that picks the best checkpoint (auto: the loss for L1 and the "
+                             "lab recipe, else SI-SDR improvement; pesq: PESQ-WB, needs 16 kHz and the pesq package)")
     parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -175,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
         parser.error("give --data PAIRS.pt or --corpus FOLDER|PACK.npz")
+    if args.select_by == "pesq":
+        try:
+            import pesq  # noqa: F401  (checked now, not after the first epoch)
+        except ImportError:
+            parser.error("--select-by pesq needs the pesq package (pip install pesq)")
     set_seed(config.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -265,11 +299,11 @@ def main(argv: list[str] | None = None) -> int:
             for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
                 group["lr"] = lr  # undo the warm-up's scaling: the epoch schedule steps from its own value
             scheduler.step()
-        metrics = validate(model, val_pairs, config, device)
+        metrics = validate(model, val_pairs, config, device, with_pesq=args.select_by == "pesq")
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
                   "elapsed_s": time.time() - started}
         history.append(record)
-        score = -metrics["loss"] if args.lab or config.loss in ("l1", "masked_l1") else metrics["si_sdr_improvement"]
+        score = selection_score(metrics, args.select_by, config, args.lab)
         improved = score > best
         if improved:
             best = score
@@ -282,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                         history=history, best=best, training={"recipe": asdict(config)})
         print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
               f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
-              f"improvement {metrics['si_sdr_improvement']:+.2f}){'  *best' if improved else ''}", flush=True)
+              f"improvement {metrics['si_sdr_improvement']:+.2f})"
+              + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
+              + ("  *best" if improved else ""), flush=True)
         plot_history(history, plots / "loss_curve.png")
         noisy, clean = val_pairs[0]
         with torch.no_grad():
