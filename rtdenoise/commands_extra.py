@@ -116,6 +116,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench, print_report
 
+    if not args.chunk_ms > 0:  # also catches NaN
+        raise ValueError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")
+    for option, value, smallest in (("--seconds", args.seconds, 0.1), ("--repeats", args.repeats, 1),
+                                    ("--threads", args.threads, 1), ("--paced-seconds", args.paced_seconds, 0)):
+        if not value >= smallest:
+            raise ValueError(f"{option} must be at least {smallest:g}, got {value:g}")
     report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
                        fast_path=not args.no_fast_path,
                        paced_seconds=args.paced_seconds)

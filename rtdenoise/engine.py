@@ -25,7 +25,10 @@ def pick_device(name: str | None = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; other names are taken as given."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} asked for, but no CUDA GPU is available")
     return device

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import soundfile as sf
 
 from rtdenoise.cli import main
@@ -35,3 +37,12 @@ def test_live_command_plays_a_file_without_devices(tmp_path, noisy_path, small_m
                  "--model", small_model_path]) == 0
     assert "processed" in capsys.readouterr().out
     assert sf.info(str(record)).frames == sf.info(str(noisy_path)).frames
+
+
+@pytest.mark.parametrize("option,value", [("--seconds", "0"), ("--repeats", "0"), ("--threads", "0"),
+                                          ("--chunk-ms", "-1"), ("--paced-seconds", "-1"), ("--seconds", "nan"),
+                                          ("--device", "tpu")])
+def test_a_bad_bench_option_is_one_line(option, value, capsys):
+    assert main(["bench", "--model", "gru", option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("rtdenoise: error: ") and option.lstrip("-") in err, err
