@@ -139,3 +139,30 @@ def test_the_noise_reduction_slider_limits_a_running_session(window, qtbot, nois
     window.reduction_slider.setValue(REDUCTION_STEPS_DB.index(6))
     assert window.start()  # a new session starts with the slider's limit
     assert window.controller.runner.engine.max_attenuation_db == 6
+
+
+def test_a_checkpoint_file_given_as_model_is_listed_selected_and_used(qtbot, small_model_path, noisy_path):
+    win = MainWindow(["gru"], "gru", ["cpu"])
+    qtbot.addWidget(win)
+    win.output_box.setCurrentIndex(0)
+    win.set_model(small_model_path)
+    assert win.model_box.currentText() == small_model_path
+    assert win.model_box.itemText(win.model_box.count() - 1) == "Open checkpoint…"  # still last
+    win.set_file(noisy_path)
+    assert win.start()
+    assert win.controller.runner.model.num_parameters() < 300_000  # the small GRU, not the shipped one
+    win.controller.stop()
+
+
+@pytest.mark.parametrize("arguments,expected", [(["--input", "missing.wav"], "no such file"),
+                                                (["--model", "nonexistent"], "no such shipped model"),
+                                                (["--quit-after", "-1"], "--quit-after"),
+                                                (["--device", "tpu"], "unknown device")])
+def test_gui_command_refuses_bad_arguments_before_opening_a_window(arguments, expected, capsys, tmp_path,
+                                                                   monkeypatch):
+    from rtdenoise.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["gui", "--no-output", "--quit-after", "1", *arguments]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err

@@ -12,15 +12,23 @@ def run_app(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise RuntimeError(f"the desktop app needs PySide6 and pyqtgraph ({error}); "
                            "pip install 'rtdenoise[gui]'") from None
-    from rtdenoise.engine import available_compute_devices
-    from rtdenoise.models import default_model_name, list_pretrained
+    from rtdenoise.audio_io import probe
+    from rtdenoise.engine import available_compute_devices, pick_device
+    from rtdenoise.models import default_model_name, list_pretrained, resolve_model_path
 
     from .main_window import MainWindow
 
+    if not args.quit_after >= 0:
+        raise ValueError(f"--quit-after must be 0 (stay open) or more seconds, got {args.quit_after:g}")
+    resolve_model_path(args.model)  # a missing model or file: one line now, not a silent fallback in the window
+    device = pick_device(args.device)
+    if args.input_file:
+        probe(args.input_file)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(list_pretrained(), args.model or default_model_name(), available_compute_devices())
-    if args.device in available_compute_devices():
-        window.compute_box.setCurrentText(args.device)
+    window = MainWindow(list_pretrained(), default_model_name(), available_compute_devices())
+    if args.model:
+        window.set_model(args.model)
+    window.compute_box.setCurrentText(device.type)
     if args.no_output:
         window.output_box.setCurrentIndex(0)
     window.show()

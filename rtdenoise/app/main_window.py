@@ -152,13 +152,20 @@ class MainWindow(QMainWindow):
             index = self.source_box.count() - 1
         self.source_box.setCurrentIndex(index)
 
+    def set_model(self, name_or_path: str) -> None:
+        """Select a shipped model by name, or add a checkpoint file to the list and select it."""
+        index = self.model_box.findText(str(name_or_path))
+        if index < 0 or str(name_or_path) == OPEN_CHECKPOINT:
+            index = self.model_box.count() - 1  # before "Open checkpoint…"
+            self.model_box.insertItem(index, str(name_or_path))
+        self.model_box.setCurrentIndex(index)
+
     def _model_chosen(self, index: int) -> None:
         if self.model_box.itemText(index) != OPEN_CHECKPOINT:
             return
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.pt)")
         if path:
-            self.model_box.insertItem(index, path)
-            self.model_box.setCurrentIndex(index)
+            self.set_model(path)
         else:
             self.model_box.setCurrentIndex(0)
 
