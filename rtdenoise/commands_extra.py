@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     live.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C / file end)")
     live.add_argument("--record", type=Path, help="save the cleaned audio to this file")
     live.add_argument("--record-input", type=Path, help="save the raw input to this file")
+    live.add_argument("--overwrite", action="store_true", help="replace recordings that already exist")
     live.add_argument("--rate", type=int, default=16000, help="device sample rate (default 16000)")
     live.add_argument("--chunk-ms", type=float, default=None,
                       help="audio per model step (default: the model's hop, 10 ms); adds to the latency")
@@ -69,6 +70,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         return 0
     if args.seconds < 0:
         raise ValueError(f"--seconds must be 0 (no limit) or more, got {args.seconds:g}")
+    for recording in (args.record, args.record_input):
+        if recording is not None and recording.exists() and not args.overwrite:
+            raise ValueError(f"{recording}: exists; pass --overwrite to replace it")
     model, _ = load_model(args.model, args.device)
     latency = latency_arg(args.latency)
     config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,

@@ -102,6 +102,12 @@ class LiveConfig:
         if self.history_seconds <= 0:
             raise ValueError(f"the plotted history must be positive, got {self.history_seconds:g} s")
         latency_arg(str(self.latency))  # raises on anything PortAudio would refuse mid-start
+        records = [Path(p).resolve() for p in (self.record_path, self.record_input_path) if p is not None]
+        if self.input_file is not None and Path(self.input_file).resolve() in records:
+            raise ValueError(f"{self.input_file}: is the input file; refusing to record over it "
+                             f"(choose another name)")
+        if len(records) == 2 and records[0] == records[1]:
+            raise ValueError(f"{self.record_path}: the cleaned and the raw recording would be the same file")
 
 
 class LiveRunner:

@@ -248,3 +248,24 @@ def test_max_attenuation_keeps_more_of_the_recording(tmp_path, noisy_path, jobs)
     expected = (1 - a) * outputs[None] + a * noisy  # offline output n lines up with input n
     assert np.abs(outputs["6"] - expected).max() < 2e-4  # 16-bit WAV rounding
     assert np.abs(outputs["6"] - outputs[None]).max() > 0.01
+
+
+def test_live_never_records_over_its_input_or_an_existing_file(tmp_path, noisy_path, small_model, capsys):
+    source = tmp_path / "in.wav"
+    shutil.copy(noisy_path, source)
+    original = source.read_bytes()
+    existing = tmp_path / "old.wav"
+    existing.write_bytes(b"an earlier recording")
+    live = ["live", "--file", str(source), "--no-output", "--seconds", "0.3", "--model", small_model]
+    cases = [(["--record", str(source), "--overwrite"], "is the input file"),
+             (["--record-input", str(tmp_path / ".." / tmp_path.name / "in.wav"), "--overwrite"], "is the input file"),
+             (["--record", str(existing)], "exists; pass --overwrite"),
+             (["--record", str(tmp_path / "a.wav"), "--record-input", str(tmp_path / "a.wav")], "same file")]
+    for extra, expected in cases:
+        assert main(live + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expected in err, err
+    assert source.read_bytes() == original and existing.read_bytes() == b"an earlier recording"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "old.wav"]
+    assert main(live + ["--record", str(existing), "--overwrite"]) == 0  # asked for: replaced
+    assert sf.info(str(existing)).frames > 0
