@@ -83,7 +83,7 @@ def plan_outputs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
     pairs: list[tuple[Path, Path]] = []
     output_path = Path(output)
     many = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
-    folders = {item: audio_files_in(Path(item)) for item in inputs if Path(item).is_dir()}
+    folders = {item: audio_files_in(Path(item), skip=output_path) for item in inputs if Path(item).is_dir()}
     if many and output_path.suffix.lower() in AUDIO_SUFFIXES and not output_path.is_dir():
         raise UsageError(f"{output}: several inputs need an output folder, not a file name")
     for item in inputs:
@@ -99,10 +99,16 @@ def plan_outputs(inputs: list[str], output: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def audio_files_in(folder: Path) -> list[Path]:
-    """Audio files below ``folder`` (hidden and partial files skipped); error if none."""
+def audio_files_in(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Audio files below ``folder`` (hidden and partial files, and those below ``skip``, left out); error if none.
+
+    ``skip`` is the output folder: cleaning ``rec/`` into ``rec/clean/`` a second time
+    must not take the first run's outputs as inputs.
+    """
+    skipped = skip.resolve() if skip is not None and skip.resolve() != folder.resolve() else None
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                   and not p.name.startswith("."))
+                   and not p.name.startswith(".")
+                   and not (skipped is not None and p.resolve().is_relative_to(skipped)))
     if not files:
         raise AudioError(f"{folder}: is a folder with no audio files in it")
     return files

@@ -269,3 +269,17 @@ def test_live_never_records_over_its_input_or_an_existing_file(tmp_path, noisy_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "old.wav"]
     assert main(live + ["--record", str(existing), "--overwrite"]) == 0  # asked for: replaced
     assert sf.info(str(existing)).frames > 0
+
+
+def test_cleaning_a_folder_into_a_folder_inside_it_twice(tmp_path, noisy_path, capsys):
+    recordings = tmp_path / "rec"
+    recordings.mkdir()
+    shutil.copy(noisy_path, recordings / "a.wav")
+    clean = recordings / "clean"
+    assert main(["denoise", str(recordings), "-o", str(clean), "--quiet"]) == 0
+    assert main(["denoise", str(recordings), "-o", str(clean), "--quiet", "--overwrite"]) == 0  # not its own outputs
+    assert sorted(p.relative_to(recordings).as_posix() for p in recordings.rglob("*")) == ["a.wav", "clean",
+                                                                                          "clean/a.wav"]
+    capsys.readouterr()
+    assert main(["denoise", str(recordings), "-o", str(recordings), "--quiet", "--overwrite"]) == 2
+    assert "is an input; refusing to overwrite it" in capsys.readouterr().err
