@@ -51,6 +51,8 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, expected an audio file")
+    if not path.is_file():  # a pipe, socket or device: it cannot be probed, rewound or read in blocks twice
+        raise AudioError(f"{path}: not a regular file (a pipe or a device); save the audio to a file first")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
     try:

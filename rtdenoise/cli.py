@@ -139,6 +139,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.max_attenuation is not None and not 0 < args.max_attenuation < float("inf"):
         raise UsageError(f"--max-attenuation must be a positive number of dB, got {args.max_attenuation:g}")
+    if args.output == "-":
+        raise UsageError("-o -: writing to standard output is not supported; give a file or folder name")
+    if "-" in args.inputs:
+        raise UsageError("-: reading standard input is not supported; give file or folder names")
     pairs = plan_outputs(args.inputs, args.output)
     check_targets(pairs, args.overwrite)
     infos = {source: probe(source) for source, _ in pairs}  # fail before any work on a bad input

@@ -138,6 +138,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     folder.mkdir()
     odd = tmp_path / "data.xyz"
     odd.write_bytes(os.urandom(2000))
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)
     return {
         "missing": (tmp_path / "missing.wav", "no such file"),
         "empty": (empty, "empty file"),
@@ -146,11 +148,12 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "zero frames": (zero, "no audio"),
         "directory as file": (folder, "no audio files"),
         "unsupported format": (odd, "not a readable audio file"),
+        "named pipe": (pipe, "not a regular file"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated", "zero frames", "directory as file",
-                                  "unsupported format"])
+                                  "unsupported format", "named pipe"])
 def test_bad_input_is_one_clear_line(tmp_path, small_model, case, capsys):
     path, expected = _bad_inputs(tmp_path)[case]
     out_dir = tmp_path / "out"
@@ -163,7 +166,7 @@ def test_bad_input_is_one_clear_line(tmp_path, small_model, case, capsys):
 
 
 @pytest.mark.parametrize("option,value", [("--jobs", "0"), ("--chunk-ms", "-3"), ("--max-attenuation", "0"),
-                                          ("--max-attenuation", "nan")])
+                                          ("--max-attenuation", "nan"), ("-o", "-")])
 def test_a_bad_option_value_is_one_clear_line(tmp_path, noisy_path, small_model, capsys, option, value):
     assert main(["denoise", str(noisy_path), "-o", str(tmp_path / "o.wav"), "--model", small_model,
                  option, value, "--quiet"]) == 2
