@@ -5,6 +5,7 @@ A checkpoint is a plain dict (no pickled classes), so it loads with
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +73,20 @@ def save_checkpoint(model: StreamingModel, path: str | Path, **info: Any) -> Pat
     return path
 
 
+def load_weights_only(path: str | Path) -> Any:
+    """``torch.load`` that refuses code-running pickles, without torch's warnings about foreign pickles."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an untrusted file's protocol warning would break the one-line error
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict without executing code; raise CheckpointError if unusable."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_weights_only(path)
     except Exception as error:  # unpickling errors come in many types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if "weights_only" in str(error) or "Unsupported global" in str(error):

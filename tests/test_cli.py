@@ -286,3 +286,21 @@ def test_cleaning_a_folder_into_a_folder_inside_it_twice(tmp_path, noisy_path, c
     capsys.readouterr()
     assert main(["denoise", str(recordings), "-o", str(recordings), "--quiet", "--overwrite"]) == 2
     assert "is an input; refusing to overwrite it" in capsys.readouterr().err
+
+
+def test_a_model_file_that_would_run_code_is_refused_in_one_line(tmp_path, noisy_path):
+    import pickle
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("echo owned > owned.txt",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"format": RunsCode()}))
+    result = subprocess.run([sys.executable, "-m", "rtdenoise", "denoise", str(noisy_path), "-o", "o.wav",
+                             "--model", str(evil)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"rtdenoise: error: {evil}: not a loadable rtdenoise model (it contains Python objects that could run code; "
+        "refused)"], result.stderr  # and no torch warning around it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"]

@@ -216,3 +216,35 @@ def test_evaluate_scores_recorded_mixtures_per_band_and_with_a_limit(tmp_path, f
     assert sdr_i["noisy input"] == pytest.approx(0.0, abs=1e-6)
     assert sdr_i["gru"] > sdr_i["gru max 12 dB"] > sdr_i["noisy input"] + 1.0
     assert results["gru"]["overall"]["pesq"] > results["noisy input"]["overall"]["pesq"]
+
+
+def test_training_commands_give_one_line_errors_on_bad_files(tmp_path):
+    """Run as users run them (python -m), so the exit status and stderr are what a shell sees."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, ("echo owned > owned.txt",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps([RunsCode()]))
+    (tmp_path / "text.pt").write_text("not tensors\n")
+    cases = [(["training.train", "--data", "missing.pt", "--out", "x.pt"], "missing.pt: no such file"),
+             (["training.evaluate", "--data", "text.pt", "--model", "gru"], "text.pt: not a lab-format file"),
+             (["training.evaluate", "--data", "evil.pt", "--model", "gru"], "evil.pt: not a lab-format file"),
+             (["training.train", "--corpus", "nowhere", "--out", "x.pt"], "nowhere: not a corpus folder"),
+             (["training.dataset", "--corpus", "nowhere", "--out", "d"], "nowhere: not a corpus folder"),
+             (["training.corpus", "--out", "c", "--speech", "nowhere"], "nowhere: no such folder")]
+    repo = str(DATA.parent.parent)
+    for arguments, expected in cases:
+        result = subprocess.run([sys.executable, "-m", *arguments], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120, env={**os.environ, "PYTHONPATH": repo})
+        assert result.returncode == 2, (arguments, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert lines == [f"python -m {arguments[0]}: error: {lines[-1].split(': error: ', 1)[-1]}"], result.stderr
+        assert expected in lines[0], lines
+    assert not (tmp_path / "owned.txt").exists()  # the pickle's code never ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt", "text.pt"]  # and nothing was written

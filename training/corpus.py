@@ -228,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=Path, action="append", default=[], help="your own noise folder")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    for folder in args.speech + args.noise:  # before any package is fetched
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: no such folder")
     if not shutil.which("ffmpeg"):
         print("corpus: ffmpeg is needed to decode G.722 (apt-get install ffmpeg)", file=sys.stderr)
         return 2
@@ -237,4 +240,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .errors import run_command
+
+    sys.exit(run_command(main, "python -m training.corpus"))

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from rtdenoise.models.registry import load_weights_only
 
 from . import synthetic_noise
 
@@ -57,6 +60,9 @@ def load_corpus_split(corpus: str | Path, split: str) -> CorpusSplit:
     corpus = Path(corpus)
     if corpus.suffix == ".npz":
         return _load_pack_split(corpus, split)
+    if not (corpus / "manifest.json").is_file():
+        raise ValueError(f"{corpus}: not a corpus folder (no manifest.json); build one with "
+                         f"python -m training.corpus, or give a --pack .npz")
     manifest = json.loads((corpus / "manifest.json").read_text())
     result = CorpusSplit()
     for entry in manifest["entries"]:
@@ -242,7 +248,12 @@ def save_pairs(pairs: list[Pair], path: str | Path, metas: list[dict] | None = N
 def load_pairs(path: str | Path) -> tuple[list[Pair], list[dict] | None]:
     """Read a lab-format file (made here or elsewhere) safely; metadata if present."""
     path = Path(path)
-    pairs = torch.load(path, map_location="cpu", weights_only=True)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        pairs = load_weights_only(path)
+    except Exception:  # garbage, audio, a truncated file, or a pickle that would run code
+        raise ValueError(f"{path}: not a lab-format file (not a torch.save file of tensors)") from None
     if not isinstance(pairs, (list, tuple)) or not pairs:
         raise ValueError(f"{path}: expected a non-empty list of (noisy, clean) pairs")
     checked = []
@@ -361,4 +372,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .errors import run_command
+
+    sys.exit(run_command(main, "python -m training.dataset"))

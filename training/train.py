@@ -335,4 +335,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .errors import run_command
+
+    sys.exit(run_command(main, "python -m training.train"))
