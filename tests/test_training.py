@@ -248,3 +248,13 @@ def test_training_commands_give_one_line_errors_on_bad_files(tmp_path):
         assert expected in lines[0], lines
     assert not (tmp_path / "owned.txt").exists()  # the pickle's code never ran
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt", "text.pt"]  # and nothing was written
+
+
+@pytest.mark.parametrize("option,value", [("--batch", "0"), ("--epochs", "0"), ("--lr", "-1"), ("--lr", "nan"),
+                                          ("--steps-per-epoch", "0"), ("--segment-seconds", "0"),
+                                          ("--max-minutes", "-1"), ("--workers", "-2")])
+def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, value):
+    with pytest.raises(ValueError, match=option):
+        train.main(["--model", "gru-small", "--data", str(tmp_path / "unused.pt"), "--out", str(tmp_path / "m.pt"),
+                    option, value])
+    assert list(tmp_path.iterdir()) == []  # refused before any file is read or written

@@ -137,6 +137,21 @@ def selection_score(metrics: dict, select_by: str, config: TrainConfig, lab: boo
     return -metrics["loss"] if select_by == "loss" else metrics["si_sdr_improvement"]
 
 
+def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
+    """Refuse settings that would train nothing or fail later (a zero batch, a negative lr, ...)."""
+    positive = {"--lr": config.lr, "--batch": config.batch, "--epochs": config.epochs,
+                "--steps-per-epoch": config.steps_per_epoch, "--segment-seconds": config.segment_seconds,
+                "--tbptt-ms": config.tbptt_ms}
+    at_least_zero = {"--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
+                     "--workers": args.workers, "--threads": args.threads}
+    for option, value in positive.items():
+        if not value > 0:  # also catches NaN
+            raise ValueError(f"{option} must be positive, got {value:g}")
+    for option, value in at_least_zero.items():
+        if not value >= 0:
+            raise ValueError(f"{option} must be 0 or more, got {value:g}")
+
+
 def make_model(name: str, resume: dict | None) -> StreamingModel:
     """The preset ``name``, or the network stored in ``resume`` (a checkpoint dict) with its weights."""
     if resume is not None:
@@ -204,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
         parser.error("give --data PAIRS.pt or --corpus FOLDER|PACK.npz")
+    check_settings(config, args)
     if args.select_by == "pesq":
         try:
             import pesq  # noqa: F401  (checked now, not after the first epoch)
