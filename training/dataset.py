@@ -332,13 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description="Mix a corpus into lab-format (noisy, clean) tensor files.")
-    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"))
-    parser.add_argument("--out", type=Path, default=Path("data"))
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--corpus", type=Path, default=Path("data/corpus"),
+                        help="corpus folder from python -m training.corpus (default data/corpus)")
+    parser.add_argument("--out", type=Path, default=Path("data"), help="folder for the .pt files (default data)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each mixture (default 4)")
     parser.add_argument("--train", type=int, default=300, help="pairs in train.pt (the lab used 300)")
-    parser.add_argument("--validation", type=int, default=120)
-    parser.add_argument("--test", type=int, default=240)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation", type=int, default=120, help="pairs in validation.pt (default 120)")
+    parser.add_argument("--test", type=int, default=240, help="pairs in test.pt, spread evenly over the SNR bands (default 240)")
+    parser.add_argument("--seed", type=int, default=0, help="mixing seed: same seed, same files")
     parser.add_argument("--paired", type=Path, help="convert VoiceBank+DEMAND style clean_*/noisy_* folders instead")
     parser.add_argument("--pack", type=Path, help="instead write the train and validation splits as one compact "
                         "int16 .npz (for a machine without ffmpeg or soundfile, e.g. a lent GPU); "
@@ -346,6 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pack-speech-minutes", type=float, default=5.0, help="at most this much per voice")
     parser.add_argument("--pack-noise-minutes", type=float, default=1.5, help="at most this much per noise source")
     args = parser.parse_args(argv)
+    for option, value in (("--seconds", args.seconds), ("--pack-speech-minutes", args.pack_speech_minutes),
+                          ("--pack-noise-minutes", args.pack_noise_minutes)):
+        if not value > 0:
+            raise ValueError(f"{option} must be positive, got {value:g}")
+    for option, value in (("--train", args.train), ("--validation", args.validation), ("--test", args.test)):
+        if value < 1:
+            raise ValueError(f"{option} must be at least 1 pair, got {value}")
     if args.pack:
         path = save_pack(args.corpus, args.pack, minutes_per_group=args.pack_speech_minutes,
                          noise_minutes_per_group=args.pack_noise_minutes, seed=args.seed)

@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
     args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 clip, got {args.limit}")
     torch.set_num_threads(1)
     pairs, metas = load_pairs(args.data)
     systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate}
