@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if not folder.is_dir():
             raise ValueError(f"{folder}: no such folder")
     if not shutil.which("ffmpeg"):
-        print("corpus: ffmpeg is needed to decode G.722 (apt-get install ffmpeg)", file=sys.stderr)
-        return 2
+        raise RuntimeError("ffmpeg is needed to decode G.722 (apt-get install ffmpeg)")
     manifest = build(args.out, args.cache, args.speech, args.noise, args.jobs)
     print(summarise(manifest))
     return 0
