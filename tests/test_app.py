@@ -166,3 +166,33 @@ def test_gui_command_refuses_bad_arguments_before_opening_a_window(arguments, ex
     assert main(["gui", "--no-output", "--quit-after", "1", *arguments]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
+
+
+def test_settings_are_locked_while_running_and_start_works_after_a_file_ends(window, qtbot, tmp_path, noisy_audio):
+    import soundfile as sf
+
+    short = tmp_path / "short.wav"
+    sf.write(str(short), noisy_audio[:8000], 16000)  # 0.5 s: ends by itself
+    window.set_file(short)
+    assert window.start()
+    assert not window.model_box.isEnabled() and not window.source_box.isEnabled()
+    assert window.bypass_box.isEnabled() and window.reduction_slider.isEnabled()  # these stay live
+    qtbot.waitUntil(lambda: window.start_button.text() == "Start", timeout=10000)  # the file ended
+    assert window.model_box.isEnabled() and window.source_box.isEnabled()
+    window.toggle()  # one press starts again (not a stop of the finished session)
+    assert window.start_button.text() == "Stop" and window.controller.runner is not None
+    window.stop()
+
+
+def test_a_late_event_from_a_replaced_session_does_not_stop_the_new_one(window, qtbot, noisy_path):
+    window.set_file(noisy_path)
+    assert window.start()
+    old_session = window.controller._session
+    window.stop()
+    assert window.start()
+    window.controller._event.emit(old_session, "finished", "done")  # queued from the old worker thread
+    window.controller._event.emit(old_session, "error", "old device failed")
+    qtbot.wait(100)
+    assert window.controller.runner is not None and window.start_button.text() == "Stop"
+    assert window.banner.isHidden()
+    window.stop()

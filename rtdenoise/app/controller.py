@@ -28,22 +28,26 @@ class Controller(QObject):
     started = Signal(str)
     stopped = Signal(str)
     error = Signal(str)
+    _event = Signal(int, str, str)  # (session, kind, text): from the worker thread, queued to the GUI thread
 
     def __init__(self) -> None:
         super().__init__()
         self.runner: LiveRunner | None = None
         self._models: dict[tuple[str | None, str], object] = {}
+        self._session = 0  # bumped by every stop: events still queued from an old runner are then ignored
+        self._event.connect(self._deliver)
 
     def start(self, request: SessionRequest) -> bool:
         """Start a session; on failure emit ``error`` and return False (the app keeps running)."""
         self.stop()
+        session = self._session
         try:
             model = self._model(request.model, request.compute_device)
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
                                 output_device=request.output_device, play=request.play,
                                 record_path=request.record_path, latency="high",
                                 max_attenuation_db=request.max_attenuation_db)
-            runner = LiveRunner(model, config, on_event=self._on_event)
+            runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
             self.error.emit(str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
@@ -52,6 +56,7 @@ class Controller(QObject):
         return True
 
     def stop(self) -> None:
+        self._session += 1
         runner, self.runner = self.runner, None
         if runner is not None:
             runner.stop()
@@ -72,10 +77,13 @@ class Controller(QObject):
             self._models[key] = load_model(name, device)[0]
         return self._models[key]
 
-    def _on_event(self, kind: str, text: str) -> None:  # worker thread: signals are queued to the GUI
+    def _deliver(self, session: int, kind: str, text: str) -> None:  # GUI thread
+        if session != self._session:
+            return  # from a session already stopped or replaced
         if kind == "started":
             self.started.emit(text)
         elif kind == "error":
             self.error.emit(text)
-        elif kind == "finished":
+        elif kind == "finished":  # the file ended or the device failed: release it, so Start starts again
             self.stopped.emit(text)
+            self.stop()

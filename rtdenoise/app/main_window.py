@@ -220,6 +220,7 @@ class MainWindow(QMainWindow):
         if not self.controller.start(request):
             return False
         self.controller.set_bypass(self.bypass_box.isChecked())
+        self._lock_session_settings(True)
         self.start_button.setText("Stop")
         self.plot_timer.start()
         self.stats_timer.start()
@@ -234,8 +235,19 @@ class MainWindow(QMainWindow):
         self.refresh_stats()
         self.plot_timer.stop()
         self.stats_timer.stop()
+        self._lock_session_settings(False)
         self.start_button.setText("Start")
         self.statusBar().showMessage("finished" if text == "done" else text, 5000)
+
+    def _lock_session_settings(self, running: bool) -> None:
+        """Source, output, model, device and recording apply at Start: greyed out while a session runs.
+
+        Bypass and the noise-reduction slider stay live.
+        """
+        for widget in (self.source_box, self.open_file_button, self.output_box, self.model_box, self.compute_box,
+                       self.record_box):
+            widget.setEnabled(not running)
+        self.setAcceptDrops(not running)
 
     def show_error(self, text: str) -> None:
         self.banner.setText(f"⚠ {text}")
