@@ -122,6 +122,21 @@ def test_training_can_keep_the_checkpoint_with_the_best_validation_pesq(tmp_path
     assert "val PESQ-WB" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_fine_tune_that_gets_worse_writes_nothing(tmp_path, fixture_split, capsys):
+    from rtdenoise.models import resolve_model_path
+
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=1.0, snr_db=(0, 10))), 8, seed=6)
+    data = save_pairs(pairs, tmp_path / "train.pt")
+    out = tmp_path / "tuned.pt"
+    shipped = str(resolve_model_path("gru"))  # good weights, then a step size that can only wreck them
+    assert train.main(["--model", "gru", "--data", str(data), "--init", shipped, "--out", str(out),
+                       "--epochs", "1", "--batch", "4", "--optimizer", "sgd", "--lr", "1e4", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "initial weights: val loss" in printed and "an epoch must beat this" in printed
+    assert "no epoch beat the initial weights" in printed and not out.exists()
+
+
 def test_the_selection_figure_is_the_one_asked_for():
     config = train.TrainConfig()
     sharper = {"loss": -0.40, "si_sdr_improvement": 5.0, "pesq": 1.60}  # more SI-SDR, less PESQ

@@ -286,9 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     plots.mkdir(parents=True, exist_ok=True)
     started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
     run_started = time.time()
+    written = False  # has this run saved a best checkpoint?
     steps_done = 0  # in this run (the warm-up restarts with a resumed run's fresh process)
     print(f"training {config.model} ({model.num_parameters():,} params) on {device}: "
           f"{json.dumps(asdict(config))}", flush=True)
+    if args.init and resume is None:  # a fine-tune must beat where it started, or it writes nothing
+        start = validate(model, val_pairs, config, device, with_pesq=args.select_by == "pesq")
+        best = selection_score(start, args.select_by, config, args.lab)
+        print(f"initial weights: val loss {start['loss']:.4f}  val SI-SDR improvement "
+              f"{start['si_sdr_improvement']:+.2f}" + (f"  val PESQ-WB {start['pesq']:.3f}" if "pesq" in start else "")
+              + "  (an epoch must beat this to be kept)", flush=True)
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -322,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         score = selection_score(metrics, args.select_by, config, args.lab)
         improved = score > best
         if improved:
+            written = True
             best = score
             save_checkpoint(model, args.out, name=args.out.stem, trained=True,
                             training={"recipe": asdict(config), "epochs": epoch + 1,
@@ -346,7 +354,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_minutes and time.time() - run_started > args.max_minutes * 60:
             print(f"stopping after {args.max_minutes} minutes", flush=True)
             break
-    print(f"best checkpoint: {args.out}", flush=True)
+    if written or (resume is not None and args.out.exists()):
+        print(f"best checkpoint: {args.out}", flush=True)
+    else:
+        print(f"no epoch beat {'the initial weights' if args.init else 'minus infinity'}: "
+              f"{args.out} was not written", flush=True)
     return 0
 
 
