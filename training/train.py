@@ -357,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     if written or (resume is not None and args.out.exists()):
         print(f"best checkpoint: {args.out}", flush=True)
     else:
-        print(f"no epoch beat {'the initial weights' if args.init else 'minus infinity'}: "
-              f"{args.out} was not written", flush=True)
+        reason = "no epoch beat the initial weights" if args.init else "no epoch had a finite validation score"
+        print(f"{reason}: {args.out} was not written", flush=True)
     return 0
 
 
