@@ -249,3 +249,12 @@ def test_max_attenuation_can_change_mid_stream_and_rejects_nonsense(noisy_audio)
     for nonsense in (0.0, -3.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="max-attenuation"):
             limited.set_max_attenuation(nonsense)
+
+
+@pytest.mark.parametrize("name", ["gru", "cnn-lab", "cnn-large"])
+def test_shipped_models_keep_the_polarity_of_recorded_speech(noisy_audio, name):
+    """An inverted output scores the same on every metric, but it cancels against the input in the
+    attenuation limit's mix (and in any A/B or sum with the original)."""
+    model = load_model(name, "cpu")[0]
+    out = _enhanced(StreamingDenoiser(model, compensate_latency=True, coalesce=True), noisy_audio[:, None], 16000)
+    assert float(np.corrcoef(out, noisy_audio)[0, 1]) > 0.5

@@ -120,6 +120,7 @@ def test_training_can_keep_the_checkpoint_with_the_best_validation_pesq(tmp_path
     assert checkpoint["metrics"]["validation"]["pesq"] == max(scores)
     assert checkpoint["training"]["epochs"] == scores.index(max(scores)) + 1
     assert "val PESQ-WB" in capsys.readouterr().out
+    assert (tmp_path / "by_pesq_plots" / "loss_curve.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
@@ -221,7 +222,8 @@ def test_evaluate_scores_recorded_mixtures_per_band_and_with_a_limit(tmp_path, f
     path = save_pairs([(torch.from_numpy(n)[None], torch.from_numpy(c)[None]) for n, c, _ in mixes],
                       tmp_path / "test.pt", [meta for _, _, meta in mixes])
     assert evaluate.main(["--data", str(path), "--model", "gru", "--max-attenuation", "12",
-                          "--json", str(tmp_path / "r.json")]) == 0
+                          "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "bands.png")]) == 0
+    assert (tmp_path / "bands.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "gru max 12 dB" in printed and "by SNR band" in printed
     results = json.loads((tmp_path / "r.json").read_text())

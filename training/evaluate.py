@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score each model with this attenuation limit (repeatable)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument("--plot", type=Path, help="also draw PESQ-WB and SI-SDR improvement per SNR band (PNG)")
     parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -134,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if args.plot and "snr" in results["noisy input"]:
+        from .plots import plot_snr_bands
+
+        plot_snr_bands(results, args.plot)
+        print(f"plot: {args.plot}")
     if args.store:
         baseline = results["noisy input"]["overall"]
         for label, path in paths.items():

@@ -11,15 +11,20 @@ import numpy as np  # noqa: E402
 
 
 def plot_history(history: list[dict], path: Path) -> None:
-    """Train and validation loss per epoch (and validation SI-SDR improvement)."""
+    """Train and validation loss per epoch, validation SI-SDR improvement (and PESQ-WB when scored)."""
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_sdr) = plt.subplots(1, 2, figsize=(10, 3.5))
+    with_pesq = all("val_pesq" in h for h in history)
+    fig, axes = plt.subplots(1, 3 if with_pesq else 2, figsize=(15 if with_pesq else 10, 3.5))
+    ax_loss, ax_sdr = axes[0], axes[1]
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
     ax_sdr.plot(epochs, [h["val_si_sdr_improvement"] for h in history], color="tab:green")
     ax_sdr.set(xlabel="epoch", ylabel="dB", title="validation SI-SDR improvement")
+    if with_pesq:
+        axes[2].plot(epochs, [h["val_pesq"] for h in history], color="tab:purple")
+        axes[2].set(xlabel="epoch", ylabel="PESQ-WB", title="validation PESQ-WB")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -40,4 +45,24 @@ def plot_example(noisy, clean, estimate, latency: int, path: Path, title: str) -
     axes[-1].set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_snr_bands(results: dict, path: Path) -> None:
+    """PESQ-WB and SI-SDR improvement per SNR band, one line per system (from ``training.evaluate``)."""
+    bands = list(next(iter(results.values()))["snr"])
+    x = [float(band.split()[0]) for band in bands]
+    fig, (ax_pesq, ax_sdr) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, result in results.items():
+        ax_pesq.plot(x, [result["snr"][b]["pesq"] for b in bands], marker="o", label=name)
+        ax_sdr.plot(x, [result["snr"][b]["si_sdr_i"] for b in bands], marker="o", label=name)
+    ax_pesq.set(xlabel="input SNR (dB)", ylabel="PESQ-WB", title="PESQ-WB by SNR band")
+    ax_sdr.set(xlabel="input SNR (dB)", ylabel="dB", title="SI-SDR improvement by SNR band")
+    ax_sdr.axhline(0, color="grey", lw=0.8)
+    for ax in (ax_pesq, ax_sdr):
+        ax.set_xticks(x)
+        ax.grid(alpha=0.3)
+    ax_pesq.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)
