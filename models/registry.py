@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from rtdenoise.errors import first_line
+
 from .base import StreamingModel
 from .gru import GRUDenoiser, GRUSpec
 from .mimo_cnn import LARGE_PRESET, LAB_PRESET, MimoCNN, MimoCNNSpec
@@ -88,7 +90,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = load_weights_only(path)
     except Exception as error:  # unpickling errors come in many types
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         if "weights_only" in str(error) or "Unsupported global" in str(error):
             reason = "it contains Python objects that could run code; refused"
         raise CheckpointError(f"{path}: not a loadable rtdenoise model ({reason})") from None

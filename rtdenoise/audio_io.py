@@ -14,6 +14,8 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
+from .errors import first_line
+
 _SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
     ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}
 AUDIO_SUFFIXES = set(_SUFFIX_FORMATS) | {".opus"}  # read from folders; written by output_format
@@ -58,7 +60,7 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({_first_line(error)})") from None
+        raise AudioError(f"{path}: not a readable audio file ({first_line(error)})") from None
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(f"{path}: invalid header (rate {info.samplerate}, channels {info.channels})")
     if info.frames == 0:
@@ -76,7 +78,7 @@ def read_blocks(info: AudioInfo, block_frames: int) -> Iterator[np.ndarray]:
                     return
                 yield block
     except sf.LibsndfileError as error:
-        raise AudioError(f"{info.path}: read failed ({_first_line(error)})") from None
+        raise AudioError(f"{info.path}: read failed ({first_line(error)})") from None
 
 
 def output_format(target: Path, info: AudioInfo) -> tuple[str, str]:
@@ -120,7 +122,7 @@ class FileSink:
             )
         except (sf.LibsndfileError, OSError, ValueError, TypeError) as error:
             self.temporary.unlink(missing_ok=True)
-            raise AudioError(f"{self.path}: cannot write {format}/{subtype} here ({_first_line(error)})") from None
+            raise AudioError(f"{self.path}: cannot write {format}/{subtype} here ({first_line(error)})") from None
         self.frames = 0
 
     def write(self, block: np.ndarray) -> None:
@@ -156,7 +158,7 @@ class FileSink:
             free = shutil.disk_usage(self.temporary.parent).free
         except OSError:
             free = None
-        reason = "no space left on the disk" if free is not None and free < DISK_FULL_BYTES else _first_line(error)
+        reason = "no space left on the disk" if free is not None and free < DISK_FULL_BYTES else first_line(error)
         return AudioError(f"{self.path}: writing failed ({reason})")
 
     def __enter__(self) -> "FileSink":
@@ -167,8 +169,3 @@ class FileSink:
             self.commit()
         else:
             self.discard()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 from .audio_io import AUDIO_SUFFIXES, AudioError
+from .errors import INPUT_ERRORS, run_command
 
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -62,15 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("rtdenoise: interrupted; unfinished outputs were removed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (AudioError, UsageError, ValueError, RuntimeError, OSError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"rtdenoise: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+    return run_command(lambda: args.func(args), "rtdenoise", "interrupted; unfinished outputs were removed",
+                       INPUT_ERRORS + (AudioError, UsageError))
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -132,13 +124,12 @@ def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
 def cmd_denoise(args: argparse.Namespace) -> int:
     from .audio_io import output_format, probe
     from .batch import denoise_many
-    from .engine import load_model
+    from .engine import dry_gain_for, load_model
     from .progress import ProgressBar
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.max_attenuation is not None and not 0 < args.max_attenuation < float("inf"):
-        raise UsageError(f"--max-attenuation must be a positive number of dB, got {args.max_attenuation:g}")
+    dry_gain_for(args.max_attenuation)  # a bad limit fails before any file is read
     if args.output == "-":
         raise UsageError("-o -: writing to standard output is not supported; give a file or folder name")
     if "-" in args.inputs:

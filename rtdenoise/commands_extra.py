@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .engine import load_model
+    from .errors import require_at_least
     from .realtime import DeviceError, LiveConfig, LiveRunner, device_arg, latency_arg, list_devices
 
     if args.list_devices:
@@ -68,8 +69,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             for d in devices:
                 print(f"  {d['index']:>3}  {d['name']}  ({d['default_samplerate']:.0f} Hz)")
         return 0
-    if args.seconds < 0:
-        raise ValueError(f"--seconds must be 0 (no limit) or more, got {args.seconds:g}")
+    require_at_least("--seconds", args.seconds, 0)  # 0: no limit
     for recording in (args.record, args.record_input):
         if recording is not None and recording.exists() and not args.overwrite:
             raise ValueError(f"{recording}: exists; pass --overwrite to replace it")
@@ -119,13 +119,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench, print_report
+    from .errors import require_at_least, require_positive
 
-    if not args.chunk_ms > 0:  # also catches NaN
-        raise ValueError(f"--chunk-ms must be positive, got {args.chunk_ms:g}")
+    require_positive("--chunk-ms", args.chunk_ms)
     for option, value, smallest in (("--seconds", args.seconds, 0.1), ("--repeats", args.repeats, 1),
                                     ("--threads", args.threads, 1), ("--paced-seconds", args.paced_seconds, 0)):
-        if not value >= smallest:
-            raise ValueError(f"{option} must be at least {smallest:g}, got {value:g}")
+        require_at_least(option, value, smallest)
     report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
                        fast_path=not args.no_fast_path,
                        paced_seconds=args.paced_seconds)

@@ -21,6 +21,15 @@ from .gru_kernel import NumpyGRUStep
 from .resample import StreamResampler
 
 
+def dry_gain_for(max_attenuation_db: float | None) -> float:
+    """The input's share ``a = 10 ** (-dB / 20)`` in the attenuation limit's mix (0: no limit)."""
+    if max_attenuation_db is None:
+        return 0.0
+    if not 0 < max_attenuation_db < float("inf"):
+        raise ValueError(f"--max-attenuation must be a positive number of dB, got {max_attenuation_db:g}")
+    return float(10 ** (-max_attenuation_db / 20))
+
+
 def pick_device(name: str | None = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; other names are taken as given."""
     if name in (None, "auto"):
@@ -97,10 +106,8 @@ class StreamingDenoiser:
 
     def set_max_attenuation(self, db: float | None) -> None:
         """Limit how much the denoiser removes (None: no limit); may change mid-stream."""
-        if db is not None and not 0 < db < float("inf"):
-            raise ValueError(f"--max-attenuation must be a positive number of dB, got {db:g}")
+        self._dry_gain = dry_gain_for(db)
         self.max_attenuation_db = db
-        self._dry_gain = 0.0 if db is None else float(10 ** (-db / 20))
 
     def reset(self) -> None:
         """Forget the stream: fresh state, empty buffers, zeroed counters."""

@@ -21,6 +21,7 @@ from rtdenoise.models import StreamingModel
 
 from .audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
 from .engine import StreamingDenoiser
+from .errors import first_line
 from .offline import chunk_samples_for
 from .ringbuffer import AudioRing, HistoryRing
 
@@ -47,7 +48,7 @@ def list_devices() -> tuple[list[dict], list[dict], str]:
         sd = import_sounddevice()
         devices = [dict(d, index=i) for i, d in enumerate(sd.query_devices())]
     except Exception as error:  # PortAudio can fail in many ways (DeviceError included)
-        return [], [], str(error).splitlines()[0] if str(error) else type(error).__name__
+        return [], [], first_line(error)
     inputs = [d for d in devices if d["max_input_channels"] > 0]
     outputs = [d for d in devices if d["max_output_channels"] > 0]
     return inputs, outputs, "" if inputs or outputs else "PortAudio found no audio devices"
@@ -228,7 +229,7 @@ class LiveRunner:
             self._close_streams()
             which = cfg.input_device if self.file_info is None else cfg.output_device
             raise DeviceError(f"audio device {which if which is not None else 'default'} failed to open: "
-                              f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+                              + first_line(error)) from None
 
     def _close_streams(self) -> None:
         streams, self._streams = self._streams, []
@@ -278,7 +279,7 @@ class LiveRunner:
             else:
                 self._run_microphone()
         except Exception as error:  # report, keep the recordings, end cleanly
-            self.error = str(error).splitlines()[0] if str(error) else type(error).__name__
+            self.error = first_line(error)
             self.on_event("error", self.error)
         finally:
             self._close_streams()

@@ -239,6 +239,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .errors import run_command
+    from rtdenoise.errors import run_command
 
     sys.exit(run_command(main, "python -m training.corpus"))

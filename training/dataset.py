@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rtdenoise.errors import require_at_least, require_positive
 from rtdenoise.models.registry import load_weights_only
 
 from . import synthetic_noise
@@ -349,11 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for option, value in (("--seconds", args.seconds), ("--pack-speech-minutes", args.pack_speech_minutes),
                           ("--pack-noise-minutes", args.pack_noise_minutes)):
-        if not value > 0:
-            raise ValueError(f"{option} must be positive, got {value:g}")
+        require_positive(option, value)
     for option, value in (("--train", args.train), ("--validation", args.validation), ("--test", args.test)):
-        if value < 1:
-            raise ValueError(f"{option} must be at least 1 pair, got {value}")
+        require_at_least(option, value, 1)
     if args.pack:
         path = save_pack(args.corpus, args.pack, minutes_per_group=args.pack_speech_minutes,
                          noise_minutes_per_group=args.pack_noise_minutes, seed=args.seed)
@@ -380,6 +379,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .errors import run_command
+    from rtdenoise.errors import run_command
 
     sys.exit(run_command(main, "python -m training.dataset"))

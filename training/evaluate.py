@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from rtdenoise.engine import StreamingDenoiser, load_model
+from rtdenoise.errors import require_at_least
 from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
 from .baselines import spectral_gate
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="also draw PESQ-WB and SI-SDR improvement per SNR band (PNG)")
     parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
     args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1 clip, got {args.limit}")
+    if args.limit is not None:
+        require_at_least("--limit", args.limit, 1)
     torch.set_num_threads(1)
     pairs, metas = load_pairs(args.data)
     systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate}
@@ -159,6 +160,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .errors import run_command
+    from rtdenoise.errors import run_command
 
     sys.exit(run_command(main, "python -m training.evaluate"))

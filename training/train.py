@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from rtdenoise.errors import require_at_least, require_positive
 from rtdenoise.models import StreamingModel, build_model, save_checkpoint
 from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
@@ -145,11 +146,9 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
     at_least_zero = {"--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
                      "--workers": args.workers, "--threads": args.threads}
     for option, value in positive.items():
-        if not value > 0:  # also catches NaN
-            raise ValueError(f"{option} must be positive, got {value:g}")
+        require_positive(option, value)
     for option, value in at_least_zero.items():
-        if not value >= 0:
-            raise ValueError(f"{option} must be 0 or more, got {value:g}")
+        require_at_least(option, value, 0)
 
 
 def make_model(name: str, resume: dict | None) -> StreamingModel:
@@ -363,6 +362,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from .errors import run_command
+    from rtdenoise.errors import run_command
 
     sys.exit(run_command(main, "python -m training.train"))

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from rtdenoise.audio_io import AudioError
+from rtdenoise.errors import first_line
 from rtdenoise.realtime import DeviceError, LiveConfig, LiveRunner
 
 
@@ -50,7 +51,7 @@ class Controller(QObject):
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
-            self.error.emit(str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
+            self.error.emit(first_line(failure))
             return False
         self.runner = runner
         return True

@@ -1,0 +1,43 @@
+"""One-line errors for every command: the first line of a message, exit codes, option checks."""
+from __future__ import annotations
+
+import pickle
+import sys
+from typing import Callable
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+# What a bad input raises (missing, corrupt or unsafe files, impossible settings); the commands
+# add their own error classes to these.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, pickle.UnpicklingError)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its class name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def run_command(main: Callable[[], int], prog: str, interrupted: str = "interrupted",
+                errors: tuple[type[BaseException], ...] = INPUT_ERRORS) -> int:
+    """Run ``main``; a bad input ends in ``prog: error: <one line>`` and exit status 2, not a traceback."""
+    try:
+        return int(main() or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except errors as error:
+        print(f"{prog}: error: {first_line(error)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def require_positive(option: str, value: float) -> None:
+    """Refuse zero, negative and NaN values of ``option``."""
+    if not value > 0:
+        raise ValueError(f"{option} must be positive, got {value:g}")
+
+
+def require_at_least(option: str, value: float, smallest: float) -> None:
+    """Refuse values of ``option`` below ``smallest`` (and NaN)."""
+    if not value >= smallest:
+        raise ValueError(f"{option} must be at least {smallest:g}, got {value:g}")
