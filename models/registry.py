@@ -13,6 +13,7 @@ import torch
 
 from rtdenoise.errors import first_line
 
+from .bands import BandDenoiser, BandSpec
 from .base import StreamingModel
 from .gru import GRUDenoiser, GRUSpec
 from .mimo_cnn import LARGE_PRESET, LAB_PRESET, MimoCNN, MimoCNNSpec
@@ -29,6 +30,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "gru-small": ("gru", vars(GRUSpec(hidden=128, layers=2)).copy()),
     "gru-wave": ("gru", vars(GRUSpec(frontend="wave", hop=160, hidden=256, layers=2)).copy()),
     "gru-seed": ("gru", vars(GRUSpec(frontend="wave", hop=1, hidden=30, layers=1)).copy()),
+    "bands": ("bands", vars(BandSpec()).copy()),
+    "bands-small": ("bands", vars(BandSpec(hidden=64, bands=24)).copy()),
+    "bands-48k": ("bands", vars(BandSpec(sample_rate=48000, bands=40)).copy()),
 }
 
 
@@ -43,9 +47,11 @@ def build_model(arch: str, spec: dict[str, Any]) -> StreamingModel:
             return MimoCNN(MimoCNNSpec(**spec))
         if arch == "gru":
             return GRUDenoiser(GRUSpec(**spec))
+        if arch == "bands":
+            return BandDenoiser(BandSpec(**spec))
     except TypeError as error:
         raise CheckpointError(f"spec does not fit architecture {arch!r}: {error}") from None
-    raise CheckpointError(f"unknown architecture {arch!r} (known: mimo_cnn, gru)")
+    raise CheckpointError(f"unknown architecture {arch!r} (known: mimo_cnn, gru, bands)")
 
 
 def build_preset(name: str) -> StreamingModel:
@@ -108,6 +114,10 @@ def load_checkpoint(path: str | Path) -> tuple[StreamingModel, dict[str, Any]]:
     except (KeyError, RuntimeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "missing weights"
         raise CheckpointError(f"{path}: weights do not match its spec ({first})") from None
+    damaged = [name for name, value in payload["state_dict"].items()
+               if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if damaged:
+        raise CheckpointError(f"{path}: damaged weights (NaN or infinite values in {damaged[0]}); refused")
     if int(payload.get("sample_rate", model.sample_rate)) != model.sample_rate:
         raise CheckpointError(f"{path}: sample rate {payload['sample_rate']} disagrees with its spec")
     return model.eval(), payload

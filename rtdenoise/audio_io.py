@@ -5,6 +5,8 @@ into place only when complete, so an interrupted run never leaves half a file.
 """
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import first_line
+from .resample import MAX_RATE, MIN_RATE
 
 _SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
     ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}
@@ -49,8 +52,12 @@ class AudioInfo:
 def probe(path: str | Path) -> AudioInfo:
     """Check that ``path`` is a readable, non-empty audio file and describe it."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except OSError as error:  # a symlink loop, a name too long, no permission to look
+        raise AudioError(f"{path}: cannot be read ({error.strerror or first_line(error)})") from None
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, expected an audio file")
     if not path.is_file():  # a pipe, socket or device: it cannot be probed, rewound or read in blocks twice
@@ -63,6 +70,9 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: not a readable audio file ({first_line(error)})") from None
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(f"{path}: invalid header (rate {info.samplerate}, channels {info.channels})")
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:  # before any buffer is sized by it
+        raise AudioError(f"{path}: sample rate {info.samplerate} Hz in its header is not supported "
+                         f"({MIN_RATE}-{MAX_RATE} Hz)")
     if info.frames == 0:
         raise AudioError(f"{path}: contains no audio (0 frames)")
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
@@ -103,26 +113,88 @@ def output_format(target: Path, info: AudioInfo) -> tuple[str, str]:
     return fmt, subtype
 
 
+NAME_MAX = 255  # bytes in one file name on Linux file systems
+
+
+def _partial_prefix(target: Path) -> str:
+    """The hidden temporary name's stem for ``target``: its name, shortened (never the user's
+    name itself) with a hash when the prefix and suffix would pass NAME_MAX."""
+    name = target.name
+    room = NAME_MAX - len(".") - len(".4194304.partial")
+    if len(name.encode()) <= room:
+        return f".{name}"
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    short = name.encode()[: room - 13].decode(errors="ignore")
+    return f".{short}~{digest}"
+
+
 def partial_path(target: Path, pid: int | None = None) -> Path:
     """Where process ``pid`` (default: this one) writes ``target`` until it is complete."""
-    return target.with_name(f".{target.name}.{pid or os.getpid()}.partial")
+    return target.with_name(f"{_partial_prefix(target)}.{pid or os.getpid()}.partial")
+
+
+def remove_stale_partials(target: Path) -> int:
+    """Remove temporary files for ``target`` left by processes that no longer run (a SIGKILL); count them."""
+    removed = 0
+    prefix = _partial_prefix(target)
+    try:
+        candidates = list(target.parent.glob(f"{glob.escape(prefix)}.*.partial"))
+    except OSError:
+        return 0
+    for candidate in candidates:
+        pid = candidate.name[len(prefix) + 1: -len(".partial")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            candidate.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _rename_without_replacing(source: Path, target: Path) -> None:
+    """Move ``source`` to ``target`` atomically, raising FileExistsError if ``target`` exists."""
+    try:
+        os.link(source, target)  # fails if target exists, atomically
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename (a tiny window remains)
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(source, target)
+        return
+    source.unlink()
 
 
 class FileSink:
     """Block writer that appears at ``path`` only once :meth:`commit` is called."""
 
-    def __init__(self, path: str | Path, sample_rate: int, channels: int, format: str, subtype: str) -> None:
+    def __init__(self, path: str | Path, sample_rate: int, channels: int, format: str, subtype: str,
+                 replace: bool = True) -> None:
         self.path = Path(path)
+        self.replace = replace  # False: a file that appears at ``path`` meanwhile is kept, and this one refused
         self.temporary = partial_path(self.path)
         self.clip = subtype.startswith(_INTEGER_SUBTYPES)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(self.path)
+            os.close(os.open(self.temporary, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644))  # the OS says why not
             self.handle = sf.SoundFile(
                 str(self.temporary), "w", samplerate=sample_rate, channels=channels, format=format, subtype=subtype
             )
+        except FileExistsError:
+            raise AudioError(f"{self.path}: another process is writing it right now") from None
         except (sf.LibsndfileError, OSError, ValueError, TypeError) as error:
             self.temporary.unlink(missing_ok=True)
-            raise AudioError(f"{self.path}: cannot write {format}/{subtype} here ({first_line(error)})") from None
+            reason = getattr(error, "strerror", None) or first_line(error).replace(str(self.temporary), self.path.name)
+            raise AudioError(f"{self.path}: cannot write {format}/{subtype} here ({reason})") from None
         self.frames = 0
 
     def write(self, block: np.ndarray) -> None:
@@ -138,7 +210,14 @@ class FileSink:
         """Close and move the finished file into place."""
         try:
             self.handle.close()
-            os.replace(self.temporary, self.path)
+            if self.replace:
+                os.replace(self.temporary, self.path)
+            else:
+                _rename_without_replacing(self.temporary, self.path)
+        except FileExistsError:
+            self.temporary.unlink(missing_ok=True)
+            raise AudioError(f"{self.path}: appeared while this was written (another process?); "
+                             f"kept it, pass --overwrite to replace it") from None
         except (sf.LibsndfileError, OSError, RuntimeError) as error:
             raise self._write_error(error) from None
         return self.path

@@ -11,7 +11,9 @@ through writing a result, which hangs the pool's reader for good.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,17 +22,27 @@ from typing import Callable, Iterator
 import torch
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WORKER_EXIT_SECONDS = 30.0
 PROGRESS_POLL_SECONDS = 0.25
 
 _worker_model = None
 _worker_seconds_done = None  # shared with the parent: seconds of audio denoised by all workers
 _stop_requested = False
+_parent_pid: int | None = None  # the process that started this worker
+_busy = False                   # a file is being denoised (its partial must be removed before exiting)
+EXIT_PARENT_GONE = 1
 
 
 def _request_stop(signum, frame) -> None:
     global _stop_requested
     _stop_requested = True
+    if _parent_gone() and not _busy:  # idle, and nobody will ever send more work or read a result
+        os._exit(EXIT_PARENT_GONE)
+
+
+def _parent_gone() -> bool:
+    return _parent_pid is not None and os.getppid() != _parent_pid
 
 
 def _raise_if_stopped() -> None:
@@ -38,12 +50,28 @@ def _raise_if_stopped() -> None:
         raise KeyboardInterrupt
 
 
-def _init_worker(model_name: str | None, device: str, threads: int, seconds_done) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to send SIGTERM when the parent dies, even by SIGKILL (no orphans finishing files)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        except (OSError, AttributeError):
+            pass
+    global _parent_pid
+    _parent_pid = parent
+    if _parent_gone():  # it died before we asked
+        os._exit(EXIT_PARENT_GONE)
+
+
+def _init_worker(model_name: str | None, device: str, threads: int, seconds_done, parent: int) -> None:
     global _worker_model, _worker_seconds_done
     _worker_seconds_done = seconds_done
     for number in STOP_SIGNALS:
         signal.signal(number, _request_stop)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent around the fork
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     from .engine import load_model
 
@@ -51,9 +79,10 @@ def _init_worker(model_name: str | None, device: str, threads: int, seconds_done
 
 
 def _denoise_in_worker(source: str, target: str, chunk_ms: float | None,
-                       max_attenuation_db: float | None) -> tuple[str, dict]:
+                       max_attenuation_db: float | None, overwrite: bool) -> tuple[str, dict]:
     from .offline import denoise_file
 
+    global _busy
     _raise_if_stopped()
 
     def block_done(seconds: float) -> None:
@@ -61,8 +90,16 @@ def _denoise_in_worker(source: str, target: str, chunk_ms: float | None,
         with _worker_seconds_done.get_lock():
             _worker_seconds_done.value += seconds
 
-    return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done,
-                                max_attenuation_db=max_attenuation_db)
+    _busy = True
+    try:
+        return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done,
+                                    max_attenuation_db=max_attenuation_db, overwrite=overwrite)
+    except KeyboardInterrupt:
+        if _parent_gone():  # its partial file is already removed; nobody is left to report to
+            os._exit(EXIT_PARENT_GONE)
+        raise
+    finally:
+        _busy = False
 
 
 @contextmanager
@@ -77,14 +114,15 @@ def _stop_signals_blocked() -> Iterator[None]:
 
 def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, device: str,
                  chunk_ms: float | None, jobs: int, on_file: Callable[[Path, Path, dict], None],
-                 on_progress: Callable[[float], None], max_attenuation_db: float | None = None) -> None:
+                 on_progress: Callable[[float], None], max_attenuation_db: float | None = None,
+                 overwrite: bool = True) -> None:
     """Run every (source, target) pair; ``on_file`` after each, ``on_progress(seconds)`` as audio is done."""
     from .offline import denoise_file
 
     if jobs <= 1 or len(pairs) <= 1:
         for source, target in pairs:
             summary = denoise_file(source, target, model, chunk_ms, progress=on_progress,
-                                   max_attenuation_db=max_attenuation_db)
+                                   max_attenuation_db=max_attenuation_db, overwrite=overwrite)
             on_file(source, target, summary)
         return
     threads = max(1, torch.get_num_threads() // jobs)
@@ -95,8 +133,8 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
     try:
         with _stop_signals_blocked():
             executor = ProcessPoolExecutor(jobs, initializer=_init_worker,
-                                           initargs=(model_name, device, threads, seconds_done))
-            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms, max_attenuation_db)
+                                           initargs=(model_name, device, threads, seconds_done, os.getpid()))
+            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms, max_attenuation_db, overwrite)
                        for s, t in pairs}
         while futures:
             done, futures = wait(futures, timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_COMPLETED)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .audio_io import AUDIO_SUFFIXES, AudioError
-from .errors import INPUT_ERRORS, run_command
+from .errors import INPUT_ERRORS, finite_float, run_command
 
 
 
@@ -22,7 +22,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_max_attenuation_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-attenuation", type=float, default=None, metavar="DB",
+    parser.add_argument("--max-attenuation", type=finite_float, default=None, metavar="DB",
                         help="remove at most DB of noise, keeping some of the room (e.g. 12; default: no limit)")
 
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     denoise.add_argument("-o", "--output", required=True,
                          help="output file (its extension picks the format), or folder for several inputs")
     _add_model_options(denoise)
-    denoise.add_argument("--chunk-ms", type=float, default=None,
+    denoise.add_argument("--chunk-ms", type=finite_float, default=None,
                          help="model step size in ms (default: the model's hop; output is the same for any size)")
     add_max_attenuation_option(denoise)
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
@@ -106,6 +106,18 @@ def audio_files_in(folder: Path, skip: Path | None = None) -> list[Path]:
     return files
 
 
+def safety_note(summary: dict) -> str:
+    """What the engine had to repair in a file, in words ("" when nothing)."""
+    from .engine import INPUT_LIMIT
+
+    parts = [f"{summary[key]} {words}" for key, words in (
+        ("nonfinite_samples", "NaN/Inf samples replaced by silence"),
+        ("clipped_samples", f"samples beyond ±{INPUT_LIMIT:g} clipped before the model"),
+        ("limited_samples", "output samples held to the input's level"),
+        ("state_resets", "model state resets")) if summary.get(key)]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
     """Refuse to overwrite inputs always, and existing outputs unless asked."""
     sources = {p.resolve() for p, _ in pairs if p.exists()}
@@ -144,14 +156,13 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     with ProgressBar(total_seconds, unit="s audio", enabled=not args.quiet) as bar:
         def on_file(source: Path, target: Path, summary: dict) -> None:
-            note = f" ({summary['nonfinite_samples']} NaN/Inf samples replaced by silence)" \
-                if summary["nonfinite_samples"] else ""
+            note = safety_note(summary)
             bar.write(f"{source} -> {target}{note}")
             if note and args.quiet:
                 print(f"rtdenoise: warning: {source}:{note}", file=sys.stderr)
 
         denoise_many(pairs, model, args.model, args.device, args.chunk_ms, args.jobs, on_file,
-                     on_progress=bar.advance, max_attenuation_db=args.max_attenuation)
+                     on_progress=bar.advance, max_attenuation_db=args.max_attenuation, overwrite=args.overwrite)
     print(f"wrote {len(pairs)} file(s) with model {checkpoint.get('name', args.model or 'default')}: "
           f"{', '.join(str(t) for _, t in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
     return 0

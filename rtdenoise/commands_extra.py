@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .errors import finite_float
+
 
 def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argparse.ArgumentParser], None],
              add_max_attenuation_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -16,14 +18,14 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     live.add_argument("--file", type=Path, help="play this file through the live path instead of a microphone")
     live.add_argument("--output", default=None, help="output device (index or name)")
     live.add_argument("--no-output", action="store_true", help="no speakers (file sources are paced by a clock)")
-    live.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C / file end)")
+    live.add_argument("--seconds", type=finite_float, default=0, help="stop after this long (0: until Ctrl-C / file end)")
     live.add_argument("--record", type=Path, help="save the cleaned audio to this file")
     live.add_argument("--record-input", type=Path, help="save the raw input to this file")
     live.add_argument("--overwrite", action="store_true", help="replace recordings that already exist")
     live.add_argument("--rate", type=int, default=16000, help="device sample rate (default 16000)")
-    live.add_argument("--chunk-ms", type=float, default=None,
+    live.add_argument("--chunk-ms", type=finite_float, default=None,
                       help="audio per model step (default: the model's hop, 10 ms); adds to the latency")
-    live.add_argument("--prime-ms", type=float, default=500.0,
+    live.add_argument("--prime-ms", type=finite_float, default=500.0,
                       help="audio run first to build up the model's memory (default 500; 0: none)")
     live.add_argument("--latency", default="low", help="PortAudio latency: low, high or seconds")
     add_max_attenuation_option(live)
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     gui = sub.add_parser("gui", help="the desktop app")
     gui.add_argument("--input", type=Path, dest="input_file", help="start with this file as the source")
     gui.add_argument("--screenshot", type=Path, help="save a screenshot of the window before quitting")
-    gui.add_argument("--quit-after", type=float, default=0, help="start, run this many seconds, then quit")
+    gui.add_argument("--quit-after", type=finite_float, default=0, help="start, run this many seconds, then quit")
     gui.add_argument("--no-output", action="store_true", help="do not play to speakers")
     add_model_options(gui)
     gui.set_defaults(func=cmd_gui)
@@ -44,11 +46,11 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     bench.add_argument("--model", action="append", default=None, help="model(s) to measure (default: all shipped)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda")
     bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
-    bench.add_argument("--chunk-ms", type=float, default=10.0, help="audio per model step (default 10)")
-    bench.add_argument("--seconds", type=float, default=20.0, help="audio to process per measurement")
+    bench.add_argument("--chunk-ms", type=finite_float, default=10.0, help="audio per model step (default 10)")
+    bench.add_argument("--seconds", type=finite_float, default=20.0, help="audio to process per measurement")
     bench.add_argument("--repeats", type=int, default=3, help="runs per figure; medians are reported")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--paced-seconds", type=float, default=5.0,
+    bench.add_argument("--paced-seconds", type=finite_float, default=5.0,
                        help="also feed chunks in real time (one per chunk duration) for this long; 0: skip")
     bench.add_argument("--no-fast-path", action="store_true",
                        help="plain model.step per chunk (no CUDA graph, no numpy CPU kernels), for comparison")

@@ -18,7 +18,25 @@ from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
 from .fixed_step import FixedShapeStep
 from .gru_kernel import NumpyGRUStep
-from .resample import StreamResampler
+from .resample import StreamResampler, check_sample_rate
+
+
+INPUT_LIMIT = 4.0      # +12 dBFS: float samples beyond this are clipped before the model (and counted)
+OUTPUT_MARGIN = 2.0    # +6 dB: no output sample exceeds twice the peak of the input it came from
+SILENCE_PEAK = 1e-4    # the guard's floor, so a near-silent input may still yield its own faint output
+def as_float_audio(block: np.ndarray) -> np.ndarray:
+    """Float32 audio from any numeric block: integer PCM is scaled to [-1, 1) as soundfile reads it."""
+    block = np.asarray(block)
+    if block.dtype == np.float32:
+        return block
+    if block.dtype.kind == "i":
+        return (block / float(2 ** (8 * block.dtype.itemsize - 1))).astype(np.float32)
+    if block.dtype.kind == "u":
+        half = float(2 ** (8 * block.dtype.itemsize - 1))
+        return ((block - half) / half).astype(np.float32)
+    if block.dtype.kind == "f":
+        return block.astype(np.float32)
+    raise ValueError(f"audio blocks must be float or integer PCM, got {block.dtype}")
 
 
 def dry_gain_for(max_attenuation_db: float | None) -> float:
@@ -92,7 +110,7 @@ class StreamingDenoiser:
     ) -> None:
         self.model = model
         self.channels = channels
-        self.sample_rate = sample_rate or model.sample_rate
+        self.sample_rate = check_sample_rate(sample_rate or model.sample_rate)
         self.chunk_samples = chunk_samples or model.hop
         if self.chunk_samples % model.hop:
             raise ValueError(f"chunk of {self.chunk_samples} samples is not a multiple of hop {model.hop}")
@@ -121,6 +139,10 @@ class StreamingDenoiser:
         self.frames_out = 0
         self.model_frames_in = 0
         self.nonfinite_samples = 0
+        self.clipped_samples = 0     # input beyond ±INPUT_LIMIT, clipped before the model
+        self.limited_samples = 0     # output held to OUTPUT_MARGIN times the input's peak
+        self.state_resets = 0        # carried state went non-finite: started afresh
+        self._input_peak = np.zeros((self.channels, 1), np.float32)  # peak of the previous chunk, per channel
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
         self._discard = 0
         self.chunk_seconds: list[float] = []
@@ -184,8 +206,7 @@ class StreamingDenoiser:
 
     # -- internals -------------------------------------------------------------------
     def _sanitise(self, block: np.ndarray) -> np.ndarray:
-        if block.dtype != np.float32:
-            block = np.asarray(block, dtype=np.float32)
+        block = as_float_audio(block)
         if block.ndim == 1:
             block = block[:, None]
         if block.shape[1] != self.channels:
@@ -194,6 +215,10 @@ class StreamingDenoiser:
         if not finite.all():  # NaN/Inf must never reach the carried state
             self.nonfinite_samples += int(block.size - finite.sum())
             block = np.where(finite, block, 0.0).astype(np.float32)
+        loud = np.abs(block) > INPUT_LIMIT
+        if loud.any():  # finite but absurd (1e20): it would overflow the model's features and state
+            self.clipped_samples += int(loud.sum())
+            block = np.clip(block, -INPUT_LIMIT, INPUT_LIMIT)
         return block
 
     def _run_model(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
@@ -235,9 +260,30 @@ class StreamingDenoiser:
             result = enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
         if self._dry_gain:
             result = (1.0 - self._dry_gain) * result + self._dry_gain * dry
+        result = self._guard(result, dry, chunk)
         self.chunk_seconds.append(time.perf_counter() - started)
         if len(self.chunk_seconds) > self.max_timings:  # a long live session must not grow without end
             del self.chunk_seconds[: self.max_timings // 2]
+        return result
+
+    def _guard(self, result: np.ndarray, dry: np.ndarray, chunk: np.ndarray) -> np.ndarray:
+        """Output safety: finite, and never louder than OUTPUT_MARGIN times the input it came from.
+
+        A non-finite output means the carried state is broken (a damaged checkpoint, a kernel
+        fault): the stream starts afresh with a clean state, counted in ``state_resets``.
+        """
+        if not np.isfinite(result).all():
+            self.state_resets += 1
+            self.state = self.model.init_state(self.channels, self.device)
+            result = np.zeros_like(result)
+        peak = np.maximum(np.abs(dry).max(axis=1, keepdims=True) if dry.shape[1] else 0.0,
+                          np.abs(chunk).max(axis=1, keepdims=True))
+        limit = OUTPUT_MARGIN * np.maximum(np.maximum(peak, self._input_peak), SILENCE_PEAK)
+        self._input_peak = peak.astype(np.float32)
+        loud = np.abs(result) > limit
+        if loud.any():
+            self.limited_samples += int(loud.sum())
+            result = np.clip(result, -limit, limit)
         return result
 
     def _fits_fast(self, samples: int) -> bool:

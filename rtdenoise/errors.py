@@ -1,6 +1,8 @@
 """One-line errors for every command: the first line of a message, exit codes, option checks."""
 from __future__ import annotations
 
+import argparse
+import math
 import pickle
 import sys
 from typing import Callable
@@ -41,3 +43,14 @@ def require_at_least(option: str, value: float, smallest: float) -> None:
     """Refuse values of ``option`` below ``smallest`` (and NaN)."""
     if not value >= smallest:
         raise ValueError(f"{option} must be at least {smallest:g}, got {value:g}")
+
+
+def finite_float(text: str) -> float:
+    """argparse type for numeric options: a finite number (inf and NaN are refused in one line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value

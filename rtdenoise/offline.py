@@ -32,16 +32,19 @@ def denoise_file(
     chunk_ms: float | None = None,
     progress: Callable[[float], None] | None = None,
     max_attenuation_db: float | None = None,
+    overwrite: bool = True,
 ) -> dict:
     """Denoise ``source`` into ``target`` with the same rate and channels, in the format that
     ``target``'s extension names (see :func:`output_format`).
 
     Output sample n lines up with input sample n and the lengths are equal.
     ``progress`` is called with the seconds of audio just consumed;
-    ``max_attenuation_db`` limits how much is removed (see :class:`StreamingDenoiser`).
+    ``max_attenuation_db`` limits how much is removed (see :class:`StreamingDenoiser`);
+    with ``overwrite`` False a file that appears at ``target`` meanwhile is never replaced.
 
     Returns:
-        A summary dict (frames, seconds, sample_rate, channels, nonfinite_samples).
+        A summary dict (frames, seconds, sample_rate, channels, and the engine's safety counters:
+        nonfinite_samples, clipped_samples, limited_samples, state_resets).
     """
     info = probe(source)
     target = Path(target)
@@ -59,7 +62,7 @@ def denoise_file(
     block_frames = max(1, int(BLOCK_SECONDS * info.sample_rate))
     fmt, subtype = output_format(target, info)
     try:
-        with FileSink(target, info.sample_rate, info.channels, fmt, subtype) as sink:
+        with FileSink(target, info.sample_rate, info.channels, fmt, subtype, replace=overwrite) as sink:
             for block in read_blocks(info, block_frames):
                 sink.write(engine.process(block))
                 if progress:
@@ -76,4 +79,7 @@ def denoise_file(
         "sample_rate": info.sample_rate,
         "channels": info.channels,
         "nonfinite_samples": engine.nonfinite_samples,
+        "clipped_samples": engine.clipped_samples,
+        "limited_samples": engine.limited_samples,
+        "state_resets": engine.state_resets,
     }

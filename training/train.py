@@ -28,10 +28,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rtdenoise.errors import require_at_least, require_positive
+from rtdenoise.errors import finite_float, require_at_least, require_positive
 from rtdenoise.models import StreamingModel, build_model, save_checkpoint
 from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
+from .augment import RecordingChain
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .losses import denoising_loss, si_sdr
 from .plots import plot_example, plot_history
@@ -75,7 +76,7 @@ def train_step(model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor, 
     """One batch: truncated BPTT over chunks for stateful models, one pass otherwise."""
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
     chunk = max(model.hop, int(config.tbptt_ms / 1000 * model.sample_rate) // model.hop * model.hop)
-    recurrent = model.arch == "gru"
+    recurrent = model.arch != "mimo_cnn"  # stateful models carry their memory across chunks
     if not recurrent:
         chunk = noisy.shape[-1]
     state = model.init_state(noisy.shape[0], noisy.device)
@@ -96,11 +97,11 @@ def train_step(model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor, 
 
 @torch.no_grad()
 def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: torch.device,
-             with_pesq: bool = False) -> dict:
+             with_pesq: bool = False, with_stoi: bool = False) -> dict:
     """Mean loss, SI-SDR of the estimate and its improvement over the noisy input (and PESQ-WB if asked)."""
     model.eval()
     totals = {"loss": 0.0, "si_sdr": 0.0, "si_sdr_noisy": 0.0}
-    pesq_scores = []
+    pesq_scores, stoi_pairs = [], []
     for noisy, clean in pairs:
         noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
         estimate, target = align(model, model(noisy), clean)
@@ -110,12 +111,25 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
         totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
         if with_pesq:
             pesq_scores.append(pesq_wb(estimate, target, model.sample_rate))
+        if with_stoi:
+            stoi_pairs.append((stoi_of(estimate, target, model.sample_rate),
+                               stoi_of(noisy[..., : target.shape[-1]], target, model.sample_rate)))
     model.train()
     result = {k: v / len(pairs) for k, v in totals.items()}
     result["si_sdr_improvement"] = result["si_sdr"] - result["si_sdr_noisy"]
     if with_pesq:
         result["pesq"] = float(np.nanmean(pesq_scores)) if np.isfinite(pesq_scores).any() else math.nan
+    if with_stoi:
+        result["stoi"], result["stoi_noisy"] = (float(v) for v in np.mean(stoi_pairs, axis=0))
     return result
+
+
+def stoi_of(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> float:
+    """STOI of one (1, N) pair."""
+    from pystoi import stoi
+
+    return float(stoi(target.reshape(-1).double().cpu().numpy(), estimate.reshape(-1).double().cpu().numpy(),
+                      sample_rate, extended=False))
 
 
 def pesq_wb(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> float:
@@ -135,6 +149,10 @@ def selection_score(metrics: dict, select_by: str, config: TrainConfig, lab: boo
         select_by = "loss" if lab or config.loss in ("l1", "masked_l1") else "si_sdr"
     if select_by == "pesq":
         return metrics["pesq"] if math.isfinite(metrics["pesq"]) else -math.inf
+    if select_by == "composite":  # PESQ, but never at the cost of intelligibility
+        if not math.isfinite(metrics["pesq"]) or metrics["stoi"] < metrics["stoi_noisy"]:
+            return -math.inf
+        return metrics["pesq"]
     return -metrics["loss"] if select_by == "loss" else metrics["si_sdr_improvement"]
 
 
@@ -186,24 +204,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, help="corpus folder or .npz pack for on-the-fly mixing")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lab", action="store_true", help="the lab recipe: L1, SGD lr 0.5, batch 32, 20 epochs")
-    parser.add_argument("--loss", choices=["l1", "masked_l1", "sisdr", "mrstft"])
+    parser.add_argument("--loss", choices=["l1", "masked_l1", "sisdr", "mrstft", "speech"])
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
-    parser.add_argument("--lr", type=float)
+    parser.add_argument("--lr", type=finite_float)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--segment-seconds", type=float)
-    parser.add_argument("--tbptt-ms", type=float)
+    parser.add_argument("--segment-seconds", type=finite_float)
+    parser.add_argument("--tbptt-ms", type=finite_float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="mixing worker processes")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    parser.add_argument("--max-minutes", type=float, default=0, help="stop (keeping the best) after this long")
+    parser.add_argument("--max-minutes", type=finite_float, default=0, help="stop (keeping the best) after this long")
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="raise the lr linearly over this many steps (fine-tuning with fresh Adam moments)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
     parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning)")
-    parser.add_argument("--select-by", choices=["auto", "si_sdr", "pesq", "loss"], default="auto",
+    parser.add_argument("--augment", action="store_true",
+                        help="pass every mixture through a simulated recording chain (room, microphone EQ, band "
+                             "limit, noise floor, clipping) and pick voices evenly (corpus training)")
+    parser.add_argument("--val-split", default="validation",
+                        help="corpus split to validate on (valvoice: voices and noises kept out of training)")
+    parser.add_argument("--select-by", choices=["auto", "si_sdr", "pesq", "composite", "loss"], default="auto",
                         help="validation figure that picks the best checkpoint (auto: the loss for L1 and the "
                              "lab recipe, else SI-SDR improvement; pesq: PESQ-WB, needs 16 kHz and the pesq package)")
     parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
@@ -219,11 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data and not args.corpus:
         parser.error("give --data PAIRS.pt or --corpus FOLDER|PACK.npz")
     check_settings(config, args)
-    if args.select_by == "pesq":
+    if args.select_by in ("pesq", "composite"):
         try:
             import pesq  # noqa: F401  (checked now, not after the first epoch)
+            import pystoi  # noqa: F401
         except ImportError:
-            parser.error("--select-by pesq needs the pesq package (pip install pesq)")
+            parser.error(f"--select-by {args.select_by} needs the pesq and pystoi packages (pip install '.[train]')")
     set_seed(config.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -251,10 +275,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
         stream = None
     else:
-        mixer = Mixer(load_corpus_split(args.corpus, "train"), MixConfig(seconds=config.segment_seconds))
-        val_mixer = Mixer(load_corpus_split(args.corpus, "validation"),
+        chain = RecordingChain() if args.augment else None
+        mix_config = MixConfig(seconds=config.segment_seconds)
+        if args.augment:
+            mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
+                                   pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
+                                   raise_pitch_probability=0.3)
+        mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
+        val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
                           MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
-                                    silence_probability=0.0), synthetic=False)
+                                    silence_probability=0.0, balance_speakers=args.augment),
+                          synthetic=False, chain=chain)
         rng = np.random.default_rng(12345)
         val_pairs = []
         for index in range(config.validation_pairs):
@@ -290,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training {config.model} ({model.num_parameters():,} params) on {device}: "
           f"{json.dumps(asdict(config))}", flush=True)
     if args.init and resume is None:  # a fine-tune must beat where it started, or it writes nothing
-        start = validate(model, val_pairs, config, device, with_pesq=args.select_by == "pesq")
+        start = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
+                                 with_stoi=args.select_by == "composite")
         best = selection_score(start, args.select_by, config, args.lab)
         print(f"initial weights: val loss {start['loss']:.4f}  val SI-SDR improvement "
               f"{start['si_sdr_improvement']:+.2f}" + (f"  val PESQ-WB {start['pesq']:.3f}" if "pesq" in start else "")
@@ -321,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
                 group["lr"] = lr  # undo the warm-up's scaling: the epoch schedule steps from its own value
             scheduler.step()
-        metrics = validate(model, val_pairs, config, device, with_pesq=args.select_by == "pesq")
+        metrics = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
+                                 with_stoi=args.select_by == "composite")
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
                   "elapsed_s": time.time() - started}
         history.append(record)
@@ -341,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
               f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
               f"improvement {metrics['si_sdr_improvement']:+.2f})"
               + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
+              + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
               + ("  *best" if improved else ""), flush=True)
         plot_history(history, plots / "loss_curve.png")
         noisy, clean = val_pairs[0]

@@ -47,4 +47,25 @@ def run_app(args: argparse.Namespace) -> int:
             app.quit()
 
         QTimer.singleShot(int(args.quit_after * 1000), finish)
+    end_on_signals(window)
     return app.exec()
+
+
+def end_on_signals(window) -> None:
+    """SIGTERM and SIGINT close the window as its close button does (recordings finished, devices closed).
+
+    Python runs signal handlers only between bytecodes, and Qt's event loop is C++:
+    a short timer lets the interpreter in to notice them.
+    """
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(signum, frame) -> None:
+        QTimer.singleShot(0, window.close)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, close)
+    heartbeat = QTimer(window)
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(200)

@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
             return
         self.waveforms.plot(runner.noisy_history.latest(), runner.clean_history.latest())
         for meter, level in zip((self.noisy_meter, self.clean_meter), runner.levels):
-            meter.setValue(int(max(-60.0, 20 * np.log10(level + 1e-9))))
+            meter.setValue(meter_value(level))
 
     def refresh_stats(self) -> None:
         runner = self.controller.runner
@@ -278,6 +278,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
         self.controller.stop()
         super().closeEvent(event)
+
+
+def meter_value(level: float) -> int:
+    """A level meter's reading in dBFS, -60..0, for any level (inf and NaN included)."""
+    if not np.isfinite(level):
+        return 0 if level > 0 else -60
+    return int(round(min(0.0, max(-60.0, 20 * np.log10(abs(level) + 1e-9)))))
 
 
 def clock_text(seconds: float) -> str:

@@ -1,0 +1,199 @@
+"""Band denoiser: ERB band gains plus a short causal deep filter, from level-invariant features.
+
+The design follows what generalises in RNNoise and DeepFilterNet, at a few hundred
+thousand parameters:
+
+* STFT with sqrt-Hann frames of 20 ms, 10 ms apart, at any sample rate (16 kHz:
+  320/160; 48 kHz: 960/480), so the same design covers fullband audio.
+* Features that ignore the input level and the microphone's colouring: log energies
+  of ERB-spaced bands minus their running (exponential) mean, the band shape relative
+  to the frame's mean level, and the low bins' complex spectrum divided by their
+  running magnitude.
+* A GRU carries the memory from frame to frame (and chunk to chunk).
+* Outputs: one gain per band, spread smoothly over its bins, and for the lowest
+  bins a deep filter: complex taps over the current and previous frames, added to
+  the gained spectrum (it starts at zero, so a fresh model is a band-gain model).
+
+Latency is ``frame - hop`` samples (10 ms); the deep filter looks only backwards.
+State = (input history, overlap-add tail, GRU hidden, band means, low-bin magnitudes,
+previous low-bin spectra).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import State, StreamingModel
+
+LOG_EPS = 1e-10
+
+
+@dataclass
+class BandSpec:
+    sample_rate: int = 16000
+    frame_ms: float = 20.0
+    hop_ms: float = 10.0
+    bands: int = 32            # ERB bands from 0 Hz to Nyquist
+    hidden: int = 128
+    layers: int = 2
+    df_hz: float = 3200.0      # the deep filter covers the bins below this
+    df_order: int = 3          # current + 2 previous frames
+    norm_seconds: float = 1.0  # time constant of the running normalisation
+    gain_floor: float = 0.0    # no band is attenuated below this (applied at inference and in training)
+
+    def __post_init__(self) -> None:
+        frame, hop = self.frame, self.hop
+        if hop < 1 or frame < hop or self.bands < 2 or self.hidden < 1 or self.layers < 1 or self.df_order < 1 \
+                or not 0 <= self.gain_floor < 1 or self.df_hz < 0 or self.norm_seconds <= 0:
+            raise ValueError(f"invalid band-model spec {self}")
+
+    @property
+    def frame(self) -> int:
+        return round(self.sample_rate * self.frame_ms / 1000)
+
+    @property
+    def hop(self) -> int:
+        return round(self.sample_rate * self.hop_ms / 1000)
+
+
+def erb_band_matrix(bins: int, sample_rate: int, bands: int) -> Tensor:
+    """``(bands, bins)`` triangular weights on the ERB scale; each bin's weights sum to 1."""
+    def erb(f: Tensor) -> Tensor:
+        return 21.4 * torch.log10(1 + 0.00437 * f)
+
+    freqs = torch.linspace(0, sample_rate / 2, bins, dtype=torch.float64)
+    # the lowest bands would be narrower than a bin: space the centres so each holds at least one bin
+    centres_erb = torch.linspace(0, float(erb(torch.tensor(sample_rate / 2.0))), bands, dtype=torch.float64)
+    centres = (10 ** (centres_erb / 21.4) - 1) / 0.00437
+    spacing = sample_rate / 2 / (bins - 1)
+    for index in range(1, bands):
+        centres[index] = max(centres[index], centres[index - 1] + spacing)
+    centres = centres * (sample_rate / 2) / centres[-1]
+    weights = torch.zeros(bands, bins, dtype=torch.float64)
+    for index in range(bands):
+        left = centres[index - 1] if index > 0 else centres[0] - 1.0
+        right = centres[index + 1] if index < bands - 1 else centres[-1] + 1.0
+        rising = (freqs - left) / (centres[index] - left)
+        falling = (right - freqs) / (right - centres[index])
+        weights[index] = torch.clamp(torch.minimum(rising, falling), min=0)
+    weights = weights / weights.sum(0, keepdim=True).clamp_min(1e-12)
+    return weights.float()
+
+
+def running_mean(values: Tensor, start: Tensor, alpha: float) -> Tensor:
+    """Exponential mean along dim 1 of ``values`` ``(B, T, C)`` from ``start`` ``(B, C)``: ``(B, T, C)``.
+
+    m_t = alpha m_{t-1} + (1 - alpha) x_t, computed for all t at once (T is at most a few hundred).
+    """
+    steps = values.shape[1]
+    t = torch.arange(steps, device=values.device, dtype=values.dtype)
+    lags = t[:, None] - t[None, :]
+    weights = torch.where(lags >= 0, (1 - alpha) * alpha ** lags.clamp_min(0), torch.zeros_like(lags))
+    decay = alpha ** (t + 1)
+    return torch.einsum("ts,bsc->btc", weights, values) + decay[None, :, None] * start[:, None, :]
+
+
+class BandDenoiser(StreamingModel):
+    """ERB band gains + low-bin deep filter; see the module docstring."""
+
+    arch = "bands"
+
+    def __init__(self, spec: BandSpec | None = None) -> None:
+        super().__init__()
+        self.spec = spec = spec or BandSpec()
+        self.sample_rate = spec.sample_rate
+        self.hop = spec.hop
+        self.frame = spec.frame
+        self.latency_samples = spec.frame - spec.hop
+        self.bins = spec.frame // 2 + 1
+        self.df_bins = min(self.bins, int(math.ceil(spec.df_hz / (spec.sample_rate / spec.frame))))
+        self.alpha = math.exp(-spec.hop / (spec.sample_rate * spec.norm_seconds))
+        self.register_buffer("window", torch.hann_window(spec.frame, periodic=True).sqrt(), persistent=False)
+        self.register_buffer("band_matrix", erb_band_matrix(self.bins, spec.sample_rate, spec.bands),
+                             persistent=False)
+        features = 2 * spec.bands + 2 * self.df_bins
+        self.encode = nn.Linear(features, spec.hidden)
+        self.gru = nn.GRU(spec.hidden, spec.hidden, spec.layers, batch_first=True)
+        self.gain_head = nn.Linear(spec.hidden, spec.bands)
+        nn.init.normal_(self.gain_head.weight, std=0.01)
+        nn.init.constant_(self.gain_head.bias, 2.0)  # sigmoid(2) = 0.88: a near pass-through start
+        self.df_head = nn.Linear(spec.hidden, self.df_bins * spec.df_order * 2)
+        nn.init.zeros_(self.df_head.weight)
+        nn.init.zeros_(self.df_head.bias)
+
+    def spec_dict(self) -> dict:
+        return asdict(self.spec)
+
+    def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
+        device = device if device is not None else self._device()
+        overlap = self.frame - self.hop
+        zeros = lambda *shape: torch.zeros(*shape, device=device)  # noqa: E731
+        return (
+            zeros(batch, overlap),
+            zeros(batch, overlap),
+            zeros(self.spec.layers, batch, self.spec.hidden),
+            torch.full((batch, self.spec.bands), -6.0, device=device),  # log10 band energy start (-60 dB)
+            torch.full((batch, self.df_bins), 1e-6, device=device),     # running low-bin power
+            zeros(batch, self.spec.df_order - 1, self.df_bins, 2),      # previous low-bin spectra
+        )
+
+    def memory_only(self, state: State) -> State:
+        history, tail, hidden, means, power, past = state
+        return torch.zeros_like(history), torch.zeros_like(tail), hidden, means, power, torch.zeros_like(past)
+
+    def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
+        history, tail, hidden, means, power, past = state
+        batch, length = chunk.shape
+        count = length // self.hop
+        signal = torch.cat([history, chunk], dim=-1)
+        frames = signal.unfold(-1, self.frame, self.hop) * self.window   # (B, k, frame)
+        spectrum = torch.fft.rfft(frames)                                  # (B, k, bins)
+        enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past))
+        time_frames = torch.fft.irfft(enhanced, n=self.frame) * self.window
+        total = (count - 1) * self.hop + self.frame
+        summed = F.fold(time_frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.frame),
+                        stride=(1, self.hop)).reshape(batch, total)
+        overlap = self.frame - self.hop
+        summed = torch.cat([summed[:, :overlap] + tail, summed[:, overlap:]], dim=-1)
+        return summed[:, :length], (signal[:, length:], summed[:, length:], hidden, means, power, past)
+
+    def enhance(self, spectrum: Tensor, memory: State) -> tuple[Tensor, State]:
+        """Enhanced spectrum of ``spectrum`` ``(B, k, bins)`` complex and the new recurrent memory."""
+        hidden, means, power, past = memory
+        spec = self.spec
+        magnitude2 = torch.view_as_real(spectrum).square().sum(-1)                        # (B, k, bins)
+        log_bands = torch.log10(magnitude2 @ self.band_matrix.T + LOG_EPS)                # (B, k, bands)
+        band_means = running_mean(log_bands, means, self.alpha)
+        level = log_bands - band_means                                                    # vs its own past
+        shape = log_bands - band_means.mean(-1, keepdim=True)                             # vs the mean level
+        low = spectrum[..., : self.df_bins]
+        low_power = running_mean(magnitude2[..., : self.df_bins], power, self.alpha)
+        unit = torch.view_as_real(low / torch.sqrt(low_power + LOG_EPS)).flatten(-2)      # (B, k, 2*df_bins)
+        features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)
+        x = torch.relu(self.encode(features))
+        x, hidden = self._gru(x, hidden)
+        band_gains = torch.sigmoid(self.gain_head(x))
+        if spec.gain_floor:
+            band_gains = band_gains.clamp_min(spec.gain_floor)
+        gains = band_gains @ self.band_matrix                                             # (B, k, bins)
+        enhanced = spectrum * gains
+        taps = self.df_head(x).reshape(*x.shape[:2], spec.df_order, self.df_bins, 2)
+        taps = torch.view_as_complex(taps.contiguous())                                   # (B, k, order, df)
+        history = torch.cat([torch.view_as_complex(past.contiguous()), low], dim=1)      # (B, order-1+k, df)
+        count = spectrum.shape[1]
+        filtered = sum(taps[:, :, lag] * history[:, spec.df_order - 1 - lag: spec.df_order - 1 - lag + count]
+                       for lag in range(spec.df_order))
+        enhanced = torch.cat([enhanced[..., : self.df_bins] + filtered, enhanced[..., self.df_bins:]], dim=-1)
+        new_past = torch.view_as_real(history[:, history.shape[1] - (spec.df_order - 1):])
+        return enhanced, (hidden, band_means[:, -1], low_power[:, -1], new_past)
+
+    def _gru(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """nn.GRU, minus its per-call wrapper cost when not training: same kernel."""
+        if self.training or torch.is_grad_enabled():
+            return self.gru(x, hidden)
+        gru = self.gru
+        return torch.gru(x, hidden, gru._flat_weights, gru.bias, gru.num_layers, 0.0, False, False, True)

@@ -1,0 +1,161 @@
+"""Where the corpus comes from: Debian packages of real recorded speech and noise, and their splits.
+
+Splits are by *speaker* and by *noise source*, and the out-of-domain split (``ood``)
+goes further: its voices, its noises and the packages they come from (their
+recording chains) are never used for training, validation or model selection.
+
+- ``train`` / ``validation``: utterances of the training voices (8 % held out).
+- ``valvoice``: whole voices and noise sources kept out of training, for model selection.
+- ``test``: the original split (two Asterisk voices, six noise sources): unseen voices,
+  but the same recording chain as the Asterisk training voices.
+- ``ood``: read Russian sentences (Festival's msu_ru_nsh voice database, male), Mandarin
+  syllables (gcin-voice) and noises from lincity-ng, frozen-bubble and extremetuxracer:
+  packages that nothing else touches.
+- ``expressive``: hedgewars' acted, shouted voice packs (unseen package too), kept apart.
+
+None of the packages DATA.md reserves for independent evaluation is listed here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AUDIO_SUFFIXES = {".wav", ".ogg", ".opus", ".flac", ".g722", ".mp3", ".oga", ".aif", ".aiff", ".gsm"}
+
+
+@dataclass(frozen=True)
+class VoiceSet:
+    """Speech files of one package; each sub-folder matched by ``speakers`` is one voice."""
+    package: str
+    folder: str                    # inside the unpacked package
+    speakers: dict[str, str]       # sub-folder ("" = the folder itself), or the {speaker} in pattern -> split
+    prefix: str                    # group name = prefix + sub-folder
+    sex: str = "unknown"           # "unknown": estimated from the voice's pitch
+    pattern: str = "*"             # may hold {speaker}: one voice per file-name pattern under folder
+    min_seconds: float = 0.3
+    max_clips: int = 0             # 0: all
+
+
+@dataclass(frozen=True)
+class NoiseSet:
+    """Noise files of one package matching ``pattern``: one source per file or one per set."""
+    package: str
+    pattern: str
+    family: str
+    split: str
+    per_file: bool = False         # each file its own noise source (many distinct recordings)
+
+
+_AST = "usr/share/asterisk/sounds"
+_KLETTRES_TRAIN = ["ar", "cs", "da", "de", "en", "en_GB", "es", "fr", "he", "it", "lt", "ml", "nb", "nds",
+                   "nl", "pt_BR", "tn"]  # hu: every clip fails the hiss check; id, nn: no audio
+_KLETTRES_VALIDATION = ["ru", "uk"]
+# ktuberling: one reader per language (sr variants are one voice: only sr is used)
+_TUBERLING_TRAIN = ["ca", "da", "de", "el", "en", "fr", "lt", "nn", "ru", "uk", "wa", "es", "fi", "ga", "it",
+                    "nds", "nl", "pt", "ro", "sv"]
+_TUBERLING_VALIDATION = ["gl", "sl", "sr"]
+_TUXPAINT_TRAIN = ["fr", "ru", "ro", "ca", "bg", "es", "be", "el"]
+_TUXPAINT_VALIDATION = ["da", "lt"]
+# game voice packs: shouted, acted, some processed; a stress test of their own ("expressive"),
+# not a stand-in for a user's speech
+_HEDGEWARS_OOD = ["British", "Classic", "Default", "Default_es", "Default_pl", "Default_ru", "Default_uk",
+                  "HillBilly", "Mobster", "Pirate", "Russian", "Surfer"]  # Robot and Singer are processed
+
+SPEECH_SETS: list[VoiceSet] = [
+    VoiceSet("asterisk-core-sounds-en-g722", _AST, {"en_US_f_Allison": "train"}, "ast_", "female", "*.g722", 0.5),
+    VoiceSet("asterisk-core-sounds-es-g722", _AST, {"es_MX_f_Allison": "train"}, "ast_", "female", "*.g722", 0.5),
+    VoiceSet("asterisk-core-sounds-ru-g722", _AST, {"ru_RU_f_IvrvoiceRU": "train"}, "ast_", "female", "*.g722", 0.5),
+    VoiceSet("asterisk-core-sounds-fr-g722", _AST, {"fr_CA_f_June": "test"}, "ast_", "female", "*.g722", 0.5),
+    VoiceSet("asterisk-core-sounds-it-g722", _AST, {"it_IT_m_Carlo": "test"}, "ast_", "male", "*.g722", 0.5),
+    # telephone-band voices (8 kHz): band-limited training examples, 150 prompts each
+    VoiceSet("asterisk-prompt-it-menardi-wav", _AST, {"it_IT_f_Menardi": "train"}, "ast8k_", "female", "*.wav",
+             0.5, 150),
+    VoiceSet("asterisk-prompt-fr-armelle", _AST, {"fr": "train"}, "ast8k_armelle_", "female", "*.gsm", 0.5, 150),
+    VoiceSet("asterisk-prompt-es-co", _AST, {"es": "train"}, "ast8k_co_", "unknown", "*.gsm", 0.5, 150),
+    VoiceSet("klettres-data", "usr/share/klettres",
+             {**{k: "train" for k in _KLETTRES_TRAIN}, **{k: "valvoice" for k in _KLETTRES_VALIDATION}},
+             "klettres_", "unknown", "**/*"),
+    VoiceSet("ktuberling-data", "usr/share/ktuberling/sounds",
+             {**{k: "train" for k in _TUBERLING_TRAIN}, **{k: "valvoice" for k in _TUBERLING_VALIDATION}},
+             "tuberling_", "unknown", "*"),
+    # Tux Paint's spoken stamp descriptions: read sentences, one volunteer voice per language
+    VoiceSet("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps",
+             {**{k: "train" for k in _TUXPAINT_TRAIN}, **{k: "valvoice" for k in _TUXPAINT_VALIDATION}},
+             "tuxpaint_", "unknown", "**/*_desc_{speaker}.ogg", 0.5, 250),
+    # out of domain: packages nothing else touches
+    VoiceSet("festvox-ru", "usr/share/festival/voices/russian/msu_ru_nsh_clunits/wav", {"": "ood"},
+             "festvox_ru_nsh", "male", "*.wav", 0.5),
+    VoiceSet("gcin-voice", "usr/share/gcin-voice/ogg", {"": "ood"}, "gcin_zh", "unknown", "*/*.ogg", 0.2, 600),
+    VoiceSet("hedgewars-data", "usr/share/games/hedgewars/Data/Sounds/voices",
+             {k: "expressive" for k in _HEDGEWARS_OOD}, "hedgewars_", "unknown", "*.ogg"),
+]
+
+_WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
+_LMMS = "usr/share/lmms/samples"
+_MOH = "usr/share/asterisk/moh"
+_STUX = "usr/share/games/supertux2/sounds"
+_STUX_MUSIC = "usr/share/games/supertux2/music"
+_LINCITY = "usr/share/games/lincity-ng/sounds"
+
+NOISE_SETS: dict[str, NoiseSet] = {
+    # training
+    "lmms_drums": NoiseSet("lmms-common", f"{_LMMS}/drums/*", "percussion", "train", True),
+    "lmms_basses": NoiseSet("lmms-common", f"{_LMMS}/basses/*", "music", "train"),
+    "lmms_instruments": NoiseSet("lmms-common", f"{_LMMS}/instruments/*", "music", "train", True),
+    "lmms_effects": NoiseSet("lmms-common", f"{_LMMS}/effects/*", "household", "train", True),
+    "lmms_misc": NoiseSet("lmms-common", f"{_LMMS}/misc/*", "household", "train", True),
+    "lmms_shapes": NoiseSet("lmms-common", f"{_LMMS}/shapes/*", "music", "train"),
+    "lmms_stringsnpads": NoiseSet("lmms-common", f"{_LMMS}/stringsnpads/*", "music", "train", True),
+    "lmms_beats": NoiseSet("lmms-common", f"{_LMMS}/beats/*", "music", "train", True),
+    "moh_cold_day": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/macroform-cold_day.g722", "music", "train"),
+    "moh_robot_dity": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/macroform-robot_dity.g722", "music", "train"),
+    "wesnoth_birds": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/birds*.ogg", "nature", "train"),
+    "wesnoth_wardrums": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/wardrums.ogg", "percussion", "train"),
+    "wesnoth_sfx": NoiseSet("wesnoth-1.16-data", f"{_WES}/*.ogg", "household", "train", True),
+    "supertux_rain": NoiseSet("supertux-data", f"{_STUX}/rain.wav", "wind_rain_water", "train"),
+    "supertux_waterfall": NoiseSet("supertux-data", f"{_STUX}/waterfall.wav", "wind_rain_water", "train"),
+    "supertux_fire": NoiseSet("supertux-data", f"{_STUX}/f*.wav", "household", "train", True),
+    "supertux_ticking": NoiseSet("supertux-data", f"{_STUX}/ticking.wav", "household", "train"),
+    "supertux_thunder": NoiseSet("supertux-data", f"{_STUX}/thunder.wav", "wind_rain_water", "train"),
+    "supertux_sfx": NoiseSet("supertux-data", f"{_STUX}/[b-e]*.wav", "household", "train", True),
+    "supertux_music": NoiseSet("supertux-data", f"{_STUX_MUSIC}/*/*.ogg", "music", "train", True),
+    "freeciv_sfx": NoiseSet("freeciv-data", "usr/share/games/freeciv/stdsounds/*.ogg", "machines", "train", True),
+    "naev_sfx": NoiseSet("naev-data", "usr/share/naev/dat/snd/sounds/*", "traffic_engines", "train", True),
+    "naev_ambient": NoiseSet("naev-data", "usr/share/naev/dat/snd/music/[ao]*.ogg", "music", "train", True),
+    # validation sources (model selection, never trained on)
+    "moh_simplicity": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/macroform-the_simplicity.g722", "music",
+                               "valvoice"),
+    "wesnoth_morning": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/morning.ogg", "nature", "valvoice"),
+    "lmms_latin": NoiseSet("lmms-common", f"{_LMMS}/latin/*", "percussion", "valvoice"),
+    "supertux_lava": NoiseSet("supertux-data", f"{_STUX}/lava.wav", "household", "valvoice"),
+    # the original test split
+    "moh_morning_coffee": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/manolo_camp-morning_coffee.g722",
+                                   "music", "test"),
+    "moh_system": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/reno_project-system.g722", "music", "test"),
+    "wesnoth_campfire": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/campfire.ogg", "nature", "test"),
+    "wesnoth_ship": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/ship.ogg", "wind_rain_water", "test"),
+    "wesnoth_night": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/night.ogg", "nature", "test"),
+    "tux_crowd": NoiseSet("tuxfootball", "usr/share/games/tuxfootball/sound/crowd*.wav", "crowd", "test"),
+    # out of domain: packages used nowhere else
+    "lincity_traffic": NoiseSet("lincity-ng-data", f"{_LINCITY}/Trafic*.wav", "traffic_engines", "ood"),
+    "lincity_industry": NoiseSet("lincity-ng-data", f"{_LINCITY}/Industry*.wav", "machines", "ood"),
+    "lincity_train": NoiseSet("lincity-ng-data", f"{_LINCITY}/RailTrain*.wav", "traffic_engines", "ood"),
+    "lincity_water": NoiseSet("lincity-ng-data", f"{_LINCITY}/Water*.wav", "wind_rain_water", "ood"),
+    "lincity_windmill": NoiseSet("lincity-ng-data", f"{_LINCITY}/WindMill*.wav", "wind_rain_water", "ood"),
+    "lincity_market": NoiseSet("lincity-ng-data", f"{_LINCITY}/Market*.wav", "crowd", "ood"),
+    "lincity_sports": NoiseSet("lincity-ng-data", f"{_LINCITY}/SportsCroud*.wav", "crowd", "ood"),
+    "lincity_residential": NoiseSet("lincity-ng-data", f"{_LINCITY}/Residential*.wav", "household", "ood"),
+    "lincity_farm": NoiseSet("lincity-ng-data", f"{_LINCITY}/Farm*.wav", "nature", "ood"),
+    "frozen_applause": NoiseSet("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/applause.ogg", "crowd",
+                                "ood"),
+    "frozen_typewriter": NoiseSet("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/typewriter.ogg",
+                                  "household", "ood"),
+    "frozen_music": NoiseSet("frozen-bubble-data", "usr/share/games/frozen-bubble/snd/frozen-mainzik-*.ogg",
+                             "music", "ood"),
+    "tuxracer_slides": NoiseSet("extremetuxracer-data", "usr/share/games/etr/sounds/*_slide.wav", "wind_rain_water",
+                                "ood"),
+}
+
+
+def packages_needed() -> set[str]:
+    """Every package the corpus fetches."""
+    return {v.package for v in SPEECH_SETS} | {n.package for n in NOISE_SETS.values()}
