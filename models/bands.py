@@ -30,6 +30,8 @@ from torch import Tensor, nn
 from .base import State, StreamingModel
 
 LOG_EPS = 1e-10
+UNSET_LOG = -100.0  # a running mean not started yet (log10 of any real energy is above log10(LOG_EPS) = -10):
+                    # the stream's first frame starts it, so the features are level-invariant from the start
 
 
 @dataclass
@@ -136,8 +138,8 @@ class BandDenoiser(StreamingModel):
             zeros(batch, overlap),
             zeros(batch, overlap),
             zeros(self.spec.layers, batch, self.spec.hidden),
-            torch.full((batch, self.spec.bands), -6.0, device=device),  # log10 band energy start (-60 dB)
-            torch.full((batch, self.df_bins), 1e-6, device=device),     # running low-bin power
+            torch.full((batch, self.spec.bands), UNSET_LOG, device=device),  # running log10 band energies
+            zeros(batch, self.df_bins),                                       # running low-bin power (0: unset)
             zeros(batch, self.spec.df_order - 1, self.df_bins, 2),      # previous low-bin spectra
         )
 
@@ -167,6 +169,8 @@ class BandDenoiser(StreamingModel):
         spec = self.spec
         magnitude2 = torch.view_as_real(spectrum).square().sum(-1)                        # (B, k, bins)
         log_bands = torch.log10(magnitude2 @ self.band_matrix.T + LOG_EPS)                # (B, k, bands)
+        means = torch.where(means <= UNSET_LOG, log_bands[:, 0], means)
+        power = torch.where(power <= 0, magnitude2[:, 0, : self.df_bins], power)
         band_means = running_mean(log_bands, means, self.alpha)
         level = log_bands - band_means                                                    # vs its own past
         shape = log_bands - band_means.mean(-1, keepdim=True)                             # vs the mean level

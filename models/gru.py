@@ -8,7 +8,7 @@ Two front-ends:
   The gain starts at 0.95, so a fresh model is a near pass-through.
 * ``"wave"``: non-overlapping waveform frames of ``hop`` samples in, a residual
   correction ``tanh(linear(h))`` out; starts as the exact identity. With
-  ``hop=1, hidden=30, layers=1`` it is the seed's per-sample GRU (SEEDS.md s.2).
+  ``hop=1, hidden=30, layers=1`` it is the seed's per-sample GRU (the RNN denoising blog's model).
 
 State = (input history, overlap-add tail, GRU hidden ``(layers, B, hidden)``).
 """

@@ -2,7 +2,7 @@
 
 Layer l computes ``x_l = tanh(sum_{k<K_l} S^k x_{l-1} H_{l,k})`` where ``S^k``
 delays by k samples (zeros shifted in) and ``H_{l,k}`` is an ``F_{l-1} x F_l``
-tap matrix; the last layer has no tanh (SEEDS.md section 1). Implemented as
+tap matrix; the last layer has no tanh (the course lab's specification). Implemented as
 ``conv1d`` over a kept history of ``K_l - 1`` input frames per layer.
 """
 from __future__ import annotations

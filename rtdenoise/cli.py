@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .audio_io import AUDIO_SUFFIXES, AudioError
 from .errors import INPUT_ERRORS, finite_float, run_command
+from .safety import safety_note
 
 
 
@@ -106,18 +107,6 @@ def audio_files_in(folder: Path, skip: Path | None = None) -> list[Path]:
     return files
 
 
-def safety_note(summary: dict) -> str:
-    """What the engine had to repair in a file, in words ("" when nothing)."""
-    from .engine import INPUT_LIMIT
-
-    parts = [f"{summary[key]} {words}" for key, words in (
-        ("nonfinite_samples", "NaN/Inf samples replaced by silence"),
-        ("clipped_samples", f"samples beyond ±{INPUT_LIMIT:g} clipped before the model"),
-        ("limited_samples", "output samples held to the input's level"),
-        ("state_resets", "model state resets")) if summary.get(key)]
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
 def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
     """Refuse to overwrite inputs always, and existing outputs unless asked."""
     sources = {p.resolve() for p, _ in pairs if p.exists()}
@@ -189,6 +178,7 @@ def describe_checkpoint(name_or_path: str | None) -> dict:
         "default_chunk_ms": 1000.0 * chunk / model.sample_rate,
         "algorithmic_latency_ms": 1000.0 * (model.latency_samples + chunk) / model.sample_rate,
         "parameters": model.num_parameters(),
+        "band": f"0-{model.sample_rate / 2000:g} kHz",  # the audio band it sees and returns
         "trained": bool(checkpoint.get("trained", False)),
         "notes": checkpoint.get("notes", ""),
         "training": checkpoint.get("training", {}),
@@ -206,6 +196,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"sample rate      {description['sample_rate']} Hz, hop {description['hop_samples']} samples")
     print(f"latency          {description['latency_ms']:.1f} ms model + {description['default_chunk_ms']:.0f} ms chunk = "
           f"{description['algorithmic_latency_ms']:.1f} ms algorithmic")
+    print(f"band             {description['band']} (other rates are resampled to "
+          f"{description['sample_rate']} Hz and back)")
     print(f"parameters       {description['parameters']:,}")
     print(f"trained          {'yes' if description['trained'] else 'NO (untrained weights)'}")
     if description["notes"]:
@@ -220,12 +212,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from rtdenoise.models import default_model_name, list_pretrained
 
+    import shutil
+    import textwrap
+
     default = default_model_name()
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in list_pretrained():
         description = describe_checkpoint(name)
         star = "*" if name == default else " "
         print(f"{star} {name:<16} {description['arch']:<9} {description['parameters']:>9,} params  "
-              f"{description['algorithmic_latency_ms']:5.1f} ms  {description['notes'][:60]}")
+              f"{description['algorithmic_latency_ms']:5.1f} ms  {description.get('band', '')}")
+        for line in textwrap.wrap(description["notes"], width - 4):  # whole words, nothing cut
+            print(f"    {line}")
+    print("(* the default; rtdenoise info NAME for all it knows)")
     return 0
 
 

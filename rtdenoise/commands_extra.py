@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import finite_float
+from .safety import safety_note
 
 
 def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argparse.ArgumentParser], None],
@@ -107,7 +108,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     s = runner.stats()
     print(f"processed {s['seconds']:.1f} s live: chunk {s['chunk_ms']:.0f} ms, latency {s['latency_ms']:.0f} ms, "
           f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}"
-          + (f"; recorded {args.record}" if args.record and args.record.exists() else ""))
+          + (f"; recorded {args.record}" if args.record and args.record.exists() else "")
+          + safety_note(s["repaired"]))
     if runner.error:
         raise DeviceError(runner.error)
     return 0

@@ -44,14 +44,27 @@ def import_sounddevice():
 
 def list_devices() -> tuple[list[dict], list[dict], str]:
     """(input devices, output devices, reason when there are none)."""
+    sd = import_sounddevice()  # a missing PortAudio is an error, not an empty list
     try:
-        sd = import_sounddevice()
         devices = [dict(d, index=i) for i, d in enumerate(sd.query_devices())]
-    except Exception as error:  # PortAudio can fail in many ways (DeviceError included)
+    except Exception as error:  # PortAudio can fail in many ways
         return [], [], first_line(error)
     inputs = [d for d in devices if d["max_input_channels"] > 0]
     outputs = [d for d in devices if d["max_output_channels"] > 0]
     return inputs, outputs, "" if inputs or outputs else "PortAudio found no audio devices"
+
+
+def device_failure(kind: str, device, reason: str) -> str:
+    """What a device that failed to open means, and what to do next, in one line."""
+    name = f"{kind} device {device}" if device is not None else f"the default {kind} device"
+    if "querying device -1" in reason:  # PortAudio's way of saying there is no default device
+        what = f"no {kind} device found"
+    else:
+        what = f"{name} failed to open ({reason})"
+    hint = ("see rtdenoise live --list-devices and pick one with --output N, or use --no-output"
+            if kind == "output" else
+            "see rtdenoise live --list-devices and pick one with --input N, or play a file with --file")
+    return f"{what}; {hint}"
 
 
 def device_arg(text: str | None) -> int | str | None:
@@ -143,6 +156,10 @@ class LiveRunner:
         self.block_frames = max(1, round(self.chunk_samples * rate / model.sample_rate))
         self.engine = StreamingDenoiser(model, self.channels, rate, self.chunk_samples,
                                         max_attenuation_db=config.max_attenuation_db)
+        # The cleaned recording drops the model's latency, so it lines up with the input (and with
+        # the offline command's output); what is played cannot wait for that and keeps it.
+        self._record_delay = round(model.latency_samples * rate / model.sample_rate)
+        self._record_skip = self._record_delay  # still to drop from the start of the cleaned recording
         capacity = rate * 2
         self.in_ring = AudioRing(capacity, self.channels)
         self.out_ring = AudioRing(capacity, self.channels)
@@ -205,6 +222,10 @@ class LiveRunner:
             "output_underflows": self.output_underflows,
             "seconds": self.frames_processed / self.sample_rate,
             "bypass": self.bypass,
+            "repaired": {"nonfinite_samples": self.engine.nonfinite_samples,
+                         "clipped_samples": self.engine.clipped_samples,
+                         "limited_samples": self.engine.limited_samples,
+                         "state_resets": self.engine.state_resets},
         }
 
     # -- devices ----------------------------------------------------------------------
@@ -212,12 +233,14 @@ class LiveRunner:
         cfg = self.config
         if self.file_info is None or cfg.play:
             sd = import_sounddevice()
+        kind = "input"
         try:
             if self.file_info is None:
                 stream = sd.InputStream(device=cfg.input_device, channels=self.channels, samplerate=self.sample_rate,
                                         blocksize=self.block_frames, dtype="float32", latency=cfg.latency,
                                         callback=self._input_callback)
                 self._streams.append(stream)
+            kind = "output"
             if cfg.play:
                 stream = sd.OutputStream(device=cfg.output_device, channels=self.channels,
                                          samplerate=self.sample_rate, blocksize=self.block_frames,
@@ -227,9 +250,8 @@ class LiveRunner:
                 stream.start()
         except Exception as error:
             self._close_streams()
-            which = cfg.input_device if self.file_info is None else cfg.output_device
-            raise DeviceError(f"audio device {which if which is not None else 'default'} failed to open: "
-                              + first_line(error)) from None
+            raise DeviceError(device_failure(kind, cfg.input_device if kind == "input" else cfg.output_device,
+                                             first_line(error))) from None
 
     def _close_streams(self) -> None:
         streams, self._streams = self._streams, []
@@ -261,6 +283,19 @@ class LiveRunner:
                 self._recorders.append(FileSink(path, self.sample_rate, self.channels, fmt, subtype))
             else:
                 self._recorders.append(None)
+
+    def _record_clean(self, out: np.ndarray, total: int | None = None) -> None:
+        """Write cleaned audio to its recording, lined up with the input (the latency dropped), at most
+        ``total`` frames in all."""
+        sink = self._recorders[0] if self._recorders else None
+        if sink is None:
+            return
+        if self._record_skip:
+            dropped = min(self._record_skip, len(out))
+            out, self._record_skip = out[dropped:], self._record_skip - dropped
+        if total is not None:
+            out = out[: max(0, total - sink.frames)]
+        sink.write(out)
 
     def _close_recorders(self, keep: bool = True) -> None:
         for sink in self._recorders:
@@ -310,8 +345,7 @@ class LiveRunner:
         elapsed = time.thread_time() - started
         out = block if self.bypass else enhanced
         self.out_ring.write(out)
-        if self._recorders and self._recorders[0] is not None:
-            self._recorders[0].write(out)
+        self._record_clean(out)
         if len(self._recorders) > 1 and self._recorders[1] is not None:
             self._recorders[1].write(block)
         self.noisy_history.write(block.mean(axis=1))
@@ -371,11 +405,11 @@ class LiveRunner:
                 if delay > 0:
                     time.sleep(delay)
             self._process(block)
-        tail = self.engine.flush()
+        latency_tail = self.engine.process(np.zeros((self._record_delay, self.channels), np.float32))
+        tail = np.concatenate([latency_tail, self.engine.flush()])  # the file's last samples, still inside
         self.source_done = True
         self.out_ring.write(tail)
-        if self._recorders and self._recorders[0] is not None:
-            self._recorders[0].write(tail)
+        self._record_clean(tail, total=info.frames)
         deadline = time.monotonic() + 2.0
         while self.config.play and self.out_ring.available and time.monotonic() < deadline and not self._stop.is_set():
             time.sleep(0.01)

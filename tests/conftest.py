@@ -51,3 +51,14 @@ def small_model_path(tmp_path_factory) -> str:
     from rtdenoise.models import save_checkpoint
 
     return str(save_checkpoint(make_small_model(0.05), tmp_path_factory.mktemp("model") / "small.pt"))
+
+
+@pytest.fixture(scope="module")
+def fixture_split():
+    """The recorded fixtures as a corpus split: one voice, birdsong."""
+    from training.dataset import Clip, CorpusSplit
+
+    speech = sf.read(str(DATA / "speech_clean.wav"), dtype="float32")[0]
+    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
+    return CorpusSplit(speech=[Clip(speech[:40000], "spk_a", "female"), Clip(speech[40000:], "spk_a", "female")],
+                       noise=[Clip(noise, "birds", "ambience")])

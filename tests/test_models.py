@@ -9,7 +9,7 @@ from rtdenoise.models.registry import PRESETS, build_preset
 
 from .contract import verify_contract
 
-CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed"]
+CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k"]
 
 
 @pytest.mark.parametrize("name", CONTRACT_MODELS)
@@ -18,7 +18,28 @@ def test_streaming_contract(name):
     model = build_preset(name)
     if model.arch == "gru" and model.spec.frontend == "wave":
         torch.nn.init.normal_(model.decode.weight, std=0.1)  # non-identity so the check can fail
-    verify_contract(model, seconds=0.5 if name.startswith("gru") and name != "gru-seed" else 0.15)
+    if model.arch == "bands":
+        torch.nn.init.normal_(model.df_head.weight, std=0.05)  # the deep filter starts at zero: wake it up
+        torch.nn.init.normal_(model.gain_head.weight, std=0.5)
+    verify_contract(model, seconds=0.5 if name.startswith(("gru", "bands")) and name != "gru-seed" else 0.15)
+
+
+def test_band_model_is_level_invariant_and_its_bands_cover_every_bin():
+    """Its features ignore the input level: a quiet and a loud copy get the same gains (same output shape)."""
+    from rtdenoise.models.bands import erb_band_matrix
+
+    for rate, bands in ((16000, 32), (48000, 40)):
+        weights = erb_band_matrix(rate // 100 + 1, rate, bands)
+        assert torch.allclose(weights.sum(0), torch.ones(weights.shape[1]))
+        assert (weights.sum(1) > 0).all()  # no empty band
+    torch.manual_seed(0)
+    model = build_preset("bands").eval()
+    torch.nn.init.normal_(model.gain_head.weight, std=0.5)
+    noisy = torch.randn(1, 16000) * 0.05
+    with torch.no_grad():
+        quiet, loud = model(noisy), model(noisy * 100)
+    # once the running normalisation has settled (1 s time constant), the loud copy is the quiet one x 100
+    assert torch.allclose(loud[:, 8000:] / 100, quiet[:, 8000:], atol=2e-3 * quiet.abs().max())
 
 
 def test_lab_preset_is_the_lab_spec():

@@ -73,7 +73,7 @@ def test_microphone_path_driven_by_hand_matches_the_engine(noisy_audio, tmp_path
     prefill = 3 * block
     assert np.abs(played[prefill:] - reference[: len(played) - prefill]).max() < 1e-5
     assert runner.stats()["output_underflows"] == 0 and runner.stats()["input_overflows"] == 0
-    assert sf.info(str(tmp_path / "rec.wav")).frames == len(audio)
+    assert sf.info(str(tmp_path / "rec.wav")).frames == len(audio) - model.latency_samples  # lined up with the input
 
 
 def test_a_stalled_microphone_is_reported_and_the_recording_kept(noisy_audio, tmp_path, monkeypatch):
@@ -103,6 +103,20 @@ def test_file_source_without_speakers_runs_in_real_time(noisy_path, tmp_path):
     assert runner.error is None
     assert elapsed > 0.8 * sf.info(str(noisy_path)).duration  # paced like playback, not as fast as possible
     assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(noisy_path)).frames
+
+
+def test_a_live_recording_lines_up_with_the_offline_output(noisy_path, tmp_path):
+    from rtdenoise.offline import denoise_file
+
+    model = small_model()
+    runner = LiveRunner(model, LiveConfig(input_file=noisy_path, play=False, prime_ms=0,
+                                          record_path=tmp_path / "live.wav"))
+    runner.start()
+    assert runner.wait(20) and runner.error is None
+    denoise_file(noisy_path, tmp_path / "offline.wav", model)
+    live = sf.read(str(tmp_path / "live.wav"), dtype="float32")[0]
+    offline = sf.read(str(tmp_path / "offline.wav"), dtype="float32")[0]
+    assert len(live) == len(offline) and np.abs(live - offline).max() < 2e-4  # both 16-bit WAV
 
 
 def test_meters_are_smoothed_levels_and_the_gru_lowers_steady_noise(tmp_path):
@@ -191,8 +205,9 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path):
     engine = StreamingDenoiser(model, 1)
     engine.prime(received[:3200, None])  # the live run primed on its first 200 ms
     reference = np.concatenate([engine.process(received[i:i + 160, None]) for i in range(3200, len(received), 160)])
-    assert len(produced) == len(received) - 3200 == len(reference)
-    assert np.abs(produced - reference[:, 0]).max() < 2e-3  # both recordings are 16-bit
+    latency = model.latency_samples  # the recording is lined up with the input: the latency is dropped
+    assert len(produced) == len(received) - 3200 - latency == len(reference) - latency
+    assert np.abs(produced - reference[latency:, 0]).max() < 2e-3  # both recordings are 16-bit
     # 2. The second sink's monitor holds that output, whole, after the device delay.
     speech = noisy_path
     clean_offline = reference[:, 0]

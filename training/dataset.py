@@ -3,7 +3,7 @@
 The lab format is a ``torch.save``d list of ``(noisy, clean)`` float tensors of
 shape ``(1, N)`` at 16 kHz. :class:`Mixer` makes such pairs from clean speech
 and noise (SNR -5..20 dB, level and pitch augmentation, synthetic noises on
-top); :class:`OnTheFlyDataset` mixes fresh pairs every epoch (SEEDS.md s.5).
+top); :class:`OnTheFlyDataset` mixes fresh pairs every epoch (as a denoising autoencoder corrupts its input).
 """
 from __future__ import annotations
 

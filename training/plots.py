@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -16,15 +17,17 @@ def plot_history(history: list[dict], path: Path) -> None:
     with_pesq = all("val_pesq" in h for h in history)
     fig, axes = plt.subplots(1, 3 if with_pesq else 2, figsize=(15 if with_pesq else 10, 3.5))
     ax_loss, ax_sdr = axes[0], axes[1]
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_sdr.plot(epochs, [h["val_si_sdr_improvement"] for h in history], color="tab:green")
+    ax_sdr.plot(epochs, [h["val_si_sdr_improvement"] for h in history], marker="o", color="tab:green")
     ax_sdr.set(xlabel="epoch", ylabel="dB", title="validation SI-SDR improvement")
     if with_pesq:
-        axes[2].plot(epochs, [h["val_pesq"] for h in history], color="tab:purple")
+        axes[2].plot(epochs, [h["val_pesq"] for h in history], marker="o", color="tab:purple")
         axes[2].set(xlabel="epoch", ylabel="PESQ-WB", title="validation PESQ-WB")
+    for ax in axes:  # whole epochs only, even for a run of one or two
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -187,6 +187,21 @@ def scheduled_lr(epoch_lr: float, base: float, progress: float | None, steps_don
     return lr * min(1.0, (steps_done + 1) / warmup_steps) if warmup_steps else lr
 
 
+def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace) -> dict:
+    """What this run will actually do (not the defaults it did not use)."""
+    plan = asdict(config)
+    if train_pairs is not None:  # lab-format pairs: an epoch is one pass over them
+        plan["steps_per_epoch"] = math.ceil(len(train_pairs) / config.batch)
+        plan["training_pairs"] = len(train_pairs)
+        del plan["validation_pairs"], plan["segment_seconds"]
+    else:
+        del plan["held_out"]
+    plan["held_out" if train_pairs is not None and not args.val else "validation_pairs"] = len(val_pairs)
+    if args.max_minutes:
+        plan["max_minutes"] = args.max_minutes
+    return plan
+
+
 def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int):
     order = list(range(len(pairs)))
     random.Random(seed * 1000 + epoch).shuffle(order)
@@ -319,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     written = False  # has this run saved a best checkpoint?
     steps_done = 0  # in this run (the warm-up restarts with a resumed run's fresh process)
     print(f"training {config.model} ({model.num_parameters():,} params) on {device}: "
-          f"{json.dumps(asdict(config))}", flush=True)
+          f"{json.dumps(run_plan(config, train_pairs, val_pairs, args))}", flush=True)
     if args.init and resume is None:  # a fine-tune must beat where it started, or it writes nothing
         start = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
                                  with_stoi=args.select_by == "composite")

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from rtdenoise.audio_io import AUDIO_SUFFIXES
-from rtdenoise.realtime import list_devices
+from rtdenoise.realtime import DeviceError, list_devices
 
 from .controller import Controller, SessionRequest
 from .waveforms import WaveformView
@@ -122,7 +122,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
     def _fill_devices(self) -> None:
-        inputs, outputs, reason = list_devices()
+        try:
+            inputs, outputs, reason = list_devices()
+        except DeviceError as error:  # no PortAudio at all
+            inputs, outputs, reason = [], [], str(error)
         for device in inputs:
             self.source_box.addItem(f"Microphone: {device['name']}", ("mic", device["index"]))
         self.output_box.addItem("None (do not play)", None)

@@ -1,0 +1,51 @@
+"""A new user's first hour: the messages, start-up lines and pictures they meet first."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtdenoise import realtime
+from rtdenoise.cli import main
+
+
+def test_list_devices_without_portaudio_is_one_line_and_exit_2(monkeypatch, capsys):
+    def missing():
+        raise realtime.DeviceError("no audio devices: PortAudio is missing (library not found); "
+                                   "apt-get install libportaudio2")
+
+    monkeypatch.setattr(realtime, "import_sounddevice", missing)
+    assert main(["live", "--list-devices"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].count("no audio devices") == 1 and "libportaudio2" in lines[0]
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("kind,flag", [("output", "--no-output"), ("input", "--file")])
+def test_a_missing_default_device_says_what_to_do(kind, flag):
+    message = realtime.device_failure(kind, None, "Error querying device -1")
+    assert message.startswith(f"no {kind} device found;") and flag in message and "--list-devices" in message
+    named = realtime.device_failure(kind, 5, "Invalid sample rate")
+    assert named.startswith(f"{kind} device 5 failed to open (Invalid sample rate)")
+
+
+def test_the_training_start_line_says_what_will_run_and_one_epoch_is_drawn(tmp_path, fixture_split, capsys):
+    import json
+
+    import matplotlib.image as mpimg
+
+    from training import train
+    from training.dataset import Mixer, MixConfig, build_pairs, save_pairs
+
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 9, seed=3)
+    data = save_pairs(pairs, tmp_path / "train.pt")
+    out = tmp_path / "tiny.pt"
+    assert train.main(["--model", "gru-small", "--data", str(data), "--out", str(out), "--epochs", "1",
+                       "--batch", "4", "--loss", "l1", "--quiet"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("training gru-small"))
+    plan = json.loads(line.split(": ", 1)[1])
+    assert plan["held_out"] == 1 and plan["training_pairs"] == 8 and plan["steps_per_epoch"] == 2
+    picture = mpimg.imread(tmp_path / "tiny_plots" / "loss_curve.png")
+    drawn = (picture[..., :3] < 0.9).any(axis=-1)  # non-white pixels
+    blue = (picture[..., 2] > 0.5) & (picture[..., 0] < 0.3)  # the train loss's marker (matplotlib's C0)
+    assert drawn.mean() > 0.01 and blue.sum() > 20
