@@ -108,7 +108,7 @@ def test_gui_command_screenshot(tmp_path, noisy_path):
                              "--screenshot", str(shot), "--quit-after", "2.5"],
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "propagateSizeHints" not in result.stderr
     assert shot.stat().st_size > 10000
 
 
@@ -196,3 +196,27 @@ def test_a_late_event_from_a_replaced_session_does_not_stop_the_new_one(window, 
     assert window.controller.runner is not None and window.start_button.text() == "Stop"
     assert window.banner.isHidden()
     window.stop()
+
+
+def test_quiet_speech_fills_the_plot_and_the_slider_names_its_stops(window, qtbot, noisy_path):
+    from rtdenoise.app.main_window import REDUCTION_STEPS_DB
+
+    window.set_file(noisy_path)
+    window.start()
+    qtbot.waitUntil(lambda: _plots_filled(window), timeout=10000)
+    window.refresh_plots()
+    y_low, y_high = window.waveforms.noisy_plot.viewRange()[1]
+    noisy, _ = window.waveforms.data()
+    peak = float(np.abs(noisy).max())
+    assert peak < 0.5 and y_high == pytest.approx(1.15 * peak, rel=0.35)  # not a fixed ±1 axis
+    assert "dBFS" in window.waveforms.noisy_plot.titleLabel.text
+    labels = [window.reduction_ticks.itemAt(i).widget().text() for i in range(window.reduction_ticks.count())
+              if window.reduction_ticks.itemAt(i).widget() is not None]
+    assert labels == [("all" if db is None else f"{db} dB") for db in REDUCTION_STEPS_DB]
+
+
+def test_a_long_banner_wraps_instead_of_widening_the_window(window, qtbot):
+    width = window.width()
+    window.show_error("a very long error message " * 30)
+    qtbot.wait(50)
+    assert window.width() <= width and window.banner.isVisible()

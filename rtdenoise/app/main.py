@@ -24,6 +24,7 @@ def run_app(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if args.input_file:
         probe(args.input_file)
+    quiet_qt_noise()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(list_pretrained(), default_model_name(), available_compute_devices())
     if args.model:
@@ -49,6 +50,20 @@ def run_app(args: argparse.Namespace) -> int:
         QTimer.singleShot(int(args.quit_after * 1000), finish)
     end_on_signals(window)
     return app.exec()
+
+
+QT_NOISE = ("propagateSizeHints",)  # messages Qt's offscreen/xcb plugins print on every run, meaning nothing
+
+
+def quiet_qt_noise() -> None:
+    """Drop Qt's known harmless platform messages; every other message still reaches stderr."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(kind, context, message: str) -> None:
+        if not any(noise in message for noise in QT_NOISE):
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
 
 
 def end_on_signals(window) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
-                               QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QSlider, QVBoxLayout, QWidget)
 
 from rtdenoise.audio_io import AUDIO_SUFFIXES
 from rtdenoise.realtime import DeviceError, list_devices
@@ -49,6 +49,8 @@ class MainWindow(QMainWindow):
         self.record_box = QCheckBox("Save cleaned audio…")
         self.banner = QLabel()
         self.banner.setWordWrap(True)
+        self.banner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long one wraps,
+        self.banner.setMinimumWidth(0)                                                    # it never widens the window
         self.banner.setStyleSheet("QLabel { color: #8a1c1c; background: #fdecea; padding: 6px; border-radius: 4px; }")
         self.banner.hide()
         self.device_note = QLabel()
@@ -99,7 +101,19 @@ class MainWindow(QMainWindow):
         form.addRow("Model", self.model_box)
         form.addRow("Compute", self.compute_box)
         reduction_row = QHBoxLayout()
-        reduction_row.addWidget(self.reduction_slider, 1)
+        slider_column = QVBoxLayout()
+        slider_column.setSpacing(0)
+        slider_column.addWidget(self.reduction_slider)
+        ticks = QHBoxLayout()  # one label under each stop of the slider
+        for index, db in enumerate(REDUCTION_STEPS_DB):
+            tick = QLabel("all" if db is None else f"{db} dB")
+            tick.setStyleSheet("QLabel { color: #666; font-size: 9pt; }")
+            ticks.addWidget(tick)
+            if index < len(REDUCTION_STEPS_DB) - 1:
+                ticks.addStretch(1)
+        slider_column.addLayout(ticks)
+        self.reduction_ticks = ticks
+        reduction_row.addLayout(slider_column, 1)
         reduction_row.addWidget(self.reduction_label)
         form.addRow("Noise reduction", reduction_row)
         controls = QHBoxLayout()

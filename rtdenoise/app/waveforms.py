@@ -6,6 +6,7 @@ import pyqtgraph as pg
 
 
 COLUMNS = 1500  # min/max pairs drawn per plot: plenty for a window, cheap to draw
+MIN_RANGE = 0.01  # the y axis never zooms in further (-40 dBFS): silence must not look like noise
 
 
 def envelope(samples: np.ndarray, columns: int = COLUMNS) -> np.ndarray:
@@ -47,11 +48,26 @@ class WaveformView(pg.GraphicsLayoutWidget):
     def plot(self, noisy: np.ndarray, clean: np.ndarray) -> None:
         """Draw the peak envelopes of two equal-length arrays (the newest sample last)."""
         self.raw = (noisy, clean)
-        for curve, samples in zip(self.curves, (noisy, clean)):
+        peak = 0.0
+        for curve, samples, plot, name in zip(self.curves, (noisy, clean), (self.noisy_plot, self.clean_plot),
+                                               ("noisy", "clean")):
             shape = envelope(samples)
             axis = self.time_axis if len(shape) == len(self.time_axis) else \
                 np.linspace(-self.seconds, 0.0, len(shape), dtype=np.float32)
             curve.setData(axis, shape, skipFiniteCheck=True)
+            level = float(np.abs(shape).max()) if len(shape) else 0.0
+            level = level if np.isfinite(level) else 1.0
+            peak = max(peak, level)
+            plot.setTitle(f"{name} (peak {20 * np.log10(level):.0f} dBFS)" if level > 1e-6 else f"{name} (silent)")
+        self.autorange(peak)
+
+    def autorange(self, peak: float) -> None:
+        """Fit the y axis to the loudest of the two (both share it), so quiet speech is visible."""
+        target = max(MIN_RANGE, min(1.0, 1.15 * peak))
+        current = getattr(self, "y_range", 1.0)
+        if target > current or target < 0.7 * current:  # grow at once, shrink only when clearly smaller
+            self.y_range = target
+            self.noisy_plot.setYRange(-target, target, padding=0)
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """The samples behind the current plots (for tests)."""
