@@ -49,3 +49,23 @@ def test_the_training_start_line_says_what_will_run_and_one_epoch_is_drawn(tmp_p
     drawn = (picture[..., :3] < 0.9).any(axis=-1)  # non-white pixels
     blue = (picture[..., 2] > 0.5) & (picture[..., 0] < 0.3)  # the train loss's marker (matplotlib's C0)
     assert drawn.mean() > 0.01 and blue.sum() > 20
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's Python API block, run from the repository root in a scratch folder's name space."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    block = re.search(r"## Python API\n\n```python\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "rtdenoise" / "samples").mkdir(parents=True)
+    shutil.copy(root / "rtdenoise" / "samples" / "noisy_speech.wav", tmp_path / "rtdenoise" / "samples")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    import soundfile as sf
+
+    assert sf.info("cleaned.wav").frames == sf.info("rtdenoise/samples/noisy_speech.wav").frames
+    assert namespace["out"].shape == (480, 1) or len(namespace["out"]) <= 480

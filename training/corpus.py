@@ -211,7 +211,23 @@ def summarise(manifest: dict) -> str:
     for e in manifest["entries"]:
         key = (e["split"], e["kind"], e["group"])
         table[key] = table.get(key, 0.0) + e["seconds"] / 60
-    return "\n".join(f"{s:<10} {k:<6} {g:<20} {m:7.1f} min" for (s, k, g), m in sorted(table.items()))
+    return "\n".join(f"{s:<10} {k:<6} {g:<28} {m:7.1f} min" for (s, k, g), m in sorted(table.items()))
+
+
+def summary_line(manifest: dict, out: Path) -> str:
+    """One line: what was written where, per split."""
+    parts = []
+    for split in ("train", "validation", "valvoice", "test", "ood", "expressive"):
+        entries = [e for e in manifest["entries"] if e["split"] == split]
+        if not entries:
+            continue
+        voices = {e["group"] for e in entries if e["kind"] == "speech"}
+        sources = {e["group"] for e in entries if e["kind"] == "noise"}
+        speech = sum(e["seconds"] for e in entries if e["kind"] == "speech") / 60
+        noise = sum(e["seconds"] for e in entries if e["kind"] == "noise") / 60
+        parts.append(f"{split} {len(voices)} voices {speech:.0f} min + {len(sources)} noise sources {noise:.0f} min")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2 ** 30
+    return f"corpus: {'; '.join(parts)}; {size:.1f} GB in {out} (manifest: {out / 'manifest.json'})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError("ffmpeg is needed to decode G.722 (apt-get install ffmpeg)")
     manifest = build(args.out, args.cache, args.speech, args.noise, args.jobs)
     print(summarise(manifest))
+    print(summary_line(manifest, args.out))
     return 0
 
 
