@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoint, resolve_model_path
+from rtdenoise.models.bands import BandDenoiser
 
+from .band_kernel import NumpyBandStep
 from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
 from .fixed_step import FixedShapeStep
@@ -321,6 +323,8 @@ def _fast_kind(model: StreamingModel, device: torch.device, chunk_samples: int):
         return NumpyFIRStep
     if device.type == "cpu" and isinstance(model, GRUDenoiser) and NumpyGRUStep.suits(model, chunk_samples):
         return NumpyGRUStep
+    if device.type == "cpu" and isinstance(model, BandDenoiser) and NumpyBandStep.suits(model, chunk_samples):
+        return NumpyBandStep
     return None
 
 

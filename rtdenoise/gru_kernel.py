@@ -57,15 +57,7 @@ class NumpyGRUStep(FixedShapeStep):
         self._encode = (transposed("encode.weight"), weights["encode.bias"])
         self._decode = (transposed("decode.weight"), weights["decode.bias"])
         self._floor = np.float32(spec.gain_floor)
-        self._layers = []
-        for layer in range(spec.layers):
-            input_bias = weights[f"gru.bias_ih_l{layer}"].copy()
-            recurrent_bias = weights[f"gru.bias_hh_l{layer}"]
-            input_bias[: 2 * hidden] += recurrent_bias[: 2 * hidden]  # r and z add both biases; n keeps its own
-            recurrent = np.zeros((hidden + 1, 3 * hidden), np.float32)  # [W_hh^T ; (0, 0, b_hn)]
-            recurrent[:hidden] = weights[f"gru.weight_hh_l{layer}"].T
-            recurrent[hidden, 2 * hidden:] = recurrent_bias[2 * hidden:]
-            self._layers.append((transposed(f"gru.weight_ih_l{layer}"), input_bias, recurrent))
+        self._layers = [gru_layer_weights(weights, layer, hidden) for layer in range(spec.layers)]
         self._history = np.zeros((channels, spec.hop), np.float32)
         self._tail = np.zeros((channels, spec.hop), np.float32)
         self._hidden = np.zeros((spec.layers, channels, hidden), np.float32)
@@ -114,7 +106,7 @@ class NumpyGRUStep(FixedShapeStep):
         x += encode_bias
         np.maximum(x, 0, out=x)
         for layer, weights in enumerate(self._layers):
-            x = self._recur(x.reshape(channels, count, -1), self._hidden[layer], weights)
+            x = run_gru_layer(x.reshape(channels, count, -1), self._hidden[layer], weights)
         decode, decode_bias = self._decode
         gains = x.reshape(channels * count, -1) @ decode
         gains += decode_bias
@@ -122,33 +114,44 @@ class NumpyGRUStep(FixedShapeStep):
         np.maximum(gains, self._floor, out=gains)
         return gains.reshape(channels, count, bins)
 
-    @staticmethod
-    def _recur(x: np.ndarray, hidden: np.ndarray, weights: tuple) -> np.ndarray:
-        """One GRU layer over ``x`` ``(C, k, in)``; ``hidden`` ``(C, H)`` advances in place. Returns ``(C, k, H)``."""
-        input_weight, input_bias, recurrent_weight = weights
-        size = hidden.shape[-1]
-        projected = x @ input_weight  # every frame's input projection at once: (C, k, 3H)
-        projected += input_bias
-        outputs = np.empty(x.shape[:2] + (size,), np.float32)
-        augmented = np.ones(size + 1, np.float32)  # [h | 1]: the n gate's recurrent bias rides in the product
-        h = augmented[:size]
-        recurrent = np.empty(3 * size, np.float32)
-        recurrent_gates, new = recurrent[: 2 * size], recurrent[2 * size:]
-        gates = np.empty(2 * size, np.float32)
-        reset, update = gates[:size], gates[size:]
-        for channel, given_frames in enumerate(projected):
-            h[:] = hidden[channel]
-            for given_gates, given_new, out in zip(given_frames[:, : 2 * size], given_frames[:, 2 * size:],
-                                                   outputs[channel]):
-                np.matmul(augmented, recurrent_weight, out=recurrent)
-                np.add(given_gates, recurrent_gates, out=gates)
-                expit(gates, out=gates)  # reset r | update z
-                new *= reset
-                new += given_new
-                np.tanh(new, out=new)
-                h -= new  # h' = n + z * (h - n)
-                h *= update
-                h += new
-                out[:] = h
-            hidden[channel] = h
-        return outputs
+
+def gru_layer_weights(weights: dict, layer: int, hidden: int) -> tuple:
+    """One ``nn.GRU`` layer's weights as :func:`run_gru_layer` takes them (transposed, biases folded)."""
+    input_bias = weights[f"gru.bias_ih_l{layer}"].copy()
+    recurrent_bias = weights[f"gru.bias_hh_l{layer}"]
+    input_bias[: 2 * hidden] += recurrent_bias[: 2 * hidden]  # r and z add both biases; n keeps its own
+    recurrent = np.zeros((hidden + 1, 3 * hidden), np.float32)  # [W_hh^T ; (0, 0, b_hn)]
+    recurrent[:hidden] = weights[f"gru.weight_hh_l{layer}"].T
+    recurrent[hidden, 2 * hidden:] = recurrent_bias[2 * hidden:]
+    return np.ascontiguousarray(weights[f"gru.weight_ih_l{layer}"].T), input_bias, recurrent
+
+
+def run_gru_layer(x: np.ndarray, hidden: np.ndarray, weights: tuple) -> np.ndarray:
+    """One GRU layer over ``x`` ``(C, k, in)``; ``hidden`` ``(C, H)`` advances in place. Returns ``(C, k, H)``."""
+    input_weight, input_bias, recurrent_weight = weights
+    size = hidden.shape[-1]
+    projected = x @ input_weight  # every frame's input projection at once: (C, k, 3H)
+    projected += input_bias
+    outputs = np.empty(x.shape[:2] + (size,), np.float32)
+    augmented = np.ones(size + 1, np.float32)  # [h | 1]: the n gate's recurrent bias rides in the product
+    h = augmented[:size]
+    recurrent = np.empty(3 * size, np.float32)
+    recurrent_gates, new = recurrent[: 2 * size], recurrent[2 * size:]
+    gates = np.empty(2 * size, np.float32)
+    reset, update = gates[:size], gates[size:]
+    for channel, given_frames in enumerate(projected):
+        h[:] = hidden[channel]
+        for given_gates, given_new, out in zip(given_frames[:, : 2 * size], given_frames[:, 2 * size:],
+                                               outputs[channel]):
+            np.matmul(augmented, recurrent_weight, out=recurrent)
+            np.add(given_gates, recurrent_gates, out=gates)
+            expit(gates, out=gates)  # reset r | update z
+            new *= reset
+            new += given_new
+            np.tanh(new, out=new)
+            h -= new  # h' = n + z * (h - n)
+            h *= update
+            h += new
+            out[:] = h
+        hidden[channel] = h
+    return outputs

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from rtdenoise.models.bands import BandDenoiser, BandSpec
+
 from rtdenoise.engine import StreamingDenoiser, load_model, pick_device
 from rtdenoise.models import LAB_PRESET, GRUDenoiser, GRUSpec, MimoCNN, MimoCNNSpec
 from rtdenoise.models.registry import build_preset
@@ -151,6 +153,21 @@ def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
     fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
     assert kernels == ["NumpyGRUStep", "NoneType"]
     assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01  # it does change the audio
+    assert np.abs(fast - eager).max() < 1e-5
+
+
+@pytest.mark.parametrize("spec", [BandSpec(hidden=32, bands=16), BandSpec(hidden=16, layers=1, df_order=2,
+                                                                         gain_floor=0.2)])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
+    torch.manual_seed(0)
+    model = BandDenoiser(spec).eval()
+    torch.nn.init.normal_(model.gain_head.weight, std=0.5)
+    torch.nn.init.normal_(model.gain_head.bias, std=2.0)
+    torch.nn.init.normal_(model.df_head.weight, std=0.05)  # the deep filter does something
+    fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
+    assert kernels == ["NumpyBandStep", "NoneType"]
+    assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01
     assert np.abs(fast - eager).max() < 1e-5
 
 

@@ -1,0 +1,129 @@
+"""The band denoiser on the CPU in numpy: one hop live, a whole block offline.
+
+Same maths as :meth:`BandDenoiser.step` (tested equal within float32 rounding):
+weights copied once into contiguous float32 arrays, scipy's single-precision FFTs,
+every frame's input projections in one product and only the GRU's recurrent product
+frame by frame (shared with the STFT GRU's kernel). PyTorch spends more time
+dispatching a hop's ~50 small operators than computing them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import fft
+from scipy.special import expit
+
+from rtdenoise.models import State
+from rtdenoise.models.bands import LOG_EPS, UNSET_LOG, BandDenoiser
+
+from .fixed_step import FixedShapeStep
+from .gru_kernel import _blas_threads, gru_layer_weights, run_gru_layer
+
+
+class NumpyBandStep(FixedShapeStep):
+    """``BandDenoiser.step`` for 50 %-overlap frames, on chunks of any whole number of hops."""
+
+    any_hop_multiple = True
+
+    @staticmethod
+    def suits(model: BandDenoiser, samples: int) -> bool:
+        return model.frame == 2 * model.hop and samples % model.hop == 0
+
+    def __init__(self, model: BandDenoiser, state: State, channels: int, samples: int) -> None:
+        spec = model.spec
+        weights = {name: value.detach().cpu().numpy().astype(np.float32) for name, value in model.state_dict().items()}
+        self.shape = (channels, samples)
+        self._hop = model.hop
+        self._df = model.df_bins
+        self._order = spec.df_order
+        self._alpha = np.float32(model.alpha)
+        self._floor = np.float32(spec.gain_floor)
+        self._window = model.window.cpu().numpy().astype(np.float32)
+        bands = model.band_matrix.cpu().numpy().astype(np.float32)
+        self._to_bands, self._to_bins = np.ascontiguousarray(bands.T), np.ascontiguousarray(bands)
+        self._encode = (np.ascontiguousarray(weights["encode.weight"].T), weights["encode.bias"])
+        self._gain = (np.ascontiguousarray(weights["gain_head.weight"].T), weights["gain_head.bias"])
+        self._taps = (np.ascontiguousarray(weights["df_head.weight"].T), weights["df_head.bias"])
+        self._layers = [gru_layer_weights(weights, layer, spec.hidden) for layer in range(spec.layers)]
+        overlap = model.frame - model.hop
+        self._history = np.zeros((channels, overlap), np.float32)
+        self._tail = np.zeros((channels, overlap), np.float32)
+        self._hidden = np.zeros((spec.layers, channels, spec.hidden), np.float32)
+        self._means = np.zeros((channels, spec.bands), np.float32)
+        self._power = np.zeros((channels, self._df), np.float32)
+        self._past = np.zeros((channels, spec.df_order - 1, self._df, 2), np.float32)
+        self.state: State = tuple(torch.from_numpy(a) for a in (self._history, self._tail, self._hidden, self._means,
+                                                                 self._power, self._past))
+        self.load_state(state)
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        hop = self._hop
+        channels, samples = chunk.shape
+        signal = np.concatenate([self._history, chunk], axis=1)
+        frames = signal[:, None] if samples == hop else sliding_window_view(signal, 2 * hop, axis=1)[:, ::hop]
+        spectrum = fft.rfft(frames * self._window, axis=-1)  # (C, k, bins) complex64
+        if samples == hop:
+            enhanced = self._enhance(spectrum)
+        else:  # a block's products would start OpenBLAS's threads: measured, no faster, twice the CPU
+            with _blas_threads().limit(limits=1, user_api="blas"):
+                enhanced = self._enhance(spectrum)
+        frames_out = fft.irfft(enhanced, n=2 * hop, axis=-1)
+        frames_out *= self._window
+        out = frames_out[:, :, :hop].copy()  # overlap-add of half-overlapping frames
+        out[:, 0] += self._tail
+        out[:, 1:] += frames_out[:, :-1, hop:]
+        self._tail[...] = frames_out[:, -1, hop:]
+        self._history[...] = signal[:, -hop:]
+        return out.reshape(channels, samples)
+
+    def _enhance(self, spectrum: np.ndarray) -> np.ndarray:
+        channels, count, _ = spectrum.shape
+        df, order = self._df, self._order
+        power = spectrum.real ** 2
+        power += spectrum.imag ** 2
+        log_bands = np.log10(power @ self._to_bands + np.float32(LOG_EPS))
+        unset = self._means <= UNSET_LOG
+        self._means[unset] = log_bands[:, 0][unset]
+        unset = self._power <= 0
+        self._power[unset] = power[:, 0, :df][unset]
+        band_means = self._running(log_bands, self._means)
+        low_power = self._running(power[:, :, :df], self._power)
+        low = spectrum[:, :, :df]
+        unit = (low / np.sqrt(low_power + np.float32(LOG_EPS))).view(np.float32)  # re, im interleaved
+        np.clip(unit, -10, 10, out=unit)
+        shape = log_bands - band_means.mean(-1, keepdims=True)
+        shape *= np.float32(0.25)
+        features = np.concatenate([log_bands - band_means, shape, unit], axis=-1)
+        weight, bias = self._encode
+        x = features @ weight
+        x += bias
+        np.maximum(x, 0, out=x)
+        for layer, weights in enumerate(self._layers):
+            x = run_gru_layer(x, self._hidden[layer], weights)
+        weight, bias = self._gain
+        gains = x @ weight
+        gains += bias
+        expit(gains, out=gains)
+        if self._floor:
+            np.maximum(gains, self._floor, out=gains)
+        enhanced = spectrum * (gains @ self._to_bins)
+        weight, bias = self._taps
+        taps = x @ weight
+        taps += bias
+        taps = taps.reshape(channels, count, order, df, 2).view(np.complex64)[..., 0]  # (C, k, order, df)
+        history = np.concatenate([self._past.view(np.complex64)[..., 0], low], axis=1)  # (C, order-1+k, df)
+        for lag in range(order):
+            enhanced[:, :, :df] += taps[:, :, lag] * history[:, order - 1 - lag: order - 1 - lag + count]
+        self._past[...] = history[:, history.shape[1] - (order - 1):][..., None].view(np.float32)
+        return enhanced
+
+    def _running(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Exponential mean over the frames of ``values`` ``(C, k, n)`` from ``start`` ``(C, n)`` (advanced in place)."""
+        out = np.empty_like(values)
+        alpha, rest = self._alpha, np.float32(1) - self._alpha
+        for index in range(values.shape[1]):
+            start *= alpha
+            start += rest * values[:, index]
+            out[:, index] = start
+        return out
