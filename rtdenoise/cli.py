@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .audio_io import AUDIO_SUFFIXES, AudioError
-from .errors import INPUT_ERRORS, finite_float, run_command
+from .errors import INPUT_ERRORS, OneLineParser, finite_float, run_command
 from .safety import safety_note
 
 
@@ -28,8 +28,8 @@ def add_max_attenuation_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtdenoise", description="Streaming, real-time speech denoiser.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="rtdenoise", description="Streaming, real-time speech denoiser.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     denoise = sub.add_parser("denoise", help="clean audio files or folders")
     denoise.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders")
@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument already said in one line
+        return int(done.code or 0)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     return run_command(lambda: args.func(args), "rtdenoise", "interrupted; unfinished outputs were removed",
                        INPUT_ERRORS + (AudioError, UsageError))

@@ -24,7 +24,8 @@ from .resample import StreamResampler, check_sample_rate
 
 
 INPUT_LIMIT = 4.0      # +12 dBFS: float samples beyond this are clipped before the model (and counted)
-OUTPUT_MARGIN = 2.0    # +6 dB: no output sample exceeds twice the peak of the input it came from
+OUTPUT_MARGIN = 2.0    # +6 dB: no output sample exceeds twice the input's recent peak
+PEAK_HOLD_SECONDS = 1.0  # the input's peak is held and decays with this time constant
 SILENCE_PEAK = 1e-4    # the guard's floor, so a near-silent input may still yield its own faint output
 def as_float_audio(block: np.ndarray) -> np.ndarray:
     """Float32 audio from any numeric block: integer PCM is scaled to [-1, 1) as soundfile reads it."""
@@ -95,6 +96,9 @@ class StreamingDenoiser:
         max_attenuation_db: remove at most this much: the output is
             ``(1 - a) * enhanced + a * input`` with ``a = 10 ** (-dB / 20)``, the input
             delayed to line up with the model's output (None: no limit).
+        output_guard: hold every output sample within OUTPUT_MARGIN times the input's
+            recent peak (a safety limiter against broken models and hostile input; on in
+            every client, off only where a test compares the engine's arithmetic with ``forward``).
     """
 
     max_timings = 100_000  # per-chunk times kept in ``chunk_seconds`` (the older half is dropped)
@@ -109,8 +113,10 @@ class StreamingDenoiser:
         coalesce: bool = False,
         fast_path: bool = True,
         max_attenuation_db: float | None = None,
+        output_guard: bool = True,
     ) -> None:
         self.model = model
+        self.output_guard = output_guard
         self.channels = channels
         self.sample_rate = check_sample_rate(sample_rate or model.sample_rate)
         self.chunk_samples = chunk_samples or model.hop
@@ -144,7 +150,7 @@ class StreamingDenoiser:
         self.clipped_samples = 0     # input beyond ±INPUT_LIMIT, clipped before the model
         self.limited_samples = 0     # output held to OUTPUT_MARGIN times the input's peak
         self.state_resets = 0        # carried state went non-finite: started afresh
-        self._input_peak = np.zeros((self.channels, 1), np.float32)  # peak of the previous chunk, per channel
+        self._input_peak = np.zeros((self.channels, 1), np.float32)  # held input peak, per channel
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
         self._discard = 0
         self.chunk_seconds: list[float] = []
@@ -278,10 +284,13 @@ class StreamingDenoiser:
             self.state_resets += 1
             self.state = self.model.init_state(self.channels, self.device)
             result = np.zeros_like(result)
+        if not self.output_guard:
+            return result
+        decay = np.float32(np.exp(-chunk.shape[1] / (PEAK_HOLD_SECONDS * self.model.sample_rate)))
         peak = np.maximum(np.abs(dry).max(axis=1, keepdims=True) if dry.shape[1] else 0.0,
                           np.abs(chunk).max(axis=1, keepdims=True))
-        limit = OUTPUT_MARGIN * np.maximum(np.maximum(peak, self._input_peak), SILENCE_PEAK)
-        self._input_peak = peak.astype(np.float32)
+        self._input_peak = np.maximum(peak, self._input_peak * decay).astype(np.float32)
+        limit = OUTPUT_MARGIN * np.maximum(self._input_peak, SILENCE_PEAK)
         loud = np.abs(result) > limit
         if loud.any():
             self.limited_samples += int(loud.sum())

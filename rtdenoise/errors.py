@@ -54,3 +54,14 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like every other error of the commands:
+    ``rtdenoise: error: argument --chunk-ms: expected a finite number, got 'inf'``, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        command = self.prog.split()[0]
+        hint = f" (see {self.prog} --help)"
+        print(f"{command}: error: {message}{hint}", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)

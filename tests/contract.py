@@ -58,7 +58,7 @@ def verify_contract(model: StreamingModel, seconds: float = 0.5, seed: int = 0) 
     assert not torch.allclose(model(changed)[:, cut + model.latency_samples:], offline[:, cut + model.latency_samples:])
     # The engine, fed blocks of awkward sizes, reproduces forward exactly.
     for block in (1, 7, max(1, model.hop - 1), 331, length):
-        engine = StreamingDenoiser(model, channels=3)
+        engine = StreamingDenoiser(model, channels=3, output_guard=False)  # the arithmetic, not the limiter
         pieces = [engine.process(noisy[:, i:i + block].T.numpy()) for i in range(0, length, block)]
         pieces.append(engine.flush())
         produced = np.concatenate(pieces)[:length].T

@@ -169,10 +169,10 @@ def test_a_signal_in_a_worker_stops_it_between_blocks_without_a_partial(tmp_path
         timer.start()
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            batch._denoise_in_worker(str(source), str(tmp_path / "out.wav"), None, None)
+            batch._denoise_in_worker(str(source), str(tmp_path / "out.wav"), None, None, False)
         assert time.monotonic() - started < 3.0  # stopped near the signal, not at the end of the file
         with pytest.raises(KeyboardInterrupt):  # a task taken after the signal does not start
-            batch._denoise_in_worker(str(source), str(tmp_path / "next.wav"), None, None)
+            batch._denoise_in_worker(str(source), str(tmp_path / "next.wav"), None, None, False)
     finally:
         timer.cancel()
         signal.signal(signal.SIGTERM, previous)
