@@ -295,3 +295,50 @@ def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, va
         train.main(["--model", "gru-small", "--data", str(tmp_path / "unused.pt"), "--out", str(tmp_path / "m.pt"),
                     option, value])
     assert list(tmp_path.iterdir()) == []  # refused before any file is read or written
+
+
+def test_the_recording_chain_keeps_speech_and_target_in_line(fixture_split):
+    """Room, microphone, band, floor and clipping: the target stays aligned with what the mixture holds."""
+    from training.augment import ChainConfig, RecordingChain
+
+    speech = fixture_split.speech[0].audio[:32000]
+    chain = RecordingChain(ChainConfig(room_probability=1.0, eq_probability=1.0, band_probabilities=(1, 0, 0),
+                                       floor_probability=1.0, clip_probability=1.0, rir_bank=4))
+    rng = np.random.default_rng(0)
+    heard, target = chain.speech(speech, rng)
+    lag = int(np.argmax(np.correlate(heard[:8000], target[:8000], "full"))) - 7999
+    assert abs(lag) <= 2  # the room adds a tail, not a delay between mixture and target
+    assert np.std(heard - target) > 0.05 * np.std(target)  # the late reverberation is not in the target
+    noisy, coloured = chain.microphone([heard, target], rng)
+    spectrum = np.abs(np.fft.rfft(coloured))
+    freqs = np.fft.rfftfreq(len(coloured), 1 / 16000)
+    assert spectrum[freqs > 5000].mean() < 0.05 * spectrum[(freqs > 500) & (freqs < 3000)].mean()  # telephone band
+    clipped = chain.clip(noisy, rng)
+    assert np.abs(clipped).max() < np.abs(noisy).max()
+    assert chain.noise_floor(1000, 0.1, rng).std() < 0.1 * 10 ** (-40 / 20)
+
+
+def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_path, clean_audio):
+    """The corpus pipeline end to end on the fixtures: augmented mixing, speech loss, composite selection."""
+    import json
+
+    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
+    corpus = tmp_path / "corpus"
+    entries = []
+    for index, (kind, group, split, audio) in enumerate([
+            ("speech", "voice_a", "train", clean_audio[:40000]), ("speech", "voice_b", "train", clean_audio[40000:]),
+            ("speech", "voice_c", "valvoice", clean_audio[20000:60000]), ("noise", "birds", "train", noise),
+            ("noise", "birds_val", "valvoice", noise[::-1].copy())]):
+        path = corpus / kind / group / f"{index}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio, 16000, subtype="FLOAT")
+        entries.append({"path": str(path.relative_to(corpus)), "kind": kind, "group": group, "split": split,
+                        "sex": "female", "type": "nature"})
+    (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": entries}))
+    out = tmp_path / "bands.pt"
+    assert train.main(["--model", "bands-small", "--corpus", str(corpus), "--augment", "--rooms", "4",
+                       "--loss", "speech", "--val-split", "valvoice", "--select-by", "composite",
+                       "--batch", "2", "--segment-seconds", "1", "--steps-per-epoch", "3", "--epochs", "2",
+                       "--out", str(out), "--quiet"]) == 0
+    history = torch.load(out.with_name("bands.last.pt"), weights_only=True)["history"]
+    assert len(history) == 2 and all("val_stoi" in h and "val_stoi_noisy" in h for h in history)

@@ -25,6 +25,7 @@ EARLY_SECONDS = 0.05
 @dataclass
 class ChainConfig:
     room_probability: float = 0.5
+    early_ms: float = 50.0        # the target keeps the direct path and this much of the room
     noise_room_probability: float = 0.3
     eq_probability: float = 0.6
     band_probabilities: tuple[float, float, float] = (0.08, 0.12, 0.80)  # telephone, 7 kHz, full
@@ -69,9 +70,10 @@ def _convolve(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
     return signal.fftconvolve(audio, rir)[: len(audio)].astype(np.float32)
 
 
-def reverberate(speech: np.ndarray, rir: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reverberate(speech: np.ndarray, rir: np.ndarray, early_seconds: float = EARLY_SECONDS
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(reverberant speech, target = direct path + early reflections), the direct path at unit gain."""
-    early = rir[: 8 + int(EARLY_SECONDS * SAMPLE_RATE)].copy()
+    early = rir[: 8 + int(early_seconds * SAMPLE_RATE)].copy()
     early *= np.hanning(2 * len(early))[len(early):] ** 0.25  # fade the early part out, no hard edge
     return _convolve(speech, rir), _convolve(speech, early)
 
@@ -120,7 +122,7 @@ class RecordingChain:
         """(what the microphone hears of the voice, the target)."""
         cfg = self.config
         if self.rirs and rng.random() < cfg.room_probability:
-            return reverberate(speech, self.rirs[rng.integers(len(self.rirs))])
+            return reverberate(speech, self.rirs[rng.integers(len(self.rirs))], cfg.early_ms / 1000)
         return speech, speech.copy()
 
     def noise(self, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:

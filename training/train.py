@@ -32,7 +32,7 @@ from rtdenoise.errors import finite_float, require_at_least, require_positive
 from rtdenoise.models import StreamingModel, build_model, save_checkpoint
 from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
-from .augment import RecordingChain
+from .augment import ChainConfig, RecordingChain
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .losses import denoising_loss, si_sdr
 from .plots import plot_example, plot_history
@@ -239,6 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment", action="store_true",
                         help="pass every mixture through a simulated recording chain (room, microphone EQ, band "
                              "limit, noise floor, clipping) and pick voices evenly (corpus training)")
+    parser.add_argument("--room-probability", type=finite_float, default=0.5,
+                        help="with --augment: share of mixtures spoken in a simulated room (default 0.5)")
+    parser.add_argument("--early-ms", type=finite_float, default=50.0,
+                        help="with --augment: how much of the room the target keeps after the direct path "
+                             "(default 50 ms; more: the model dries rooms less)")
+    parser.add_argument("--rooms", type=int, default=300,
+                        help="with --augment: simulated rooms drawn once at the start (default 300)")
     parser.add_argument("--val-split", default="validation",
                         help="corpus split to validate on (valvoice: voices and noises kept out of training)")
     parser.add_argument("--select-by", choices=["auto", "si_sdr", "pesq", "composite", "loss"], default="auto",
@@ -290,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
         stream = None
     else:
-        chain = RecordingChain() if args.augment else None
+        chain = RecordingChain(ChainConfig(room_probability=args.room_probability, early_ms=args.early_ms,
+                                           rir_bank=args.rooms)) if args.augment else None
         mix_config = MixConfig(seconds=config.segment_seconds)
         if args.augment:
             mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
