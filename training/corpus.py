@@ -230,6 +230,30 @@ def summary_line(manifest: dict, out: Path) -> str:
     return f"corpus: {'; '.join(parts)}; {size:.1f} GB in {out} (manifest: {out / 'manifest.json'})"
 
 
+def markdown_report(manifest: dict) -> str:
+    """The corpus as Markdown: per split, each voice (sex, minutes, package) and each noise family's sources."""
+    lines = ["| split | voices (sex, minutes) | noise sources by family (minutes) |", "|---|---|---|"]
+    for split in ("train", "validation", "valvoice", "test", "ood", "expressive"):
+        entries = [e for e in manifest["entries"] if e["split"] == split]
+        if not entries:
+            continue
+        voices: dict[str, list] = {}
+        for e in entries:
+            if e["kind"] == "speech":
+                voice = voices.setdefault(e["group"], [e.get("sex", "?"), 0.0])
+                voice[1] += e["seconds"] / 60
+        families: dict[str, list] = {}
+        for e in entries:
+            if e["kind"] == "noise":
+                family = families.setdefault(e.get("type", "?"), [set(), 0.0])
+                family[0].add(e["group"])
+                family[1] += e["seconds"] / 60
+        voice_text = ", ".join(f"{g} ({sex[0]}, {m:.1f})" for g, (sex, m) in sorted(voices.items()))
+        noise_text = ", ".join(f"{f}: {len(groups)} ({m:.1f})" for f, (groups, m) in sorted(families.items()))
+        lines.append(f"| {split} | {len(voices)} voices: {voice_text} | {noise_text or '-'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("data/corpus"))
@@ -237,7 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speech", type=Path, action="append", default=[], help="your own clean speech folder")
     parser.add_argument("--noise", type=Path, action="append", default=[], help="your own noise folder")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report", action="store_true",
+                        help="print the existing corpus's voices and noises per split as Markdown, and stop")
     args = parser.parse_args(argv)
+    if args.report:
+        manifest_path = args.out / "manifest.json"
+        if not manifest_path.is_file():
+            raise ValueError(f"{args.out}: no corpus here (no manifest.json)")
+        print(markdown_report(json.loads(manifest_path.read_text())))
+        return 0
     for folder in args.speech + args.noise:  # before any package is fetched
         if not folder.is_dir():
             raise ValueError(f"{folder}: no such folder")

@@ -35,6 +35,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.curves = []
         for plot, colour in ((self.noisy_plot, (200, 60, 50)), (self.clean_plot, (40, 110, 200))):
             plot.setYRange(-1, 1)
+            plot.disableAutoRange()  # the range is ours (autorange below): pyqtgraph's would fight it via the link
             plot.showGrid(x=True, y=True, alpha=0.2)
             plot.setMouseEnabled(x=False, y=True)
             self.curves.append(plot.plot(pen=pg.mkPen(colour, width=1)))
@@ -67,7 +68,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         current = getattr(self, "y_range", 1.0)
         if target > current or target < 0.7 * current:  # grow at once, shrink only when clearly smaller
             self.y_range = target
-            self.noisy_plot.setYRange(-target, target, padding=0)
+            for plot in (self.noisy_plot, self.clean_plot):
+                plot.setYRange(-target, target, padding=0)
 
     def data(self) -> tuple[np.ndarray, np.ndarray]:
         """The samples behind the current plots (for tests)."""
