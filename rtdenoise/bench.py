@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import resample_poly
 import torch
 
 from rtdenoise.models import list_pretrained
@@ -64,18 +65,24 @@ def _chunk_stats(seconds: list[float]) -> dict:
             "chunk_max_ms": float(times.max())}
 
 
-def measure_streaming(model, audio: np.ndarray, chunk_samples: int, fast_path: bool = True) -> dict:
-    """Feed one chunk at a time, as the live path does; time every step."""
-    engine = StreamingDenoiser(model, channels=1, chunk_samples=chunk_samples, fast_path=fast_path)
-    engine.process(audio[: chunk_samples * 20])  # warm-up (allocations, kernels)
+def measure_streaming(model, audio: np.ndarray, chunk_samples: int, fast_path: bool = True,
+                      rate: int | None = None) -> dict:
+    """Feed one chunk at a time, as the live path does; time every chunk (resampling and high band included)."""
+    rate = rate or model.sample_rate
+    engine = StreamingDenoiser(model, channels=1, sample_rate=rate, chunk_samples=chunk_samples, fast_path=fast_path)
+    block = round(chunk_samples * rate / model.sample_rate)
+    engine.process(audio[: block * 20])  # warm-up (allocations, kernels)
     engine.reset()
     if model._device().type == "cuda":
         torch.cuda.synchronize()
+    times = []
     started = time.perf_counter()
-    for start in range(0, len(audio) - chunk_samples + 1, chunk_samples):
-        engine.process(audio[start:start + chunk_samples])
+    for start in range(0, len(audio) - block + 1, block):
+        began = time.perf_counter()
+        engine.process(audio[start:start + block])
+        times.append(time.perf_counter() - began)
     wall = time.perf_counter() - started
-    return {"rtf": wall / (len(audio) / model.sample_rate), **_chunk_stats(engine.chunk_seconds)}
+    return {"rtf": wall / (len(audio) / rate), **_chunk_stats(times)}
 
 
 def measure_paced(model, audio: np.ndarray, chunk_samples: int, seconds: float, fast_path: bool = True) -> dict:
@@ -100,34 +107,38 @@ def measure_paced(model, audio: np.ndarray, chunk_samples: int, seconds: float, 
             "late_chunks": late, "chunks": count}
 
 
-def measure_offline(model, audio: np.ndarray, fast_path: bool = True) -> dict:
+def measure_offline(model, audio: np.ndarray, fast_path: bool = True, rate: int | None = None) -> dict:
     """The offline command's path: 1 s blocks, chunks coalesced, latency compensated."""
-    engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True, fast_path=fast_path)
-    block = model.sample_rate
+    rate = rate or model.sample_rate
+    engine = StreamingDenoiser(model, channels=1, sample_rate=rate, compensate_latency=True, coalesce=True,
+                               fast_path=fast_path)
+    block = rate
     started = time.perf_counter()
     for start in range(0, len(audio), block):
         engine.process(audio[start:start + block])
     engine.flush()
     wall = time.perf_counter() - started
-    return {"rtf": wall / (len(audio) / model.sample_rate)}
+    return {"rtf": wall / (len(audio) / rate)}
 
 
 def run_bench(models: list[str] | None, device: str, threads: int, chunk_ms: float, seconds: float,
-              repeats: int, fast_path: bool = True, paced_seconds: float = 5.0) -> dict:
+              repeats: int, fast_path: bool = True, paced_seconds: float = 5.0, rate: int | None = None) -> dict:
     torch.set_num_threads(threads)
     names = models or list_pretrained()
     report = {"machine": {"cpu": _cpu_name(), "torch_threads": threads, "torch": torch.__version__,
                           "device": device, "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
                           "python": platform.python_version()},
               "settings": {"chunk_ms": chunk_ms, "seconds": seconds, "repeats": repeats,
-                           "fast_path": fast_path, "paced_seconds": paced_seconds}, "models": {}}
+                           "fast_path": fast_path, "paced_seconds": paced_seconds, "rate": rate}, "models": {}}
     for name in names:
         model, checkpoint = load_model(name, device)
         audio = _test_audio(seconds, model.sample_rate)
+        stream_audio = audio if not rate or rate == model.sample_rate else \
+            resample_poly(audio, rate, model.sample_rate, axis=0).astype(np.float32)
         chunk = chunk_samples_for(model, chunk_ms)
         _reset_peak_rss()
-        streaming = [measure_streaming(model, audio, chunk, fast_path) for _ in range(repeats)]
-        offline = [measure_offline(model, audio, fast_path) for _ in range(repeats)]
+        streaming = [measure_streaming(model, stream_audio, chunk, fast_path, rate) for _ in range(repeats)]
+        offline = [measure_offline(model, stream_audio, fast_path, rate) for _ in range(repeats)]
         paced = measure_paced(model, audio, chunk, paced_seconds, fast_path) if paced_seconds > 0 else None
         entry = {
             "parameters": model.num_parameters(),
@@ -151,7 +162,9 @@ def print_report(report: dict) -> str:
     m = report["machine"]
     lines = [f"machine: {m['cpu']}, {m['torch_threads']} torch thread(s), torch {m['torch']}, device {m['device']}"
              + (f" ({m['gpu']})" if m["gpu"] else ""),
-             f"{report['settings']['seconds']:.0f} s of audio per run, median of {report['settings']['repeats']} runs",
+             f"{report['settings']['seconds']:.0f} s of audio per run, median of {report['settings']['repeats']} runs"
+             + (f", streams at {report['settings']['rate']} Hz (resampling and the high band included)"
+                if report["settings"].get("rate") else ""),
              "",
              f"{'model':<14}{'params':>10}{'latency':>9}{'chunk':>7}{'RTF':>8}{'median':>9}{'p99':>8}{'max':>8}"
              f"{'offline RTF':>13}{'1 h audio':>11}{'peak RSS':>10}",

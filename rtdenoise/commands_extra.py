@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--paced-seconds", type=finite_float, default=5.0,
                        help="also feed chunks in real time (one per chunk duration) for this long; 0: skip")
+    bench.add_argument("--rate", type=int, default=None,
+                       help="stream sample rate, e.g. 48000 (default: the model's): resampling and, from 32 kHz, "
+                            "the kept high band are measured too")
     bench.add_argument("--no-fast-path", action="store_true",
                        help="plain model.step per chunk (no CUDA graph, no numpy CPU kernels), for comparison")
     bench.set_defaults(func=cmd_bench)
@@ -123,6 +126,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench, print_report
+    from .resample import check_sample_rate
     from .errors import require_at_least, require_positive
 
     require_positive("--chunk-ms", args.chunk_ms)
@@ -131,6 +135,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         require_at_least(option, value, smallest)
     report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
                        fast_path=not args.no_fast_path,
-                       paced_seconds=args.paced_seconds)
+                       paced_seconds=args.paced_seconds, rate=args.rate and check_sample_rate(args.rate))
     print(json.dumps(report, indent=1) if args.json else print_report(report))
     return 0

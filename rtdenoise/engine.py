@@ -20,6 +20,7 @@ from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
 from .fixed_step import FixedShapeStep
 from .gru_kernel import NumpyGRUStep
+from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate
 
 
@@ -96,6 +97,9 @@ class StreamingDenoiser:
         max_attenuation_db: remove at most this much: the output is
             ``(1 - a) * enhanced + a * input`` with ``a = 10 ** (-dB / 20)``, the input
             delayed to line up with the model's output (None: no limit).
+        keep_high_band: at 32 kHz and above, keep the band above the model's Nyquist and denoise
+            it with the model's own top-octave gain (see :mod:`rtdenoise.high_band`); False:
+            resample to the model's rate and back, deleting that band.
         output_guard: hold every output sample within OUTPUT_MARGIN times the input's
             recent peak (a safety limiter against broken models and hostile input; on in
             every client, off only where a test compares the engine's arithmetic with ``forward``).
@@ -114,9 +118,11 @@ class StreamingDenoiser:
         fast_path: bool = True,
         max_attenuation_db: float | None = None,
         output_guard: bool = True,
+        keep_high_band: bool = True,
     ) -> None:
         self.model = model
         self.output_guard = output_guard
+        self.keep_high_band = keep_high_band
         self.channels = channels
         self.sample_rate = check_sample_rate(sample_rate or model.sample_rate)
         self.chunk_samples = chunk_samples or model.hop
@@ -154,6 +160,12 @@ class StreamingDenoiser:
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
         self._discard = 0
         self.chunk_seconds: list[float] = []
+        self.high_band = None  # above the model's band at 32 kHz and up: kept and denoised (high_band.py)
+        self._step_gains: list[np.ndarray] = []
+        if self.keep_high_band and wants_high_band(self.sample_rate, rate):
+            delay = 0 if self.compensate_latency else round(self.model.latency_samples * self.sample_rate / rate)
+            self.high_band = HighBand(self.sample_rate, rate, self.channels, self.model.hop if self.model.hop > 1
+                                      else rate // 100, delay)
 
     @property
     def latency_ms(self) -> float:
@@ -165,6 +177,8 @@ class StreamingDenoiser:
         block = self._sanitise(block)
         self.frames_in += block.shape[0]
         at_model_rate = self.to_model.process(block.T)
+        if self.high_band is not None:
+            self.high_band.feed(block.T, at_model_rate)
         return self._deliver(self._run_model(at_model_rate))
 
     def flush(self) -> np.ndarray:
@@ -177,9 +191,14 @@ class StreamingDenoiser:
         needed = model_frames + self.model.latency_samples if self.compensate_latency else model_frames
         pad = needed - model_frames
         pad += (-(self.pending.shape[1] + tail.shape[1] + pad)) % self.model.hop
+        if self.high_band is not None:
+            self.high_band.flush(tail)
         tail = np.concatenate([tail, np.zeros((self.channels, pad), np.float32)], axis=1)
         out = self._run_model(tail, final=True)
+        gains = self._take_gains(out.shape[1])
         out = np.concatenate([self.from_model.process(out), self.from_model.flush()], axis=1)
+        if self.high_band is not None:
+            out = self.high_band.mix(out, gains, final=True)
         out = self._apply_discard(out)
         if self.compensate_latency:
             missing = self.frames_in - self.frames_out - out.shape[1]
@@ -250,7 +269,19 @@ class StreamingDenoiser:
             dropped = min(self._model_discard, out.shape[1])
             out = out[:, dropped:]
             self._model_discard -= dropped
+            if self._step_gains:
+                gains = np.concatenate(self._step_gains, axis=1)
+                self._step_gains = [gains[:, dropped:]]
         return out
+
+    def _take_gains(self, count: int) -> np.ndarray | None:
+        """The high band's gains for the last ``count`` model-rate output samples (None without a high band)."""
+        if self.high_band is None:
+            return None
+        gains = np.concatenate(self._step_gains, axis=1) if self._step_gains else \
+            np.zeros((self.channels, 0), np.float32)
+        self._step_gains = []
+        return gains[:, gains.shape[1] - count:] if count else gains[:, :0]
 
     def _step(self, chunk: np.ndarray) -> np.ndarray:
         """One model step (through the fixed-shape kernel when the chunk fits it), timed, with the dry mix."""
@@ -269,6 +300,8 @@ class StreamingDenoiser:
         if self._dry_gain:
             result = (1.0 - self._dry_gain) * result + self._dry_gain * dry
         result = self._guard(result, dry, chunk)
+        if self.high_band is not None:
+            self._step_gains.append(self.high_band.gains(result, dry))
         self.chunk_seconds.append(time.perf_counter() - started)
         if len(self.chunk_seconds) > self.max_timings:  # a long live session must not grow without end
             del self.chunk_seconds[: self.max_timings // 2]
@@ -312,7 +345,10 @@ class StreamingDenoiser:
         return self._fast(chunk)
 
     def _deliver(self, model_out: np.ndarray) -> np.ndarray:
-        out = self._apply_discard(self.from_model.process(model_out))
+        low = self.from_model.process(model_out)
+        if self.high_band is not None:
+            low = self.high_band.mix(low, self._take_gains(model_out.shape[1]))
+        out = self._apply_discard(low)
         self.frames_out += out.shape[1]
         return np.ascontiguousarray(out.T)
 

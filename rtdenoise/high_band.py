@@ -1,0 +1,96 @@
+"""The band above the model's Nyquist (8-24 kHz at 48 kHz), kept and denoised, for any model.
+
+A 16 kHz model sees only 0-8 kHz. Resampling to it and back deletes the rest:
+sibilants, breath and "air". As WebRTC's noise suppressor treats its upper band,
+the engine splits the stream with a complementary crossover and drives the upper
+band with the model's own gain in its top octave:
+
+* low band = the input taken down to the model's rate and back up (the same
+  zero-phase resampler as the model path), high band = input − low band, so the
+  two add up to the input exactly;
+* each hop, the gain the model applied to 4-8 kHz (energy out / energy in,
+  ≤ 1) is ramped sample by sample and taken to the stream's rate by a third
+  resampler in step with the model's output;
+* output = the model's low band + that gain × the high band, delayed to line up.
+
+No extra algorithmic latency: the high band waits in a buffer for the model's
+output. Streaming equals offline for any block size, as the rest of the engine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .resample import StreamResampler
+
+MIN_RATE_FOR_HIGH_BAND = 32000  # below this, nothing changes (the band above 8 kHz is small or absent)
+GAIN_FROM_HZ = 4000.0          # the model's top octave, whose gain drives the high band
+SILENT_BAND = 1e-10            # input energy (per hop) below which the gain is left where it was
+
+
+def wants_high_band(stream_rate: int, model_rate: int) -> bool:
+    return stream_rate >= MIN_RATE_FOR_HIGH_BAND and stream_rate > model_rate
+
+
+class HighBand:
+    """Crossover, gain and alignment for the band a model cannot see; see the module docstring."""
+
+    def __init__(self, stream_rate: int, model_rate: int, channels: int, hop: int, delay: int) -> None:
+        self.lowpass = StreamResampler(model_rate, stream_rate, channels)
+        self.gain_up = StreamResampler(model_rate, stream_rate, channels)
+        self.raw = np.zeros((channels, 0), np.float32)        # input not yet matched by the low band
+        self.high = np.zeros((channels, delay), np.float32)   # high band waiting for the model's output
+        self.hop = hop
+        self.window = np.hanning(hop + 2)[1:-1].astype(np.float32)
+        self.top = np.fft.rfftfreq(hop, 1.0 / model_rate) >= GAIN_FROM_HZ
+        self.previous = np.ones((channels, 1), np.float32)   # last hop's gain: each hop ramps from it
+
+    def feed(self, block: np.ndarray, at_model_rate: np.ndarray) -> None:
+        """``block`` ``(C, T)`` at the stream's rate and its model-rate version: split off the high band."""
+        self.raw = np.concatenate([self.raw, block], axis=1) if self.raw.size else block
+        self._split(self.lowpass.process(at_model_rate))
+
+    def flush(self, tail_at_model_rate: np.ndarray) -> None:
+        """End of stream: the model-rate tail and everything still inside the crossover."""
+        low = np.concatenate([self.lowpass.process(tail_at_model_rate), self.lowpass.flush()], axis=1)
+        missing = low.shape[1] - self.raw.shape[1]
+        if missing > 0:
+            self.raw = np.concatenate([self.raw, np.zeros((self.raw.shape[0], missing), np.float32)], axis=1)
+        self._split(low)
+
+    def _split(self, low: np.ndarray) -> None:
+        count = min(low.shape[1], self.raw.shape[1])
+        high = self.raw[:, :count] - low[:, :count]
+        self.raw = self.raw[:, count:]
+        self.high = np.concatenate([self.high, high.astype(np.float32)], axis=1)
+
+    def gains(self, enhanced: np.ndarray, dry: np.ndarray) -> np.ndarray:
+        """Per-sample gains ``(C, T)`` at the model's rate for one step's output and its aligned input."""
+        channels, samples = enhanced.shape
+        frames = samples // self.hop
+        shape = (channels, frames, self.hop)
+        power_out, power_in = (
+            np.square(np.abs(np.fft.rfft(x[:, : frames * self.hop].reshape(shape) * self.window)[..., self.top]))
+            .sum(-1) for x in (enhanced, dry))
+        ratio = np.sqrt(power_out / np.maximum(power_in, SILENT_BAND))
+        gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0), np.nan).astype(np.float32)
+        out = np.empty((channels, frames * self.hop), np.float32)
+        ramp = (np.arange(1, self.hop + 1, dtype=np.float32) / self.hop)[None]
+        for index in range(frames):
+            target = np.where(np.isnan(gain[:, index:index + 1]), self.previous, gain[:, index:index + 1])
+            out[:, index * self.hop:(index + 1) * self.hop] = self.previous + (target - self.previous) * ramp
+            self.previous = target
+        return out
+
+    def mix(self, low: np.ndarray, gains: np.ndarray, final: bool = False) -> np.ndarray:
+        """The model's low band at the stream's rate plus the gained high band lined up with it."""
+        up = self.gain_up.process(gains)
+        if final:
+            up = np.concatenate([up, self.gain_up.flush()], axis=1)
+        count = low.shape[1]
+        high = self.high[:, :count]
+        self.high = self.high[:, count:]
+        if high.shape[1] < count:
+            high = np.concatenate([high, np.zeros((high.shape[0], count - high.shape[1]), np.float32)], axis=1)
+        up = up[:, :count] if up.shape[1] >= count else np.concatenate(
+            [up, np.repeat(self.previous, count - up.shape[1], axis=1)], axis=1)
+        return low + up * high
