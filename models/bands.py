@@ -21,6 +21,7 @@ previous low-bin spectra).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -123,7 +124,9 @@ class BandDenoiser(StreamingModel):
         self.gain_head = nn.Linear(spec.hidden, spec.bands)
         nn.init.normal_(self.gain_head.weight, std=0.01)
         nn.init.constant_(self.gain_head.bias, 2.0)  # sigmoid(2) = 0.88: a near pass-through start
-        self.df_head = nn.Linear(spec.hidden, self.df_bins * spec.df_order * 2)
+        with warnings.catch_warnings():  # a band-gain model's head is empty: torch warns that its init is a no-op
+            warnings.simplefilter("ignore", UserWarning)
+            self.df_head = nn.Linear(spec.hidden, self.df_bins * spec.df_order * 2)
         nn.init.zeros_(self.df_head.weight)
         nn.init.zeros_(self.df_head.bias)
 
@@ -175,9 +178,13 @@ class BandDenoiser(StreamingModel):
         level = log_bands - band_means                                                    # vs its own past
         shape = log_bands - band_means.mean(-1, keepdim=True)                             # vs the mean level
         low = spectrum[..., : self.df_bins]
-        low_power = running_mean(magnitude2[..., : self.df_bins], power, self.alpha)
-        unit = torch.view_as_real(low / torch.sqrt(low_power + LOG_EPS)).flatten(-2)      # (B, k, 2*df_bins)
-        features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)
+        if self.df_bins:
+            low_power = running_mean(magnitude2[..., : self.df_bins], power, self.alpha)
+            unit = torch.view_as_real(low / torch.sqrt(low_power + LOG_EPS)).flatten(-2)  # (B, k, 2*df_bins)
+            features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)
+        else:
+            low_power = power[:, None]
+            features = torch.cat([level, 0.25 * shape], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
         band_gains = torch.sigmoid(self.gain_head(x))
@@ -185,6 +192,8 @@ class BandDenoiser(StreamingModel):
             band_gains = band_gains.clamp_min(spec.gain_floor)
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)
         enhanced = spectrum * gains
+        if not self.df_bins:  # a band-gain model only (df_hz = 0)
+            return enhanced, (hidden, band_means[:, -1], power, past)
         taps = self.df_head(x).reshape(*x.shape[:2], spec.df_order, self.df_bins, 2)
         taps = torch.view_as_complex(taps.contiguous())                                   # (B, k, order, df)
         history = torch.cat([torch.view_as_complex(past.contiguous()), low], dim=1)      # (B, order-1+k, df)

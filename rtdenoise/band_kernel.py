@@ -88,13 +88,16 @@ class NumpyBandStep(FixedShapeStep):
         unset = self._power <= 0
         self._power[unset] = power[:, 0, :df][unset]
         band_means = self._running(log_bands, self._means)
-        low_power = self._running(power[:, :, :df], self._power)
-        low = spectrum[:, :, :df]
-        unit = (low / np.sqrt(low_power + np.float32(LOG_EPS))).view(np.float32)  # re, im interleaved
-        np.clip(unit, -10, 10, out=unit)
         shape = log_bands - band_means.mean(-1, keepdims=True)
         shape *= np.float32(0.25)
-        features = np.concatenate([log_bands - band_means, shape, unit], axis=-1)
+        low = spectrum[:, :, :df]
+        if df:
+            low_power = self._running(power[:, :, :df], self._power)
+            unit = (low / np.sqrt(low_power + np.float32(LOG_EPS))).view(np.float32)  # re, im interleaved
+            np.clip(unit, -10, 10, out=unit)
+            features = np.concatenate([log_bands - band_means, shape, unit], axis=-1)
+        else:
+            features = np.concatenate([log_bands - band_means, shape], axis=-1)
         weight, bias = self._encode
         x = features @ weight
         x += bias
@@ -108,6 +111,8 @@ class NumpyBandStep(FixedShapeStep):
         if self._floor:
             np.maximum(gains, self._floor, out=gains)
         enhanced = spectrum * (gains @ self._to_bins)
+        if not df:  # a band-gain model only
+            return enhanced
         weight, bias = self._taps
         taps = x @ weight
         taps += bias
