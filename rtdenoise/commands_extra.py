@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     live.add_argument("--record", type=Path, help="save the cleaned audio to this file")
     live.add_argument("--record-input", type=Path, help="save the raw input to this file")
     live.add_argument("--overwrite", action="store_true", help="replace recordings that already exist")
-    live.add_argument("--rate", type=int, default=16000, help="device sample rate (default 16000)")
+    live.add_argument("--rate", type=int, default=None,
+                      help="device sample rate (default: the microphone's own, usually 48000; the band above "
+                           "8 kHz is kept from 32 kHz up)")
     live.add_argument("--chunk-ms", type=finite_float, default=None,
                       help="audio per model step (default: the model's hop, 10 ms); adds to the latency")
     live.add_argument("--prime-ms", type=finite_float, default=500.0,
@@ -91,7 +93,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     runner.start()
     print(f"live: streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
           f" -> {'no output' if args.no_output else 'output ' + str(args.output or 'default')}), "
-          f"chunk {runner.stats()['chunk_ms']:.0f} ms"
+          f"{runner.sample_rate} Hz, chunk {runner.stats()['chunk_ms']:.0f} ms"
           f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops",
           file=sys.stderr, flush=True)
     started = time.monotonic()

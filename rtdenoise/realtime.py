@@ -23,6 +23,7 @@ from .audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
 from .engine import StreamingDenoiser
 from .errors import first_line
 from .offline import chunk_samples_for
+from .resample import check_sample_rate
 from .ringbuffer import AudioRing, HistoryRing
 
 STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
@@ -52,6 +53,18 @@ def list_devices() -> tuple[list[dict], list[dict], str]:
     inputs = [d for d in devices if d["max_input_channels"] > 0]
     outputs = [d for d in devices if d["max_output_channels"] > 0]
     return inputs, outputs, "" if inputs or outputs else "PortAudio found no audio devices"
+
+
+DEFAULT_RATE = 48000  # when a device cannot say its own rate
+
+
+def native_rate(device) -> int:
+    """The input device's own sample rate (what PulseAudio/PipeWire and call apps run at), or 48 kHz."""
+    try:
+        rate = import_sounddevice().query_devices(device, "input")["default_samplerate"]
+        return check_sample_rate(int(rate))
+    except Exception:  # no PortAudio or no such device: opening the stream will say so properly
+        return DEFAULT_RATE
 
 
 def device_failure(kind: str, device, reason: str) -> str:
@@ -96,7 +109,7 @@ class LiveConfig:
     input_file: Path | None = None          # play a file through the live path instead
     output_device: int | str | None = None  # speakers
     play: bool = True                       # False: no output device (file sources paced by a clock)
-    sample_rate: int = 16000
+    sample_rate: int | None = None          # None: the microphone's own rate (48 kHz on most desktops)
     channels: int = 1
     chunk_ms: float | None = None
     prime_ms: float = 500.0                 # run this much of the source first to build up the state
@@ -107,8 +120,8 @@ class LiveConfig:
     max_attenuation_db: float | None = None  # remove at most this much (None: no limit)
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise ValueError(f"--rate must be positive, got {self.sample_rate}")
+        if self.sample_rate is not None:
+            check_sample_rate(self.sample_rate)
         if self.channels <= 0:
             raise ValueError(f"the channel count must be positive, got {self.channels}")
         if self.prime_ms < 0:
@@ -144,6 +157,8 @@ class LiveRunner:
         self._thread: threading.Thread | None = None
         self._streams: list = []
         rate = config.sample_rate
+        if config.input_file is None and rate is None:
+            rate = native_rate(config.input_device)
         if config.input_file is not None:
             info = probe(config.input_file)
             self.file_info = info

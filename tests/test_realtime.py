@@ -23,7 +23,7 @@ class Status:
     output_underflow = False
 
 
-from .conftest import make_small_model as small_model
+from .conftest import DATA, make_small_model as small_model
 
 
 def test_audio_ring_keeps_order_and_counts_overflow():
@@ -49,7 +49,7 @@ def test_history_ring_gives_the_latest_contiguous_slice():
 def test_microphone_path_driven_by_hand_matches_the_engine(noisy_audio, tmp_path):
     """Callbacks fed from a fake clock: no sound card, the real worker thread."""
     model = small_model()
-    config = LiveConfig(prime_ms=0, play=True, record_path=tmp_path / "rec.wav")
+    config = LiveConfig(prime_ms=0, play=True, sample_rate=16000, record_path=tmp_path / "rec.wav")
     runner = LiveRunner(model, config)
     runner._open_recorders()
     runner._thread = threading.Thread(target=runner._run, daemon=True)
@@ -81,7 +81,7 @@ def test_a_stalled_microphone_is_reported_and_the_recording_kept(noisy_audio, tm
 
     monkeypatch.setattr(realtime, "STALL_SECONDS", 1.0)  # far above the 1 ms gaps, even under load
     events = []
-    runner = LiveRunner(small_model(), LiveConfig(prime_ms=0, play=False, record_path=tmp_path / "kept.wav"),
+    runner = LiveRunner(small_model(), LiveConfig(prime_ms=0, play=False, sample_rate=16000, record_path=tmp_path / "kept.wav"),
                         on_event=lambda kind, text: events.append((kind, text)))
     runner._open_recorders()
     runner._thread = threading.Thread(target=runner._run, daemon=True)
@@ -185,6 +185,7 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path):
         live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
         live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--output", "pulse",
                                  "--seconds", "9", "--model", str(model_path), "--latency", "high", "--prime-ms", "200",
+                                 "--rate", "16000",
                                  "--record", str(tmp_path / "live_out.wav"),
                                  "--record-input", str(tmp_path / "live_in.wav")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env)
@@ -223,3 +224,33 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path):
     expected = clean_offline[first:last]
     assert np.corrcoef(aligned, expected)[0, 1] > 0.99
     assert speech.exists()
+
+
+@pytest.mark.audio_device
+def test_live_opens_the_microphone_at_its_own_rate_and_keeps_the_high_band(pulse_server, tmp_path):
+    """No --rate: PulseAudio's own rate (not 16 kHz); recorded 48 kHz speech keeps its band above 8 kHz."""
+    server, env = pulse_server
+    live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
+    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--no-output",
+                             "--seconds", "7", "--model", "gru", "--prime-ms", "0",
+                             "--record-input", str(tmp_path / "in.wav"), "--record", str(tmp_path / "out.wav")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env)
+    line = live.stderr.readline()
+    assert "streams open" in line and "16000 Hz" not in line, line
+    time.sleep(0.5)
+    subprocess.run(["paplay", "-s", server, "--device=rt_in", str(DATA / "speech_fullband.flac")], check=True,
+                   env=env, timeout=30)
+    live.communicate(timeout=60)
+    assert live.returncode == 0
+    rate = sf.info(str(tmp_path / "out.wav")).samplerate
+    assert rate >= 32000
+    heard, _ = sf.read(str(tmp_path / "in.wav"), dtype="float32")
+    cleaned, _ = sf.read(str(tmp_path / "out.wav"), dtype="float32")
+
+    def high_band_db(audio):
+        spectrum = np.abs(np.fft.rfft(audio)) ** 2
+        freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+        return 10 * np.log10(spectrum[(freqs > 8000) & (freqs < 20000)].sum() + 1e-20)
+
+    # kept (the 16 kHz path took it down by some 60 dB), at about the level of the model's own top octave
+    assert high_band_db(cleaned) - high_band_db(heard) > -12
