@@ -121,7 +121,10 @@ class LiveConfig:
 
     def __post_init__(self) -> None:
         if self.sample_rate is not None:
-            check_sample_rate(self.sample_rate)
+            try:
+                check_sample_rate(self.sample_rate)
+            except ValueError as error:
+                raise ValueError(f"--rate: {error}") from None
         if self.channels <= 0:
             raise ValueError(f"the channel count must be positive, got {self.channels}")
         if self.prime_ms < 0:
