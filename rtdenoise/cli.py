@@ -199,8 +199,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"sample rate      {description['sample_rate']} Hz, hop {description['hop_samples']} samples")
     print(f"latency          {description['latency_ms']:.1f} ms model + {description['default_chunk_ms']:.0f} ms chunk = "
           f"{description['algorithmic_latency_ms']:.1f} ms algorithmic")
-    print(f"band             {description['band']} (other rates are resampled to "
-          f"{description['sample_rate']} Hz and back)")
+    print(f"band             {description['band']} denoised by the model; other rates are resampled to "
+          f"{description['sample_rate']} Hz and back, and from 32 kHz up the band above "
+          f"{description['sample_rate'] / 2000:g} kHz is kept and follows the model's top-octave gain")
     print(f"parameters       {description['parameters']:,}")
     print(f"trained          {'yes' if description['trained'] else 'NO (untrained weights)'}")
     if description["notes"]:

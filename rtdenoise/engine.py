@@ -196,9 +196,10 @@ class StreamingDenoiser:
         tail = np.concatenate([tail, np.zeros((self.channels, pad), np.float32)], axis=1)
         out = self._run_model(tail, final=True)
         gains = self._take_gains(out.shape[1])
+        first = self.from_model.next_out
         out = np.concatenate([self.from_model.process(out), self.from_model.flush()], axis=1)
         if self.high_band is not None:
-            out = self.high_band.mix(out, gains, final=True)
+            out = self.high_band.mix(out, gains, first)
         out = self._apply_discard(out)
         if self.compensate_latency:
             missing = self.frames_in - self.frames_out - out.shape[1]
@@ -345,9 +346,10 @@ class StreamingDenoiser:
         return self._fast(chunk)
 
     def _deliver(self, model_out: np.ndarray) -> np.ndarray:
+        first = self.from_model.next_out
         low = self.from_model.process(model_out)
         if self.high_band is not None:
-            low = self.high_band.mix(low, self._take_gains(model_out.shape[1]))
+            low = self.high_band.mix(low, self._take_gains(model_out.shape[1]), first)
         out = self._apply_discard(low)
         self.frames_out += out.shape[1]
         return np.ascontiguousarray(out.T)

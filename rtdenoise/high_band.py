@@ -9,8 +9,8 @@ band with the model's own gain in its top octave:
   zero-phase resampler as the model path), high band = input − low band, so the
   two add up to the input exactly;
 * each hop, the gain the model applied to 4-8 kHz (energy out / energy in,
-  ≤ 1) is ramped sample by sample and taken to the stream's rate by a third
-  resampler in step with the model's output;
+  ≤ 1) is ramped sample by sample and read at the time each output sample sits
+  at (the resamplers are zero-phase);
 * output = the model's low band + that gain × the high band, delayed to line up.
 
 No extra algorithmic latency: the high band waits in a buffer for the model's
@@ -36,7 +36,9 @@ class HighBand:
 
     def __init__(self, stream_rate: int, model_rate: int, channels: int, hop: int, delay: int) -> None:
         self.lowpass = StreamResampler(model_rate, stream_rate, channels)
-        self.gain_up = StreamResampler(model_rate, stream_rate, channels)
+        self.up, self.down = self.lowpass.up, self.lowpass.down   # stream / model rate, reduced
+        self.gain_history = np.ones((channels, 0), np.float32)   # model-rate gains from absolute index gain_start
+        self.gain_start = 0
         self.raw = np.zeros((channels, 0), np.float32)        # input not yet matched by the low band
         self.high = np.zeros((channels, delay), np.float32)   # high band waiting for the model's output
         self.hop = hop
@@ -81,16 +83,24 @@ class HighBand:
             self.previous = target
         return out
 
-    def mix(self, low: np.ndarray, gains: np.ndarray, final: bool = False) -> np.ndarray:
-        """The model's low band at the stream's rate plus the gained high band lined up with it."""
-        up = self.gain_up.process(gains)
-        if final:
-            up = np.concatenate([up, self.gain_up.flush()], axis=1)
+    def mix(self, low: np.ndarray, gains: np.ndarray, first: int) -> np.ndarray:
+        """The model's low band at the stream's rate (its first sample is output number ``first`` of the
+        model-to-stream resampler) plus the gained high band lined up with it.
+
+        That resampler is zero-phase: output j sits at model-rate time j * down / up, so its gain is
+        the model-rate gain there (ramped per hop already: holding it is smooth enough).
+        """
+        self.gain_history = np.concatenate([self.gain_history, gains], axis=1)
         count = low.shape[1]
+        at = np.arange(first, first + count) * self.down // self.up - self.gain_start
+        available = self.gain_history.shape[1]
+        gain = self.gain_history[:, np.clip(at, 0, max(available - 1, 0))] if available else \
+            np.ones_like(low)
+        keep_from = max(0, int(at[-1]) if count else 0)
+        self.gain_history = self.gain_history[:, keep_from:]
+        self.gain_start += keep_from
         high = self.high[:, :count]
         self.high = self.high[:, count:]
         if high.shape[1] < count:
             high = np.concatenate([high, np.zeros((high.shape[0], count - high.shape[1]), np.float32)], axis=1)
-        up = up[:, :count] if up.shape[1] >= count else np.concatenate(
-            [up, np.repeat(self.previous, count - up.shape[1], axis=1)], axis=1)
-        return low + up * high
+        return low + gain * high
