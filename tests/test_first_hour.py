@@ -69,3 +69,17 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
 
     assert sf.info("cleaned.wav").frames == sf.info("rtdenoise/samples/noisy_speech.wav").frames
     assert namespace["out"].shape == (480, 1) or len(namespace["out"]) <= 480
+
+
+def test_models_lists_whole_notes(capsys):
+    """Every word of every shipped model's note is printed (wrapped, not cut), and nothing cites our own folders."""
+    from rtdenoise.models import list_pretrained
+    from rtdenoise.models.registry import read_checkpoint, resolve_model_path
+
+    assert main(["models"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    for name in list_pretrained():
+        note = read_checkpoint(resolve_model_path(name)).get("notes", "")
+        assert " ".join(note.split()) in printed, name
+        assert "SEEDS" not in note
+    assert "SEEDS" not in printed and "kHz" in printed
