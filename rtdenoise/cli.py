@@ -226,7 +226,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         star = "*" if name == default else " "
         print(f"{star} {name:<16} {description['arch']:<9} {description['parameters']:>9,} params  "
               f"{description['algorithmic_latency_ms']:5.1f} ms  {description.get('band', '')}")
-        for line in textwrap.wrap(description["notes"], width - 4):  # whole words, nothing cut
+        for line in textwrap.wrap(description["notes"], width - 4, break_on_hyphens=False,
+                                  break_long_words=False):  # whole words, nothing cut
             print(f"    {line}")
     print("(* the default; rtdenoise info NAME for all it knows)")
     return 0
