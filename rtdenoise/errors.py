@@ -9,6 +9,7 @@ from typing import Callable
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a tool killed by the signal reports
 # What a bad input raises (missing, corrupt or unsafe files, impossible settings); the commands
 # add their own error classes to these.
 INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, pickle.UnpicklingError)
@@ -25,6 +26,11 @@ def run_command(main: Callable[[], int], prog: str, interrupted: str = "interrup
     """Run ``main``; a bad input ends in ``prog: error: <one line>`` and exit status 2, not a traceback."""
     try:
         return int(main() or 0)
+    except BrokenPipeError:  # `rtdenoise models | head`: the reader left; say nothing, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
