@@ -104,7 +104,8 @@ def cmd_live(args: argparse.Namespace) -> int:
             if sys.stderr.isatty():
                 s = runner.stats()
                 print(f"\r{s['seconds']:7.1f} s  RTF {s['rtf']:.3f}  p99 {s['chunk_p99_ms']:.2f} ms  "
-                      f"overflows {s['input_overflows']}  underflows {s['output_underflows']}", end="",
+                      f"overflows {s['input_overflows']}  underflows {s['output_underflows']}  "
+                      f"dropped {s['dropped_ms']:.0f} ms", end="",
                       file=sys.stderr)
     except KeyboardInterrupt:
         print(file=sys.stderr)
@@ -112,7 +113,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         runner.stop()
     s = runner.stats()
     print(f"processed {s['seconds']:.1f} s live: chunk {s['chunk_ms']:.0f} ms, latency {s['latency_ms']:.0f} ms, "
-          f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}"
+          f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}, "
+          f"{s['dropped_ms']:.0f} ms dropped to catch up ({s['catch_ups']} times)"
           + (f"; recorded {args.record}" if args.record and args.record.exists() else "")
           + safety_note(s["repaired"]))
     if runner.error:

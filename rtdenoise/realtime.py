@@ -27,6 +27,7 @@ from .resample import check_sample_rate
 from .ringbuffer import AudioRing, HistoryRing
 
 STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
+MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine): drop it and catch up
 LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over about this long
 
 
@@ -186,6 +187,8 @@ class LiveRunner:
         self.clean_history = HistoryRing(history)
         self.input_overflows = 0
         self.output_underflows = 0
+        self.dropped_frames = 0  # input skipped to catch up after falling behind (bounded latency)
+        self.catch_ups = 0
         self.last_input_time = 0.0
         self.frames_processed = 0
         self.source_done = False  # a file source has ended: an emptying output is no underflow
@@ -238,6 +241,9 @@ class LiveRunner:
             "latency_ms": self.engine.latency_ms,
             "input_overflows": self.input_overflows + self.in_ring.dropped,
             "output_underflows": self.output_underflows,
+            "dropped_ms": 1000.0 * self.dropped_frames / self.sample_rate,
+            "catch_ups": self.catch_ups,
+            "queued_ms": 1000.0 * (self.in_ring.available + self.out_ring.available) / self.sample_rate,
             "seconds": self.frames_processed / self.sample_rate,
             "bypass": self.bypass,
             "repaired": {"nonfinite_samples": self.engine.nonfinite_samples,
@@ -392,6 +398,7 @@ class LiveRunner:
                                       f"audio (unplugged or stalled); recording kept")
                 time.sleep(0.001)
                 continue
+            self._catch_up()
             block = self.in_ring.read(self.block_frames)
             if prime_frames > 0:  # the first stretch builds up the state
                 if len(self._recorders) > 1 and self._recorders[1] is not None:
@@ -400,6 +407,21 @@ class LiveRunner:
                 prime_frames -= len(block)
                 continue
             self._process(block)
+
+    def _catch_up(self) -> None:
+        """Bounded latency: when more than MAX_BACKLOG_BLOCKS of input wait, skip all but the newest block.
+
+        Processing them late would add their length to every later sample's delay, for good
+        (the output plays in real time). The skipped audio still goes to the raw recording.
+        """
+        backlog = self.in_ring.available - self.block_frames
+        if backlog <= MAX_BACKLOG_BLOCKS * self.block_frames:
+            return
+        skipped = self.in_ring.read(backlog)
+        if len(self._recorders) > 1 and self._recorders[1] is not None:
+            self._recorders[1].write(skipped)
+        self.dropped_frames += backlog
+        self.catch_ups += 1
 
     def _run_file(self) -> None:
         info = self.file_info

@@ -254,3 +254,39 @@ def test_live_opens_the_microphone_at_its_own_rate_and_keeps_the_high_band(pulse
 
     # kept (the 16 kHz path took it down by some 60 dB), at about the level of the model's own top octave
     assert high_band_db(cleaned) - high_band_db(heard) > -12
+
+
+def test_a_stalled_worker_catches_up_and_latency_returns_below_its_bound(noisy_audio):
+    """Callbacks in real time from a feeder thread; the worker stalls 0.6 s once; the queue must drain within 1 s."""
+    from rtdenoise.realtime import MAX_BACKLOG_BLOCKS
+
+    model = small_model()
+    runner = LiveRunner(model, LiveConfig(prime_ms=0, play=True, sample_rate=16000))
+    block = runner.block_frames
+    process = runner.engine.process
+    stalled = threading.Event()
+
+    def slow_once(chunk):
+        if runner.frames_processed >= 50 * block and not stalled.is_set():
+            stalled.set()
+            time.sleep(0.6)  # a stall: swapped out, a slow machine, a GC pause
+        return process(chunk)
+
+    runner.engine.process = slow_once
+    runner._thread = threading.Thread(target=runner._run, daemon=True)
+    runner._thread.start()
+    audio = noisy_audio[:, None]
+    queued, started = [], time.monotonic()
+    for index in range(300):  # 3 s of callbacks, one pair per 10 ms
+        start = (index * block) % (len(audio) - block)
+        runner._input_callback(audio[start:start + block], block, None, Status())
+        runner._output_callback(np.zeros((block, 1), np.float32), block, None, Status())
+        queued.append((time.monotonic() - started, runner.stats()["queued_ms"], stalled.is_set()))
+        time.sleep(max(0.0, started + (index + 1) * 0.01 - time.monotonic()))
+    runner._stop.set()
+    runner._thread.join(5)
+    stall_start = next(t for t, _, s in queued if s)
+    recovered = [q for t, q, _ in queued if t > stall_start + 0.6 + 1.0]  # one second after the stall ended
+    bound = 1000.0 * (MAX_BACKLOG_BLOCKS + 5) * block / 16000  # the backlog allowed plus the output's prefill
+    assert recovered and max(recovered) <= bound, (max(recovered), bound)
+    assert runner.stats()["dropped_ms"] >= 300 and runner.stats()["catch_ups"] >= 1

@@ -289,7 +289,8 @@ class MainWindow(QMainWindow):
             f"{clock_text(s['seconds'])} / {clock_text(runner.file_info.seconds)} | "
         self.stats_label.setText(
             position + f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
-            f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']}"
+            f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']} | "
+            f"dropped {s['dropped_ms']:.0f} ms"
             + (" | BYPASS" if s["bypass"] else ""))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
