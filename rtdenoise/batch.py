@@ -79,7 +79,8 @@ def _init_worker(model_name: str | None, device: str, threads: int, seconds_done
 
 
 def _denoise_in_worker(source: str, target: str, chunk_ms: float | None,
-                       max_attenuation_db: float | None, overwrite: bool) -> tuple[str, dict]:
+                       max_attenuation_db: float | None, overwrite: bool,
+                       gate_db: float | None = None) -> tuple[str, dict]:
     from .offline import denoise_file
 
     global _busy
@@ -93,7 +94,7 @@ def _denoise_in_worker(source: str, target: str, chunk_ms: float | None,
     _busy = True
     try:
         return source, denoise_file(source, target, _worker_model, chunk_ms, progress=block_done,
-                                    max_attenuation_db=max_attenuation_db, overwrite=overwrite)
+                                    max_attenuation_db=max_attenuation_db, overwrite=overwrite, gate_db=gate_db)
     except KeyboardInterrupt:
         if _parent_gone():  # its partial file is already removed; nobody is left to report to
             os._exit(EXIT_PARENT_GONE)
@@ -115,14 +116,14 @@ def _stop_signals_blocked() -> Iterator[None]:
 def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, device: str,
                  chunk_ms: float | None, jobs: int, on_file: Callable[[Path, Path, dict], None],
                  on_progress: Callable[[float], None], max_attenuation_db: float | None = None,
-                 overwrite: bool = True) -> None:
+                 overwrite: bool = True, gate_db: float | None = None) -> None:
     """Run every (source, target) pair; ``on_file`` after each, ``on_progress(seconds)`` as audio is done."""
     from .offline import denoise_file
 
     if jobs <= 1 or len(pairs) <= 1:
         for source, target in pairs:
             summary = denoise_file(source, target, model, chunk_ms, progress=on_progress,
-                                   max_attenuation_db=max_attenuation_db, overwrite=overwrite)
+                                   max_attenuation_db=max_attenuation_db, overwrite=overwrite, gate_db=gate_db)
             on_file(source, target, summary)
         return
     threads = max(1, torch.get_num_threads() // jobs)
@@ -134,7 +135,8 @@ def denoise_many(pairs: list[tuple[Path, Path]], model, model_name: str | None, 
         with _stop_signals_blocked():
             executor = ProcessPoolExecutor(jobs, initializer=_init_worker,
                                            initargs=(model_name, device, threads, seconds_done, os.getpid()))
-            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms, max_attenuation_db, overwrite)
+            futures = {executor.submit(_denoise_in_worker, str(s), str(t), chunk_ms, max_attenuation_db, overwrite,
+                                       gate_db)
                        for s, t in pairs}
         while futures:
             done, futures = wait(futures, timeout=PROGRESS_POLL_SECONDS, return_when=FIRST_COMPLETED)

@@ -87,7 +87,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                         output_device=device_arg(args.output), play=not args.no_output, sample_rate=args.rate,
                         chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
                         record_input_path=args.record_input, latency=latency,
-                        max_attenuation_db=args.max_attenuation)
+                        max_attenuation_db=args.max_attenuation, gate_db=args.gate)
     runner = LiveRunner(model, config)
     runner.set_bypass(args.bypass)
     runner.start()

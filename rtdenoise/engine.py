@@ -20,6 +20,7 @@ from .cuda_graph import GraphedStep
 from .fir_kernel import NumpyFIRStep
 from .fixed_step import FixedShapeStep
 from .gru_kernel import NumpyGRUStep
+from .gate import GateSettings, VoiceGate
 from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate
 
@@ -100,6 +101,8 @@ class StreamingDenoiser:
         keep_high_band: at 32 kHz and above, keep the band above the model's Nyquist and denoise
             it with the model's own top-octave gain (see :mod:`rtdenoise.high_band`); False:
             resample to the model's rate and back, deleting that band.
+        gate_db: a voice gate after the denoiser (see :mod:`rtdenoise.gate`): silence where the cleaned
+            level stays below this many dBFS, words kept whole; adds its look-back (60 ms) to the latency.
         output_guard: hold every output sample within OUTPUT_MARGIN times the input's
             recent peak (a safety limiter against broken models and hostile input; on in
             every client, off only where a test compares the engine's arithmetic with ``forward``).
@@ -119,10 +122,12 @@ class StreamingDenoiser:
         max_attenuation_db: float | None = None,
         output_guard: bool = True,
         keep_high_band: bool = True,
+        gate_db: float | None = None,
     ) -> None:
         self.model = model
         self.output_guard = output_guard
         self.keep_high_band = keep_high_band
+        self.gate_settings = GateSettings(threshold_db=gate_db) if gate_db is not None else None
         self.channels = channels
         self.sample_rate = check_sample_rate(sample_rate or model.sample_rate)
         self.chunk_samples = chunk_samples or model.hop
@@ -160,6 +165,8 @@ class StreamingDenoiser:
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
         self._discard = 0
         self.chunk_seconds: list[float] = []
+        self.gate = VoiceGate(self.sample_rate, self.channels, self.gate_settings) if self.gate_settings else None
+        self._gate_discard = self.gate.delay if self.gate is not None and self.compensate_latency else 0
         self.high_band = None  # above the model's band at 32 kHz and up: kept and denoised (high_band.py)
         self._step_gains: list[np.ndarray] = []
         if self.keep_high_band and wants_high_band(self.sample_rate, rate):
@@ -168,9 +175,16 @@ class StreamingDenoiser:
                                       else rate // 100, delay)
 
     @property
+    def delay_samples(self) -> int:
+        """Live mode: how many samples (at the stream's rate) the output trails the input by."""
+        model = round(self.model.latency_samples * self.sample_rate / self.model.sample_rate)
+        return model + (self.gate.delay if self.gate is not None else 0)
+
+    @property
     def latency_ms(self) -> float:
-        """Algorithmic latency of the live path (model latency + one chunk)."""
-        return 1000.0 * (self.model.latency_samples + self.chunk_samples) / self.model.sample_rate
+        """Algorithmic latency of the live path (model latency + one chunk, + the gate's look-back)."""
+        gate = 1000.0 * self.gate.delay / self.sample_rate if self.gate is not None else 0.0
+        return 1000.0 * (self.model.latency_samples + self.chunk_samples) / self.model.sample_rate + gate
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Feed ``(frames, channels)`` float audio; returns enhanced ``(frames', channels)``."""
@@ -201,6 +215,9 @@ class StreamingDenoiser:
         if self.high_band is not None:
             out = self.high_band.mix(out, gains, first)
         out = self._apply_discard(out)
+        if self.gate is not None:  # its delay line holds the last look-back of audio: push it out
+            tail = np.zeros((self.channels, self.gate.delay), np.float32)
+            out = np.concatenate([self._gated(out), self._gated(tail)], axis=1)
         if self.compensate_latency:
             missing = self.frames_in - self.frames_out - out.shape[1]
             if missing > 0:
@@ -351,8 +368,19 @@ class StreamingDenoiser:
         if self.high_band is not None:
             low = self.high_band.mix(low, self._take_gains(model_out.shape[1]), first)
         out = self._apply_discard(low)
+        if self.gate is not None:
+            out = self._gated(out)
         self.frames_out += out.shape[1]
         return np.ascontiguousarray(out.T)
+
+    def _gated(self, out: np.ndarray) -> np.ndarray:
+        """Through the voice gate; offline, its look-back is dropped so output n still lines up with input n."""
+        out = self.gate.process(out)
+        if self._gate_discard:
+            dropped = min(self._gate_discard, out.shape[1])
+            self._gate_discard -= dropped
+            out = out[:, dropped:]
+        return out
 
     def _apply_discard(self, out: np.ndarray) -> np.ndarray:
         if self._discard:

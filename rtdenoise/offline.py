@@ -33,6 +33,7 @@ def denoise_file(
     progress: Callable[[float], None] | None = None,
     max_attenuation_db: float | None = None,
     overwrite: bool = True,
+    gate_db: float | None = None,
 ) -> dict:
     """Denoise ``source`` into ``target`` with the same rate and channels, in the format that
     ``target``'s extension names (see :func:`output_format`).
@@ -40,7 +41,8 @@ def denoise_file(
     Output sample n lines up with input sample n and the lengths are equal.
     ``progress`` is called with the seconds of audio just consumed;
     ``max_attenuation_db`` limits how much is removed (see :class:`StreamingDenoiser`);
-    with ``overwrite`` False a file that appears at ``target`` meanwhile is never replaced.
+    with ``overwrite`` False a file that appears at ``target`` meanwhile is never replaced;
+    ``gate_db`` adds the voice gate (silence between words, see :mod:`rtdenoise.gate`).
 
     Returns:
         A summary dict (frames, seconds, sample_rate, channels, and the engine's safety counters:
@@ -58,6 +60,7 @@ def denoise_file(
         compensate_latency=True,
         coalesce=True,
         max_attenuation_db=max_attenuation_db,
+        gate_db=gate_db,
     )
     block_frames = max(1, int(BLOCK_SECONDS * info.sample_rate))
     fmt, subtype = output_format(target, info)

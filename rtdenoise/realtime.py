@@ -119,6 +119,7 @@ class LiveConfig:
     history_seconds: float = 5.0
     latency: str | float = "low"            # PortAudio latency hint
     max_attenuation_db: float | None = None  # remove at most this much (None: no limit)
+    gate_db: float | None = None            # voice gate threshold in dBFS (None: off)
 
     def __post_init__(self) -> None:
         if self.sample_rate is not None:
@@ -133,6 +134,10 @@ class LiveConfig:
         if self.history_seconds <= 0:
             raise ValueError(f"the plotted history must be positive, got {self.history_seconds:g} s")
         latency_arg(str(self.latency))  # raises on anything PortAudio would refuse mid-start
+        if self.gate_db is not None:
+            from .gate import GateSettings, VoiceGate
+
+            VoiceGate(16000, 1, GateSettings(threshold_db=self.gate_db))  # a bad level: one line now
         records = [Path(p).resolve() for p in (self.record_path, self.record_input_path) if p is not None]
         if self.input_file is not None and Path(self.input_file).resolve() in records:
             raise ValueError(f"{self.input_file}: is the input file; refusing to record over it "
@@ -174,10 +179,10 @@ class LiveRunner:
         self.chunk_samples = chunk_samples_for(model, config.chunk_ms)
         self.block_frames = max(1, round(self.chunk_samples * rate / model.sample_rate))
         self.engine = StreamingDenoiser(model, self.channels, rate, self.chunk_samples,
-                                        max_attenuation_db=config.max_attenuation_db)
+                                        max_attenuation_db=config.max_attenuation_db, gate_db=config.gate_db)
         # The cleaned recording drops the model's latency, so it lines up with the input (and with
         # the offline command's output); what is played cannot wait for that and keeps it.
-        self._record_delay = round(model.latency_samples * rate / model.sample_rate)
+        self._record_delay = self.engine.delay_samples
         self._record_skip = self._record_delay  # still to drop from the start of the cleaned recording
         capacity = rate * 2
         self.in_ring = AudioRing(capacity, self.channels)
