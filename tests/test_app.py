@@ -222,3 +222,15 @@ def test_a_long_banner_wraps_instead_of_widening_the_window(window, qtbot):
     window.show_error("a very long error message " * 30)
     qtbot.wait(50)
     assert window.width() <= width and window.banner.isVisible()
+
+
+def test_the_voice_gate_reaches_the_session(window, qtbot, noisy_path):
+    window.gate_box.setChecked(True)
+    window.gate_level.setValue(-50)
+    window.set_file(noisy_path)
+    window.start()
+    qtbot.waitUntil(lambda: window.controller.runner is not None and window.controller.runner.frames_processed > 0,
+                    timeout=10000)
+    gate = window.controller.runner.engine.gate
+    assert gate is not None and gate.settings.threshold_db == -50
+    assert not window.gate_box.isEnabled()  # applies at Start: greyed while running

@@ -21,6 +21,7 @@ class SessionRequest:
     play: bool
     record_path: Path | None = None
     max_attenuation_db: float | None = None  # None: remove all the noise the model can
+    gate_db: float | None = None             # voice gate threshold, dBFS (None: off)
 
 
 class Controller(QObject):
@@ -47,7 +48,7 @@ class Controller(QObject):
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
                                 output_device=request.output_device, play=request.play,
                                 record_path=request.record_path, latency="high",
-                                max_attenuation_db=request.max_attenuation_db)
+                                max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db)
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
-                               QProgressBar, QPushButton, QSizePolicy, QSlider, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from rtdenoise.audio_io import AUDIO_SUFFIXES
 from rtdenoise.realtime import DeviceError, list_devices
@@ -47,6 +47,13 @@ class MainWindow(QMainWindow):
         self.start_button = QPushButton("Start")
         self.bypass_box = QCheckBox("Bypass (hear the raw input)")
         self.record_box = QCheckBox("Save cleaned audio…")
+        self.gate_box = QCheckBox("Voice gate")
+        self.gate_box.setToolTip("Silence between words (adds 60 ms of latency); words are kept whole")
+        self.gate_level = QSpinBox()
+        self.gate_level.setRange(-80, -10)
+        self.gate_level.setValue(-45)
+        self.gate_level.setSuffix(" dBFS")
+        self.gate_level.setToolTip("The cleaned voice's level below which the gate closes")
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # a long one wraps,
@@ -120,6 +127,8 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.start_button)
         controls.addWidget(self.bypass_box)
         controls.addWidget(self.record_box)
+        controls.addWidget(self.gate_box)
+        controls.addWidget(self.gate_level)
         controls.addStretch(1)
         controls.addWidget(QLabel("noisy"))
         controls.addWidget(self.noisy_meter)
@@ -233,7 +242,8 @@ class MainWindow(QMainWindow):
             input_file=Path(value) if kind == "file" else None, input_device=value if kind == "mic" else None,
             output_device=output, play=output is not None,
             record_path=self.record_path if self.record_box.isChecked() else None,
-            max_attenuation_db=self.max_attenuation())
+            max_attenuation_db=self.max_attenuation(),
+            gate_db=float(self.gate_level.value()) if self.gate_box.isChecked() else None)
         if not self.controller.start(request):
             return False
         self.controller.set_bypass(self.bypass_box.isChecked())
@@ -259,10 +269,10 @@ class MainWindow(QMainWindow):
     def _lock_session_settings(self, running: bool) -> None:
         """Source, output, model, device and recording apply at Start: greyed out while a session runs.
 
-        Bypass and the noise-reduction slider stay live.
+        Bypass and the noise-reduction slider stay live; the voice gate applies at Start too.
         """
         for widget in (self.source_box, self.open_file_button, self.output_box, self.model_box, self.compute_box,
-                       self.record_box):
+                       self.record_box, self.gate_box, self.gate_level):
             widget.setEnabled(not running)
         self.setAcceptDrops(not running)
 
