@@ -413,8 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     if written or (resume is not None and args.out.exists()):
         print(f"best checkpoint: {args.out}", flush=True)
     else:
-        reason = "no epoch beat the initial weights" if args.init else "no epoch had a finite validation score"
-        print(f"{reason}: {args.out} was not written", flush=True)
+        if args.init:
+            reason = "no epoch beat the initial weights"
+        elif args.select_by == "composite" and history and "val_stoi" in history[-1]:
+            reason = (f"no epoch kept validation STOI at the noisy input's (last {history[-1]['val_stoi']:.3f} < "
+                      f"{history[-1]['val_stoi_noisy']:.3f}; train longer, or --select-by pesq)")
+        else:
+            reason = "no epoch had a finite validation score"
+        print(f"{reason}: {args.out} was not written; the last weights are in {last_path}", flush=True)
     return 0
 
 
