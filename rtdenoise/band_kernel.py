@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy import fft
 from scipy.special import expit
 
 from rtdenoise.models import State
 from rtdenoise.models.bands import LOG_EPS, UNSET_LOG, BandDenoiser
 
-from .fixed_step import FixedShapeStep
-from .gru_kernel import _blas_threads, gru_layer_weights, run_gru_layer
+from .gru_kernel import gru_layer_weights, run_gru_layer
+from .stft_step import HalfOverlapSTFTStep
 
 
-class NumpyBandStep(FixedShapeStep):
+class NumpyBandStep(HalfOverlapSTFTStep):
     """``BandDenoiser.step`` for 50 %-overlap frames, on chunks of any whole number of hops."""
-
-    any_hop_multiple = True
 
     @staticmethod
     def suits(model: BandDenoiser, samples: int) -> bool:
@@ -56,26 +52,6 @@ class NumpyBandStep(FixedShapeStep):
         self.state: State = tuple(torch.from_numpy(a) for a in (self._history, self._tail, self._hidden, self._means,
                                                                  self._power, self._past))
         self.load_state(state)
-
-    def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        hop = self._hop
-        channels, samples = chunk.shape
-        signal = np.concatenate([self._history, chunk], axis=1)
-        frames = signal[:, None] if samples == hop else sliding_window_view(signal, 2 * hop, axis=1)[:, ::hop]
-        spectrum = fft.rfft(frames * self._window, axis=-1)  # (C, k, bins) complex64
-        if samples == hop:
-            enhanced = self._enhance(spectrum)
-        else:  # a block's products would start OpenBLAS's threads: measured, no faster, twice the CPU
-            with _blas_threads().limit(limits=1, user_api="blas"):
-                enhanced = self._enhance(spectrum)
-        frames_out = fft.irfft(enhanced, n=2 * hop, axis=-1)
-        frames_out *= self._window
-        out = frames_out[:, :, :hop].copy()  # overlap-add of half-overlapping frames
-        out[:, 0] += self._tail
-        out[:, 1:] += frames_out[:, :-1, hop:]
-        self._tail[...] = frames_out[:, -1, hop:]
-        self._history[...] = signal[:, -hop:]
-        return out.reshape(channels, samples)
 
     def _enhance(self, spectrum: np.ndarray) -> np.ndarray:
         channels, count, _ = spectrum.shape

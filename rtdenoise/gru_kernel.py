@@ -10,31 +10,19 @@ recurrent product runs frame by frame. Same maths as :meth:`GRUDenoiser.step`
 """
 from __future__ import annotations
 
-from functools import lru_cache
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy import fft
 from scipy.special import expit
-from threadpoolctl import ThreadpoolController
 
 from rtdenoise.models import GRUDenoiser, State
 from rtdenoise.models.gru import LOG_POWER_EPS
 
-from .fixed_step import FixedShapeStep
+from .stft_step import HalfOverlapSTFTStep
 
 
-@lru_cache(maxsize=1)
-def _blas_threads() -> ThreadpoolController:
-    """The process's BLAS libraries (found once: it takes milliseconds)."""
-    return ThreadpoolController()
-
-
-class NumpyGRUStep(FixedShapeStep):
+class NumpyGRUStep(HalfOverlapSTFTStep):
     """``GRUDenoiser.step`` for STFT models with 50 % overlap, on chunks of any whole number of hops."""
-
-    any_hop_multiple = True
 
     @staticmethod
     def suits(model: GRUDenoiser, samples: int) -> bool:
@@ -65,29 +53,8 @@ class NumpyGRUStep(FixedShapeStep):
         self.state: State = tuple(torch.from_numpy(a) for a in (self._history, self._tail, self._hidden))
         self.load_state(state)
 
-    def __call__(self, chunk: np.ndarray) -> np.ndarray:
-        """Enhance a ``(channels, k * hop)`` float32 chunk; history, tail and hidden state advance in place."""
-        hop = self._hop
-        channels, samples = chunk.shape
-        signal = np.concatenate([self._history, chunk], axis=1)
-        if samples == hop:  # the live path: one frame
-            frames = signal[:, None]
-        else:
-            frames = sliding_window_view(signal, 2 * hop, axis=1)[:, ::hop]  # (C, k, frame)
-        spectrum = fft.rfft(frames * self._window, axis=-1)
-        if samples == hop:  # its products are too small to start OpenBLAS's threads
-            gains = self._gains(spectrum)
-        else:  # a block's are not; measured, two threads took twice the CPU time and no less wall time
-            with _blas_threads().limit(limits=1, user_api="blas"):
-                gains = self._gains(spectrum)
-        enhanced = fft.irfft(spectrum * gains, n=2 * hop, axis=-1)
-        enhanced *= self._window
-        out = enhanced[:, :, :hop].copy()  # overlap-add of half-overlapping frames
-        out[:, 0] += self._tail
-        out[:, 1:] += enhanced[:, :-1, hop:]
-        self._tail[...] = enhanced[:, -1, hop:]
-        self._history[...] = signal[:, -hop:]
-        return out.reshape(channels, samples)
+    def _enhance(self, spectrum: np.ndarray) -> np.ndarray:
+        return spectrum * self._gains(spectrum)
 
     def _gains(self, spectrum: np.ndarray) -> np.ndarray:
         """Per-bin gains for a ``(C, k, bins)`` spectrum; the hidden state advances."""
