@@ -15,11 +15,7 @@ import torch
 from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoint, resolve_model_path
 from rtdenoise.models.bands import BandDenoiser
 
-from .band_kernel import NumpyBandStep
-from .cuda_graph import GraphedStep
-from .fir_kernel import NumpyFIRStep
-from .fixed_step import FixedShapeStep
-from .gru_kernel import NumpyGRUStep
+from .kernels import FixedShapeStep, GraphedStep, NumpyBandStep, NumpyFIRStep, NumpyGRUStep
 from .gate import GateSettings, VoiceGate
 from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate
