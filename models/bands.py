@@ -47,11 +47,14 @@ class BandSpec:
     df_order: int = 3          # current + 2 previous frames
     norm_seconds: float = 1.0  # time constant of the running normalisation
     gain_floor: float = 0.0    # no band is attenuated below this (applied at inference and in training)
+    min_gain: float = 0.0      # gains g become min_gain + (1 - min_gain) g: at most -20 log10(min_gain) dB removed,
+                               # exactly the engine's attenuation limit for a model without a deep filter
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
         if hop < 1 or frame < hop or self.bands < 2 or self.hidden < 1 or self.layers < 1 or self.df_order < 1 \
-                or not 0 <= self.gain_floor < 1 or self.df_hz < 0 or self.norm_seconds <= 0:
+                or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
+                or self.norm_seconds <= 0:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -190,6 +193,8 @@ class BandDenoiser(StreamingModel):
         band_gains = torch.sigmoid(self.gain_head(x))
         if spec.gain_floor:
             band_gains = band_gains.clamp_min(spec.gain_floor)
+        if spec.min_gain:
+            band_gains = spec.min_gain + (1.0 - spec.min_gain) * band_gains
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)
         enhanced = spectrum * gains
         if not self.df_bins:  # a band-gain model only (df_hz = 0)

@@ -35,6 +35,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._order = spec.df_order
         self._alpha = np.float32(model.alpha)
         self._floor = np.float32(spec.gain_floor)
+        self._min_gain = np.float32(spec.min_gain)
         self._window = model.window.cpu().numpy().astype(np.float32)
         bands = model.band_matrix.cpu().numpy().astype(np.float32)
         self._to_bands, self._to_bins = np.ascontiguousarray(bands.T), np.ascontiguousarray(bands)
@@ -86,6 +87,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         expit(gains, out=gains)
         if self._floor:
             np.maximum(gains, self._floor, out=gains)
+        if self._min_gain:
+            gains *= np.float32(1) - self._min_gain
+            gains += self._min_gain
         enhanced = spectrum * (gains @ self._to_bins)
         if not df:  # a band-gain model only
             return enhanced
