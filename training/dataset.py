@@ -48,6 +48,7 @@ class MixConfig:
     balance_speakers: bool = False                   # every voice equally often (not every second of speech)
     raise_pitch_probability: float = 0.0             # of the pitch shifts, this share raises the voice
     synthetic_kinds: tuple[str, ...] = synthetic_noise.KINDS
+    clean_probability: float = 0.0                   # noise 80 dB down: clean speech must pass untouched
 
 
 @dataclass
@@ -224,6 +225,8 @@ class Mixer:
             noise = noise / _rms(noise) + babble / _rms(babble) * 0.7
             noise_type = noise_type + "+babble"
         snr = float(rng.uniform(*cfg.snr_db)) if snr_db is None else snr_db
+        if snr_db is None and cfg.clean_probability and rng.random() < cfg.clean_probability:
+            snr = 80.0
         level = 10 ** (rng.uniform(*cfg.level_db) / 20)
         heard, target = (self.chain.speech(clean, rng) if self.chain else (clean, clean))
         if self.chain:

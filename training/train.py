@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--early-ms", type=finite_float, default=50.0,
                         help="with --augment: how much of the room the target keeps after the direct path "
                              "(default 50 ms; more: the model dries rooms less)")
+    parser.add_argument("--snr-max", type=finite_float, default=20.0,
+                        help="with --augment: mixtures are drawn at -5 dB up to this SNR (default 20)")
+    parser.add_argument("--clean-probability", type=finite_float, default=0.0,
+                        help="with --augment: share of mixtures with no audible noise, so clean speech is left alone")
     parser.add_argument("--rooms", type=int, default=300,
                         help="with --augment: simulated rooms drawn once at the start (default 300)")
     parser.add_argument("--val-split", default="validation",
@@ -303,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.augment:
             mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
                                    pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
-                                   raise_pitch_probability=0.3)
+                                   raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
+                                   clean_probability=args.clean_probability)
         mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
         val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
                           MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
