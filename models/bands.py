@@ -186,7 +186,6 @@ class BandDenoiser(StreamingModel):
             unit = torch.view_as_real(low / torch.sqrt(low_power + LOG_EPS)).flatten(-2)  # (B, k, 2*df_bins)
             features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)
         else:
-            low_power = power[:, None]
             features = torch.cat([level, 0.25 * shape], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
