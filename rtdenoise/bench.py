@@ -50,7 +50,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _test_audio(seconds: float, rate: int) -> np.ndarray:
+def bench_audio(seconds: float, rate: int) -> np.ndarray:
     import soundfile as sf
 
     audio, file_rate = sf.read(str(SAMPLE), dtype="float32", always_2d=True)
@@ -132,7 +132,7 @@ def run_bench(models: list[str] | None, device: str, threads: int, chunk_ms: flo
                            "fast_path": fast_path, "paced_seconds": paced_seconds, "rate": rate}, "models": {}}
     for name in names:
         model, checkpoint = load_model(name, device)
-        audio = _test_audio(seconds, model.sample_rate)
+        audio = bench_audio(seconds, model.sample_rate)
         stream_audio = audio if not rate or rate == model.sample_rate else \
             resample_poly(audio, rate, model.sample_rate, axis=0).astype(np.float32)
         chunk = chunk_samples_for(model, chunk_ms)

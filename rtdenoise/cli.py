@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_max_attenuation_option(denoise)
     denoise.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
     denoise.add_argument("--jobs", type=int, default=1, help="worker processes for several files (default 1)")
+    denoise.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                         help="run the files as tasks on a Ray cluster: no ADDRESS starts a local one, 'auto' or "
+                              "ray://host:port joins one (paths must be reachable from every node; "
+                              "needs the [cluster] extra); --jobs then caps the workers")
     denoise.add_argument("--quiet", action="store_true", help="no progress bar")
     denoise.set_defaults(func=cmd_denoise)
 
@@ -136,6 +140,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.ray:
+        from .cluster import FileJob, denoise_on_ray, import_ray
+
+        import_ray()  # missing Ray is a one-line error before any work
     dry_gain_for(args.max_attenuation)  # a bad limit fails before any file is read
     if args.gate is not None:
         from .gate import GateSettings, VoiceGate
@@ -160,9 +168,18 @@ def cmd_denoise(args: argparse.Namespace) -> int:
             if note and args.quiet:
                 print(f"rtdenoise: warning: {source}:{note}", file=sys.stderr)
 
-        denoise_many(pairs, model, args.model, args.device, args.chunk_ms, args.jobs, on_file,
-                     on_progress=bar.advance, max_attenuation_db=args.max_attenuation, overwrite=args.overwrite,
-                     gate_db=args.gate)
+        if args.ray:
+            failed = denoise_on_ray(pairs, FileJob(args.model, args.device, args.chunk_ms, args.max_attenuation,
+                                                   args.overwrite, args.gate),
+                                    None if args.ray == "local" else args.ray, on_file,
+                                    on_error=lambda source, error: bar.write(f"{source}: failed: {error}"),
+                                    on_progress=bar.advance, workers=args.jobs if args.jobs > 1 else None)
+            if failed:
+                raise ValueError(f"{failed} of {len(pairs)} file(s) failed (reported above); the others were written")
+        else:
+            denoise_many(pairs, model, args.model, args.device, args.chunk_ms, args.jobs, on_file,
+                         on_progress=bar.advance, max_attenuation_db=args.max_attenuation, overwrite=args.overwrite,
+                         gate_db=args.gate)
     print(f"wrote {len(pairs)} file(s) with model {checkpoint.get('name', args.model or 'default')}: "
           f"{', '.join(str(t) for _, t in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
     return 0

@@ -160,6 +160,8 @@ class LiveRunner:
         self.on_event = on_event or (lambda kind, text: None)
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
         self.bypass = False
+        self.idle = False
+        self._prefill = True  # the output's first block (and the first after a resume) follows silence
         self.error: str | None = None
         self.finished = threading.Event()
         self._stop = threading.Event()
@@ -225,6 +227,21 @@ class LiveRunner:
     def set_bypass(self, on: bool) -> None:
         self.commands.put(("bypass", bool(on)))
 
+    def pause(self) -> None:
+        """Close the devices and let the worker sleep (a virtual microphone nobody records: no CPU)."""
+        self.idle = True
+        self._close_streams()
+
+    def resume(self) -> None:
+        """Reopen the devices after :meth:`pause`; the model starts with fresh memory."""
+        for ring in (self.in_ring, self.out_ring):
+            ring.read(ring.available)
+        self.engine.reset()
+        self.last_input_time = time.monotonic()
+        self._prefill = True
+        self._open_streams()
+        self.idle = False
+
     def set_max_attenuation(self, db: float | None) -> None:
         """Change the attenuation limit mid-stream (None: no limit); applied by the worker."""
         self.commands.put(("max_attenuation", db))
@@ -244,6 +261,7 @@ class LiveRunner:
             "chunk_ms": 1000.0 * self.chunk_samples / self.model.sample_rate,
             "chunk_p99_ms": 1000.0 * times[min(len(times) - 1, int(0.99 * len(times)))],
             "latency_ms": self.engine.latency_ms,
+            "device_latency_ms": 1000.0 * sum(getattr(s, "latency", 0.0) or 0.0 for s in list(self._streams)),
             "input_overflows": self.input_overflows + self.in_ring.dropped,
             "output_underflows": self.output_underflows,
             "dropped_ms": 1000.0 * self.dropped_frames / self.sample_rate,
@@ -251,6 +269,7 @@ class LiveRunner:
             "queued_ms": 1000.0 * (self.in_ring.available + self.out_ring.available) / self.sample_rate,
             "seconds": self.frames_processed / self.sample_rate,
             "bypass": self.bypass,
+            "idle": self.idle,
             "repaired": {"nonfinite_samples": self.engine.nonfinite_samples,
                          "clipped_samples": self.engine.clipped_samples,
                          "limited_samples": self.engine.limited_samples,
@@ -364,7 +383,8 @@ class LiveRunner:
 
     def _process(self, block: np.ndarray) -> None:
         self._drain_commands()
-        if self.frames_processed == 0 and self.config.play:
+        if self._prefill and self.config.play:
+            self._prefill = False
             # Pre-fill the output with the latency budget in silence, so callback jitter
             # between the input and output streams does not underflow.
             self.out_ring.write(np.zeros((3 * self.block_frames, self.channels), np.float32))
@@ -396,6 +416,9 @@ class LiveRunner:
         self.on_event("started", "microphone")
         start = time.monotonic()
         while not self._stop.is_set():
+            if self.idle:  # paused: no devices, nothing to wait for but a resume or the end
+                self._stop.wait(0.1)
+                continue
             if self.in_ring.available < self.block_frames:
                 reference = self.last_input_time or start
                 if time.monotonic() - reference > STALL_SECONDS:

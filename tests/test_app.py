@@ -207,6 +207,7 @@ def test_quiet_speech_fills_the_plot_and_the_slider_names_its_stops(window, qtbo
     window.controller.stop()  # no more timer refreshes: draw what was played once more, and look
     noisy, clean = window.waveforms.data()
     window.waveforms.plot(noisy, clean)
+    qtbot.wait(100)  # let queued range updates land before reading them back (slow when the machine is busy)
     y_low, y_high = window.waveforms.noisy_plot.viewRange()[1]
     assert window.waveforms.clean_plot.viewRange()[1] == [y_low, y_high]
     peak = float(np.abs(noisy).max())
@@ -234,3 +235,34 @@ def test_the_voice_gate_reaches_the_session(window, qtbot, noisy_path):
     gate = window.controller.runner.engine.gate
     assert gate is not None and gate.settings.threshold_db == -50
     assert not window.gate_box.isEnabled()  # applies at Start: greyed while running
+
+
+def test_the_app_remembers_its_settings_between_runs(qtbot, small_model_path, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "rtdenoise.conf"), QSettings.Format.IniFormat)
+    first = MainWindow([small_model_path, "cnn-lab"], small_model_path, ["cpu"], settings)
+    qtbot.addWidget(first)
+    first.model_box.setCurrentText("cnn-lab")
+    first.output_box.setCurrentIndex(0)
+    first.reduction_slider.setValue(2)
+    first.gate_box.setChecked(True)
+    first.gate_level.setValue(-52)
+    first.virtual_mic_box.setChecked(True)
+    first.show()
+    first.resize(760, 707)
+    qtbot.wait(50)
+    size = (first.width(), first.height())
+    first.close()
+    again = MainWindow([small_model_path, "cnn-lab"], small_model_path, ["cpu"],
+                       QSettings(str(tmp_path / "rtdenoise.conf"), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.wait(50)
+    assert again.model_box.currentText() == "cnn-lab" and again.output_box.currentIndex() == 0
+    assert again.reduction_slider.value() == 2 and again.max_attenuation() == first.max_attenuation()
+    assert again.gate_box.isChecked() and again.gate_level.value() == -52 and again.virtual_mic_box.isChecked()
+    assert (again.width(), again.height()) == size and size[1] == 707
+    fresh = MainWindow([small_model_path], small_model_path, ["cpu"])  # no settings: defaults
+    qtbot.addWidget(fresh)
+    assert not fresh.gate_box.isChecked()

@@ -220,17 +220,34 @@ def test_shipped_default_model_runs_on_the_bundled_sample(tmp_path, capsys):
     assert main(["models"]) == 0
 
 
-def test_shipped_default_model_cleans_recorded_speech(tmp_path, noisy_path, clean_path):
-    """Regression floor on the recorded fixture (measured: 5.0 -> 14.6 dB SI-SDR)."""
+def _si_sdr(estimate: np.ndarray, clean: np.ndarray) -> float:
+    target = clean * (estimate @ clean) / (clean @ clean)
+    return 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target)))
+
+
+def test_shipped_default_model_cleans_speech_it_never_heard(tmp_path):
+    """A voice, noise and recording that training never touched (festvox-ru + lincity-ng traffic, 5 dB).
+
+    Measured: SI-SDR 5.9 -> 8.6 dB, STOI 0.822 -> 0.834 (the old default, gru: 3.0 dB, 0.771).
+    """
+    from pystoi import stoi
+
+    data = Path(__file__).parent / "data"
+    out = tmp_path / "cleaned.wav"
+    assert main(["denoise", str(data / "ood_noisy.wav"), "-o", str(out), "--quiet"]) == 0
+    clean, noisy, cleaned = (sf.read(str(p))[0] for p in (data / "ood_clean.wav", data / "ood_noisy.wav", out))
+    assert _si_sdr(cleaned, clean) - _si_sdr(noisy, clean) >= 2.0
+    assert stoi(clean, cleaned, 16000) >= stoi(clean, noisy, 16000)  # never less intelligible than the input
+
+
+def test_shipped_default_model_cleans_the_birdsong_fixture(tmp_path, noisy_path, clean_path):
+    """Regression floor on the bundled birdsong mixture (measured: 5.0 -> 7.5 dB SI-SDR). Narrow-band
+    chirps fall inside the default's coarse bands: the old per-bin gru, trained on this very recording
+    and voice, gained 11.8 dB here while losing intelligibility on voices it had not heard."""
     out = tmp_path / "cleaned.wav"
     assert main(["denoise", str(noisy_path), "-o", str(out), "--quiet"]) == 0
     clean = sf.read(str(clean_path))[0]
-
-    def si_sdr(estimate):
-        target = clean * (estimate @ clean) / (clean @ clean)
-        return 10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target)))
-
-    assert si_sdr(sf.read(str(out))[0]) - si_sdr(sf.read(str(noisy_path))[0]) >= 6.0
+    assert _si_sdr(sf.read(str(out))[0], clean) - _si_sdr(sf.read(str(noisy_path))[0], clean) >= 1.5
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

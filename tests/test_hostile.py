@@ -46,18 +46,19 @@ def huge_burst_file(tmp_path_factory, noisy_audio) -> Path:
 def test_a_burst_of_huge_finite_samples_never_poisons_the_state(name, fast_path, noisy_audio):
     model, _ = load_model(name, "cpu")
     engine = StreamingDenoiser(model, fast_path=fast_path, chunk_samples=ten_ms(model))
-    audio = noisy_audio[: 2 * 16000].astype(np.float32)
+    audio = noisy_audio[: 4 * 16000].astype(np.float32)
     blocks = [audio[i:i + 800, None] for i in range(0, len(audio), 800)]
     blocks[4] = np.full((800, 1), 1e20, np.float32)
     out = np.concatenate([engine.process(b) for b in blocks])
     assert np.isfinite(out).all()
     assert np.abs(out).max() <= OUTPUT_MARGIN * INPUT_LIMIT + 1e-6
     assert engine.clipped_samples == 800
-    # a second after the burst the output is what it would have been without it (state recovered)
+    # two seconds after the burst the output is what it would have been without it (state recovered;
+    # the band model's level normalisation forgets with a 1 s time constant)
     clean_engine = StreamingDenoiser(model, fast_path=fast_path, chunk_samples=ten_ms(model))
     reference = np.concatenate([clean_engine.process(b if i != 4 else np.zeros_like(b))
                                 for i, b in enumerate(blocks)])
-    later = slice(16000 + 16000 // 4, None)
+    later = slice(2 * 16000 + 16000 // 4, None)
     assert np.abs(out[later] - reference[later]).max() < 0.05 * np.abs(reference[later]).max() + 1e-4
 
 

@@ -198,6 +198,18 @@ def test_corpus_folder_packs_into_a_capped_npz(tmp_path, clean_audio):
     assert sum(len(c.audio) for c in train.noise) == 60 * 16000  # 90 s cut to the 1-minute cap
     assert [c.group for c in validation.speech] == ["voice_b"] and not load_corpus_split(pack, "test").speech
     assert np.abs(train.speech[0].audio - clean_audio[: len(train.speech[0].audio)]).max() < 1 / 32767 + 1e-6
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    assert dataset_main(["--corpus", str(corpus), "--pack", str(parts / "p.npz"), "--pack-noise-minutes", "1",
+                         "--pack-parts", "2", "--pack-mulaw-noise", "--pack-splits", "train"]) == 0
+    assert sorted(p.name for p in parts.iterdir()) == ["p-1-of-2.npz", "p-2-of-2.npz"]
+    folder = load_corpus_split(parts, "train")  # a folder of parts is one corpus
+    assert sorted(len(c.audio) for c in folder.speech) == sorted(len(c.audio) for c in train.speech)
+    noise = np.concatenate([c.audio for c in folder.noise])
+    reference = np.concatenate([c.audio for c in train.noise])
+    assert len(noise) == len(reference) and not load_corpus_split(parts, "validation").speech
+    error = np.sort(noise) - np.sort(reference)  # same samples, mu-law quantised: 30 dB below the noise or better
+    assert 20 * np.log10(np.sqrt(np.mean(error ** 2)) / np.sqrt(np.mean(reference ** 2))) < -30
 
 
 def test_evaluate_scores_recorded_mixtures_per_band_and_with_a_limit(tmp_path, fixture_split, capsys):

@@ -66,6 +66,14 @@ def load_corpus_split(corpus: str | Path, split: str) -> CorpusSplit:
     corpus = Path(corpus)
     if corpus.suffix == ".npz":
         return _load_pack_split(corpus, split)
+    packs = sorted(corpus.glob("*.npz")) if corpus.is_dir() else []
+    if packs and not (corpus / "manifest.json").is_file():  # a folder of packs (save_pack's parts)
+        result = CorpusSplit()
+        for pack in packs:
+            part = _load_pack_split(pack, split)
+            result.speech += part.speech
+            result.noise += part.noise
+        return result
     if not (corpus / "manifest.json").is_file():
         raise ValueError(f"{corpus}: not a corpus folder (no manifest.json); build one with "
                          f"python -m training.corpus, or give a --pack .npz")
@@ -88,14 +96,17 @@ def load_corpus_split(corpus: str | Path, split: str) -> CorpusSplit:
 
 
 def save_pack(corpus: str | Path, path: str | Path, splits: tuple[str, ...] = ("train", "validation"),
-              minutes_per_group: float = 7.0, noise_minutes_per_group: float = 2.0, seed: int = 0) -> Path:
-    """A compact int16 ``.npz`` of some splits (for machines without ffmpeg/soundfile).
+              minutes_per_group: float = 7.0, noise_minutes_per_group: float = 2.0, seed: int = 0,
+              parts: int = 1, mulaw_noise: bool = False) -> list[Path]:
+    """Compact ``.npz`` packs of some splits (for machines without ffmpeg/soundfile, e.g. a lent GPU).
 
-    At most ``minutes_per_group`` of each speaker / noise source, chosen at random.
+    At most ``minutes_per_group`` of each speaker / noise source, chosen at random; speech
+    is int16; noise int16 or, with ``mulaw_noise``, 8-bit mu-law (half the size; its
+    quantisation noise is noise on noise). ``parts > 1`` spreads the clips over that many
+    files of about equal size (``NAME-1-of-3.npz`` ...): a folder of them is a corpus.
     """
     rng = np.random.default_rng(seed)
-    arrays: dict[str, np.ndarray] = {}
-    metas = []
+    chosen: list[tuple[dict, np.ndarray]] = []
     for split in splits:
         data = load_corpus_split(corpus, split)
         for kind, clips in (("speech", data.speech), ("noise", data.noise)):
@@ -110,11 +121,32 @@ def save_pack(corpus: str | Path, path: str | Path, splits: tuple[str, ...] = ("
                         continue
                     clip = Clip(clip.audio[: int(limit * SAMPLE_RATE)], clip.group, clip.label)
                 used[clip.group] = used.get(clip.group, 0.0) + len(clip.audio) / SAMPLE_RATE
-                arrays[f"a{len(metas)}"] = np.round(np.clip(clip.audio, -1, 1) * 32767).astype(np.int16)
-                metas.append({"split": split, "kind": kind, "group": clip.group, "label": clip.label})
+                audio = np.clip(clip.audio, -1, 1)
+                stored = (_mulaw_encode(audio) if kind == "noise" and mulaw_noise
+                          else np.round(audio * 32767).astype(np.int16))
+                chosen.append(({"split": split, "kind": kind, "group": clip.group, "label": clip.label}, stored))
     path = Path(path)
-    np.savez_compressed(path, meta=np.array(json.dumps(metas)), **arrays)
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [path] if parts == 1 else [path.with_name(f"{path.stem}-{i + 1}-of-{parts}.npz") for i in range(parts)]
+    shares: list[list[tuple[dict, np.ndarray]]] = [[] for _ in names]
+    for item in sorted(chosen, key=lambda item: -item[1].nbytes):  # largest first, into the lightest part
+        min(shares, key=lambda share: sum(a.nbytes for _, a in share)).append(item)
+    for name, share in zip(names, shares):
+        np.savez_compressed(name, meta=np.array(json.dumps([m for m, _ in share])),
+                            **{f"a{i}": a for i, (_, a) in enumerate(share)})
+    return names
+
+
+MULAW = 255.0
+
+
+def _mulaw_encode(audio: np.ndarray) -> np.ndarray:
+    return np.round(np.sign(audio) * np.log1p(MULAW * np.abs(audio)) / np.log1p(MULAW) * 127).astype(np.int8)
+
+
+def _mulaw_decode(codes: np.ndarray) -> np.ndarray:
+    y = codes.astype(np.float32) / 127
+    return (np.sign(y) * np.expm1(np.abs(y) * np.log1p(MULAW)) / MULAW).astype(np.float32)
 
 
 def _load_pack_split(path: Path, split: str) -> CorpusSplit:
@@ -122,7 +154,9 @@ def _load_pack_split(path: Path, split: str) -> CorpusSplit:
     with np.load(path) as pack:
         for index, meta in enumerate(json.loads(str(pack["meta"]))):
             if meta["split"] == split:
-                clip = Clip(pack[f"a{index}"].astype(np.float32) / 32767, meta["group"], meta["label"])
+                stored = pack[f"a{index}"]
+                audio = _mulaw_decode(stored) if stored.dtype == np.int8 else stored.astype(np.float32) / 32767
+                clip = Clip(audio, meta["group"], meta["label"])
                 (result.speech if meta["kind"] == "speech" else result.noise).append(clip)
     return result
 
@@ -344,13 +378,14 @@ def random_split(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pair
 class OnTheFlyDataset(torch.utils.data.IterableDataset):
     """Fresh mixtures (new noise, SNR, gain) forever; each worker has its own seed."""
 
-    def __init__(self, mixer: Mixer, seed: int) -> None:
+    def __init__(self, mixer: Mixer, seed: int, rank: int = 0) -> None:
         self.mixer = mixer
         self.seed = seed
+        self.rank = rank  # distributed training: each rank mixes its own audio
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        rng = np.random.default_rng([self.seed, info.id if info else 0] + ([self.rank] if self.rank else []))
         while True:
             noisy, clean, _ = self.mixer.mix(rng)
             yield torch.from_numpy(noisy), torch.from_numpy(clean)
@@ -377,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
                         "train with --corpus PACK.npz")
     parser.add_argument("--pack-speech-minutes", type=finite_float, default=5.0, help="at most this much per voice")
     parser.add_argument("--pack-noise-minutes", type=finite_float, default=1.5, help="at most this much per noise source")
+    parser.add_argument("--pack-splits", default="train,validation", help="splits to pack (comma-separated)")
+    parser.add_argument("--pack-parts", type=int, default=1,
+                        help="spread the pack over this many files of about equal size (a folder of them is a corpus)")
+    parser.add_argument("--pack-mulaw-noise", action="store_true", help="store noise as 8-bit mu-law (half the size)")
     args = parser.parse_args(argv)
     for option, value in (("--seconds", args.seconds), ("--pack-speech-minutes", args.pack_speech_minutes),
                           ("--pack-noise-minutes", args.pack_noise_minutes)):
@@ -384,10 +423,13 @@ def main(argv: list[str] | None = None) -> int:
     for option, value in (("--train", args.train), ("--validation", args.validation), ("--test", args.test),
                           ("--ood", args.ood)):
         require_at_least(option, value, 1)
+    require_at_least("--pack-parts", args.pack_parts, 1)
     if args.pack:
-        path = save_pack(args.corpus, args.pack, minutes_per_group=args.pack_speech_minutes,
-                         noise_minutes_per_group=args.pack_noise_minutes, seed=args.seed)
-        print(f"pack: {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
+        for path in save_pack(args.corpus, args.pack, splits=tuple(args.pack_splits.split(",")),
+                              minutes_per_group=args.pack_speech_minutes,
+                              noise_minutes_per_group=args.pack_noise_minutes, seed=args.seed,
+                              parts=args.pack_parts, mulaw_noise=args.pack_mulaw_noise):
+            print(f"pack: {path} ({path.stat().st_size / 2 ** 20:.1f} MB)")
         return 0
     if args.paired:
         for name, pairs in paired_folders(args.paired).items():

@@ -1,8 +1,10 @@
-"""Training losses: L1 (lab), NaN-masked L1 (seed 2), SI-SDR and multi-resolution STFT."""
+"""Training losses: L1 (lab), NaN-masked L1 (seed 2), SI-SDR, multi-resolution STFT and STOI."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from .stoi_loss import stoi
 
 
 def l1(estimate: Tensor, clean: Tensor) -> Tensor:
@@ -64,8 +66,16 @@ def mask_nan(tensor: Tensor) -> Tensor:
     return torch.nan_to_num(tensor, nan=0.0)
 
 
+LOSSES = ("l1", "masked_l1", "sisdr", "mrstft", "speech", "speech-stoi")
+STOI_WEIGHT = 10.0  # (1 - STOI) of a noisy input is ~0.13 where the speech loss is ~3
+
+
 def denoising_loss(estimate: Tensor, clean: Tensor, name: str) -> Tensor:
-    """The loss named ``name``: l1, masked_l1, sisdr, mrstft (mrstft + SI-SDR) or speech (speech_preserving + SI-SDR)."""
+    """The loss named ``name`` (one of ``LOSSES``).
+
+    mrstft: MR-STFT + SI-SDR; speech: speech_preserving + SI-SDR; speech-stoi: speech plus
+    a differentiable STOI term, so that intelligibility itself is trained for.
+    """
     if name == "l1":
         return l1(estimate, clean)
     if name == "masked_l1":
@@ -79,8 +89,11 @@ def denoising_loss(estimate: Tensor, clean: Tensor, name: str) -> Tensor:
         voiced = clean.square().mean(-1) > 1e-8
         sdr = si_sdr(estimate[voiced], clean[voiced]).clamp(max=40).mean() if voiced.any() else 0.0
         return multi_resolution_stft(estimate, clean) - 0.05 * sdr
-    if name == "speech":
+    if name in ("speech", "speech-stoi"):
         voiced = clean.square().mean(-1) > 1e-8
         sdr = si_sdr(estimate[voiced], clean[voiced]).clamp(max=40).mean() if voiced.any() else 0.0
-        return 10 * speech_preserving(estimate, clean) - 0.01 * sdr
-    raise ValueError(f"unknown loss {name!r} (l1, masked_l1, sisdr, mrstft, speech)")
+        total = 10 * speech_preserving(estimate, clean) - 0.01 * sdr
+        if name == "speech-stoi" and voiced.any():
+            total = total + STOI_WEIGHT * (1 - stoi(estimate[voiced], clean[voiced]).mean())
+        return total
+    raise ValueError(f"unknown loss {name!r} ({', '.join(LOSSES)})")

@@ -33,8 +33,10 @@ from rtdenoise.models import StreamingModel, build_model, save_checkpoint
 from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
 from .augment import ChainConfig, RecordingChain
+from .distributed import (World, agreed_max, device_of, join_world, leave_world, shard_indices,
+                          wrap_for_training)
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
-from .losses import denoising_loss, si_sdr
+from .losses import LOSSES, denoising_loss, si_sdr
 from .plots import plot_example, plot_history
 
 
@@ -71,21 +73,18 @@ def trim_to_hop(x: torch.Tensor, hop: int) -> torch.Tensor:
     return x[..., : x.shape[-1] - x.shape[-1] % hop]
 
 
-def train_step(model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor, config: TrainConfig,
-               optimizer: torch.optim.Optimizer) -> float:
-    """One batch: truncated BPTT over chunks for stateful models, one pass otherwise."""
+def chunk_samples(model: StreamingModel, config: TrainConfig) -> int | None:
+    """Truncated-BPTT chunk for stateful models; None (the whole segment) for the stateless CNN."""
+    if model.arch == "mimo_cnn":
+        return None
+    return max(model.hop, int(config.tbptt_ms / 1000 * model.sample_rate) // model.hop * model.hop)
+
+
+def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor,
+               config: TrainConfig, optimizer: torch.optim.Optimizer) -> float:
+    """One batch through ``trainer`` (the chunk loop, maybe under DistributedDataParallel)."""
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
-    chunk = max(model.hop, int(config.tbptt_ms / 1000 * model.sample_rate) // model.hop * model.hop)
-    recurrent = model.arch != "mimo_cnn"  # stateful models carry their memory across chunks
-    if not recurrent:
-        chunk = noisy.shape[-1]
-    state = model.init_state(noisy.shape[0], noisy.device)
-    estimates = []
-    for start in range(0, noisy.shape[-1], chunk):
-        estimate, state = model.step(noisy[:, start:start + chunk], state)
-        state = tuple(s.detach() for s in state)  # carried across chunks, not back-propagated through
-        estimates.append(estimate)
-    estimate, target = align(model, torch.cat(estimates, dim=-1), clean)
+    estimate, target = align(model, trainer(noisy), clean)
     loss = denoising_loss(estimate, target, config.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -187,11 +186,12 @@ def scheduled_lr(epoch_lr: float, base: float, progress: float | None, steps_don
     return lr * min(1.0, (steps_done + 1) / warmup_steps) if warmup_steps else lr
 
 
-def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace) -> dict:
-    """What this run will actually do (not the defaults it did not use)."""
+def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace,
+             world: World) -> dict:
+    """What this run will actually do (not the defaults it did not use); ``batch`` is per rank."""
     plan = asdict(config)
     if train_pairs is not None:  # lab-format pairs: an epoch is one pass over them
-        plan["steps_per_epoch"] = math.ceil(len(train_pairs) / config.batch)
+        plan["steps_per_epoch"] = math.ceil(len(train_pairs) // world.size / config.batch)
         plan["training_pairs"] = len(train_pairs)
         del plan["validation_pairs"], plan["segment_seconds"]
     else:
@@ -202,9 +202,13 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
     return plan
 
 
-def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int):
-    order = list(range(len(pairs)))
-    random.Random(seed * 1000 + epoch).shuffle(order)
+def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: World = World()):
+    """Shuffled batches of lab pairs; under torchrun, this rank's shard of them (``batch`` per rank)."""
+    if world.size > 1:
+        order = shard_indices(len(pairs), world, seed, epoch)
+    else:
+        order = list(range(len(pairs)))
+        random.Random(seed * 1000 + epoch).shuffle(order)
     for start in range(0, len(order), batch):
         chosen = [pairs[i] for i in order[start:start + batch]]
         length = min(p[0].shape[-1] for p in chosen)
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, help="corpus folder or .npz pack for on-the-fly mixing")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lab", action="store_true", help="the lab recipe: L1, SGD lr 0.5, batch 32, 20 epochs")
-    parser.add_argument("--loss", choices=["l1", "masked_l1", "sisdr", "mrstft", "speech"])
+    parser.add_argument("--loss", choices=LOSSES)
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--lr", type=finite_float)
     parser.add_argument("--batch", type=int)
@@ -277,13 +281,22 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(config.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    world = join_world(args.device)
+    device = device_of(world, args.device)
+    try:
+        return train(config, args, world, device)
+    finally:
+        leave_world(world)
+
+
+def train(config: TrainConfig, args: argparse.Namespace, world: World, device: torch.device) -> int:
+    """The training run of this rank (rank 0 alone validates, writes and plots)."""
+    say = print if world.is_main else (lambda *a, **k: None)
     last_path = args.out.with_name(args.out.stem + ".last.pt")
     resume = torch.load(last_path, map_location="cpu", weights_only=True) if args.resume and last_path.exists() else None
     if args.init and resume is None:
         model = make_model(config.model, read_checkpoint(args.init))
-        print(f"starting from the weights of {args.init}", flush=True)
+        say(f"starting from the weights of {args.init}", flush=True)
     else:
         model = make_model(config.model, resume)
     model = model.to(device).train()
@@ -298,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             held_out = min(config.held_out, max(1, len(pairs) // 6))  # the lab: 50 of 300
             train_pairs, val_pairs = random_split(pairs, held_out, config.seed)
-            print(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
+            say(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
         stream = None
     else:
         chain = RecordingChain(ChainConfig(room_probability=args.room_probability, early_ms=args.early_ms,
@@ -321,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             val_pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
         if args.val:
             val_pairs = load_pairs(args.val)[0]
-        loader = torch.utils.data.DataLoader(OnTheFlyDataset(mixer, config.seed), batch_size=config.batch,
+        loader = torch.utils.data.DataLoader(OnTheFlyDataset(mixer, config.seed, rank=world.rank),
+                                             batch_size=config.batch,
                                              num_workers=args.workers,
                                              persistent_workers=args.workers > 0)
         stream = iter(loader)
@@ -341,80 +355,91 @@ def main(argv: list[str] | None = None) -> int:
                                                            last_epoch=start_epoch - 1) \
         if config.optimizer == "adam" else None
     plots = args.plots or args.out.parent / (args.out.stem + "_plots")
-    plots.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        plots.mkdir(parents=True, exist_ok=True)
+    trainer = wrap_for_training(model, chunk_samples(model, config), world, device)
     started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
     run_started = time.time()
     written = False  # has this run saved a best checkpoint?
     steps_done = 0  # in this run (the warm-up restarts with a resumed run's fresh process)
-    print(f"training {config.model} ({model.num_parameters():,} params) on {device}: "
-          f"{json.dumps(run_plan(config, train_pairs, val_pairs, args))}", flush=True)
-    if args.init and resume is None:  # a fine-tune must beat where it started, or it writes nothing
+    say(f"training {config.model} ({model.num_parameters():,} params) on {device}"
+        + (f" x {world.size} ranks" if world.size > 1 else "")
+        + f": {json.dumps(run_plan(config, train_pairs, val_pairs, args, world))}", flush=True)
+    if args.init and resume is None and world.is_main:  # a fine-tune must beat where it started, or it writes nothing
         start = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
                                  with_stoi=args.select_by == "composite")
         best = selection_score(start, args.select_by, config, args.lab)
-        print(f"initial weights: val loss {start['loss']:.4f}  val SI-SDR improvement "
+        say(f"initial weights: val loss {start['loss']:.4f}  val SI-SDR improvement "
               f"{start['si_sdr_improvement']:+.2f}" + (f"  val PESQ-WB {start['pesq']:.3f}" if "pesq" in start else "")
               + "  (an epoch must beat this to be kept)", flush=True)
 
+    out_of_time = False
     for epoch in range(start_epoch, config.epochs):
         model.train()
         if train_pairs is not None:
-            batches = list(batches_from_pairs(train_pairs, config.batch, config.seed, epoch))
+            batches = list(batches_from_pairs(train_pairs, config.batch, config.seed, epoch, world))
         else:
             batches = (next(stream) for _ in range(config.steps_per_epoch))
         total = len(batches) if isinstance(batches, list) else config.steps_per_epoch
         losses = []
-        bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{config.epochs}", disable=args.quiet,
+        bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=args.quiet or not world.is_main,
                    file=sys.stderr, mininterval=5.0)
         for noisy, clean in bar:
             progress = (time.time() - run_started) / (args.max_minutes * 60) if args.max_minutes else 0.0
+            progress = agreed_max(progress, world, device)  # every rank stops, and sets its lr, alike
             if progress >= 1.0:
+                out_of_time = True
                 break
             if scheduler and (args.max_minutes or args.warmup_steps):
                 for group in optimizer.param_groups:
                     group["lr"] = scheduled_lr(scheduler.get_last_lr()[0], config.lr,
                                                progress if args.max_minutes else None, steps_done, args.warmup_steps)
-            losses.append(train_step(model, noisy.to(device), clean.to(device), config, optimizer))
+            losses.append(train_step(trainer, model, noisy.to(device), clean.to(device), config, optimizer))
             steps_done += 1
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if scheduler and not args.max_minutes:
             for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
                 group["lr"] = lr  # undo the warm-up's scaling: the epoch schedule steps from its own value
             scheduler.step()
-        metrics = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
-                                 with_stoi=args.select_by == "composite")
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
-                  "elapsed_s": time.time() - started}
-        history.append(record)
-        score = selection_score(metrics, args.select_by, config, args.lab)
-        improved = score > best
-        if improved:
-            written = True
-            best = score
-            save_checkpoint(model, args.out, name=args.out.stem, trained=True,
-                            training={"recipe": asdict(config), "epochs": epoch + 1,
-                                      "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
-                            metrics={"validation": metrics},
-                            notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
-        save_checkpoint(model, last_path, name=args.out.stem, trained=True, optimizer=optimizer.state_dict(),
-                        history=history, best=best, training={"recipe": asdict(config)})
-        print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
-              f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
-              f"improvement {metrics['si_sdr_improvement']:+.2f})"
-              + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
-              + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
-              + ("  *best" if improved else ""), flush=True)
-        plot_history(history, plots / "loss_curve.png")
-        noisy, clean = val_pairs[0]
-        with torch.no_grad():
-            model.eval()
-            estimate = model(trim_to_hop(noisy.to(device), model.hop)).cpu()
-            model.train()
-        plot_example(noisy, clean, estimate, model.latency_samples, plots / f"epoch_{epoch + 1:03d}.png",
-                     title=f"{config.model} epoch {epoch + 1}")
-        if args.max_minutes and time.time() - run_started > args.max_minutes * 60:
-            print(f"stopping after {args.max_minutes} minutes", flush=True)
+        if world.is_main:
+            metrics = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
+                                     with_stoi=args.select_by == "composite")
+            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
+                      "elapsed_s": time.time() - started}
+            history.append(record)
+            score = selection_score(metrics, args.select_by, config, args.lab)
+            improved = score > best
+            if improved:
+                written = True
+                best = score
+                save_checkpoint(model, args.out, name=args.out.stem, trained=True,
+                                training={"recipe": asdict(config), "epochs": epoch + 1,
+                                          "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
+                                metrics={"validation": metrics},
+                                notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
+            save_checkpoint(model, last_path, name=args.out.stem, trained=True, optimizer=optimizer.state_dict(),
+                            history=history, best=best, training={"recipe": asdict(config)})
+            print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
+                  f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
+                  f"improvement {metrics['si_sdr_improvement']:+.2f})"
+                  + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
+                  + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
+                  + ("  *best" if improved else ""), flush=True)
+            plot_history(history, plots / "loss_curve.png")
+            noisy, clean = val_pairs[0]
+            with torch.no_grad():
+                model.eval()
+                estimate = model(trim_to_hop(noisy.to(device), model.hop)).cpu()
+                model.train()
+            plot_example(noisy, clean, estimate, model.latency_samples, plots / f"epoch_{epoch + 1:03d}.png",
+                         title=f"{config.model} epoch {epoch + 1}")
+        if out_of_time or agreed_max(float(args.max_minutes and time.time() - run_started > args.max_minutes * 60),
+                                     world, device):
+            say(f"stopping after {args.max_minutes} minutes", flush=True)
             break
+    if not world.is_main:
+        return 0
     if written or (resume is not None and args.out.exists()):
         print(f"best checkpoint: {args.out}", flush=True)
     else:

@@ -22,6 +22,7 @@ class SessionRequest:
     record_path: Path | None = None
     max_attenuation_db: float | None = None  # None: remove all the noise the model can
     gate_db: float | None = None             # voice gate threshold, dBFS (None: off)
+    virtual_mic: str | None = None           # offer the cleaned microphone under this name (None: off)
 
 
 class Controller(QObject):
@@ -30,11 +31,14 @@ class Controller(QObject):
     started = Signal(str)
     stopped = Signal(str)
     error = Signal(str)
+    notice = Signal(str)  # virtual microphone news for the status bar
     _event = Signal(int, str, str)  # (session, kind, text): from the worker thread, queued to the GUI thread
 
     def __init__(self) -> None:
         super().__init__()
         self.runner: LiveRunner | None = None
+        self.mic = None    # the VirtualMic of this session
+        self.watch = None  # its MicWatch, polled by poll()
         self._models: dict[tuple[str | None, str], object] = {}
         self._session = 0  # bumped by every stop: events still queued from an old runner are then ignored
         self._event.connect(self._deliver)
@@ -45,23 +49,50 @@ class Controller(QObject):
         session = self._session
         try:
             model = self._model(request.model, request.compute_device)
+            output, play = request.output_device, request.play
+            if request.virtual_mic:
+                if request.input_file is not None:
+                    raise ValueError("the virtual microphone cleans a microphone: choose one as the source")
+                from rtdenoise.virtual_mic import VirtualMic
+
+                self.mic = VirtualMic(request.virtual_mic, microphone=str(request.input_device or "microphone"))
+                self.mic.__enter__()
+                self.mic.route_output_here()
+                output, play = "pulse", True
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
-                                output_device=request.output_device, play=request.play,
+                                output_device=output, play=play,
                                 record_path=request.record_path, latency="high",
                                 max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db)
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
+            self._close_mic()
             self.error.emit(first_line(failure))
             return False
         self.runner = runner
+        if self.mic is not None:
+            from rtdenoise.virtual_mic import MicWatch
+
+            self.watch = MicWatch(self.mic, runner, self.notice.emit)
         return True
+
+    def poll(self) -> None:
+        """From the GUI's timer: wake or rest the model as call apps start and stop recording."""
+        if self.watch is not None and self.runner is not None:
+            self.watch.poll()
+
+    def _close_mic(self) -> None:
+        self.watch = None
+        mic, self.mic = self.mic, None
+        if mic is not None:
+            mic.close()
 
     def stop(self) -> None:
         self._session += 1
         runner, self.runner = self.runner, None
         if runner is not None:
             runner.stop()
+        self._close_mic()
 
     def set_bypass(self, on: bool) -> None:
         if self.runner is not None:

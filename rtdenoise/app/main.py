@@ -26,7 +26,9 @@ def run_app(args: argparse.Namespace) -> int:
         probe(args.input_file)
     quiet_qt_noise()
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(list_pretrained(), default_model_name(), available_compute_devices())
+    from .settings import app_settings
+
+    window = MainWindow(list_pretrained(), default_model_name(), available_compute_devices(), app_settings())
     if args.model:
         window.set_model(args.model)
     window.compute_box.setCurrentText(device.type)

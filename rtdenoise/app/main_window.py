@@ -21,8 +21,11 @@ REDUCTION_STEPS_DB = (6, 9, 12, 18, 24, 30, None)  # the slider's stops; None: n
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, models: list[str], default_model: str, compute_devices: list[str]) -> None:
+    def __init__(self, models: list[str], default_model: str, compute_devices: list[str],
+                 settings=None) -> None:
+        """``settings``: a QSettings to restore now and save on close (None: remember nothing)."""
         super().__init__()
+        self.settings = settings
         self.setWindowTitle("rtdenoise — live speech denoising")
         self.resize(1000, 680)
         self.setAcceptDrops(True)
@@ -30,6 +33,7 @@ class MainWindow(QMainWindow):
         self.controller.error.connect(self.show_error)
         self.controller.stopped.connect(self._on_stopped)
         self.controller.started.connect(lambda text: self.statusBar().showMessage(f"running: {text}"))
+        self.controller.notice.connect(lambda text: self.statusBar().showMessage(text, 10000))
 
         self.source_box = QComboBox()
         self.open_file_button = QPushButton("Open file…")
@@ -47,6 +51,9 @@ class MainWindow(QMainWindow):
         self.start_button = QPushButton("Start")
         self.bypass_box = QCheckBox("Bypass (hear the raw input)")
         self.record_box = QCheckBox("Save cleaned audio…")
+        self.virtual_mic_box = QCheckBox("Virtual microphone")
+        self.virtual_mic_box.setToolTip("Offer the cleaned microphone to call apps as 'rtdenoise' "
+                                        "(PulseAudio/PipeWire); the model rests while nobody records it")
         self.gate_box = QCheckBox("Voice gate")
         self.gate_box.setToolTip("Silence between words (adds 60 ms of latency); words are kept whole")
         self.gate_level = QSpinBox()
@@ -84,6 +91,10 @@ class MainWindow(QMainWindow):
         self.record_box.toggled.connect(self._record_toggled)
         self.plot_timer = QTimer(self, interval=PLOT_INTERVAL_MS, timeout=self.refresh_plots)
         self.stats_timer = QTimer(self, interval=STATS_INTERVAL_MS, timeout=self.refresh_stats)
+        if settings is not None:
+            from . import settings as remembered
+
+            remembered.restore(self, settings)
 
     # -- layout ----------------------------------------------------------------------
     def _meter(self, tint: str) -> QProgressBar:
@@ -127,6 +138,7 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.start_button)
         controls.addWidget(self.bypass_box)
         controls.addWidget(self.record_box)
+        controls.addWidget(self.virtual_mic_box)
         controls.addWidget(self.gate_box)
         controls.addWidget(self.gate_level)
         controls.addStretch(1)
@@ -243,7 +255,8 @@ class MainWindow(QMainWindow):
             output_device=output, play=output is not None,
             record_path=self.record_path if self.record_box.isChecked() else None,
             max_attenuation_db=self.max_attenuation(),
-            gate_db=float(self.gate_level.value()) if self.gate_box.isChecked() else None)
+            gate_db=float(self.gate_level.value()) if self.gate_box.isChecked() else None,
+            virtual_mic="rtdenoise" if self.virtual_mic_box.isChecked() else None)
         if not self.controller.start(request):
             return False
         self.controller.set_bypass(self.bypass_box.isChecked())
@@ -272,7 +285,7 @@ class MainWindow(QMainWindow):
         Bypass and the noise-reduction slider stay live; the voice gate applies at Start too.
         """
         for widget in (self.source_box, self.open_file_button, self.output_box, self.model_box, self.compute_box,
-                       self.record_box, self.gate_box, self.gate_level):
+                       self.record_box, self.gate_box, self.gate_level, self.virtual_mic_box):
             widget.setEnabled(not running)
         self.setAcceptDrops(not running)
 
@@ -294,6 +307,7 @@ class MainWindow(QMainWindow):
         runner = self.controller.runner
         if runner is None:
             return
+        self.controller.poll()
         s = runner.stats()
         position = "" if runner.file_info is None else \
             f"{clock_text(s['seconds'])} / {clock_text(runner.file_info.seconds)} | "
@@ -301,10 +315,14 @@ class MainWindow(QMainWindow):
             position + f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
             f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']} | "
             f"dropped {s['dropped_ms']:.0f} ms"
-            + (" | BYPASS" if s["bypass"] else ""))
+            + (" | BYPASS" if s["bypass"] else "") + (" | virtual mic idle" if s["idle"] else ""))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
         self.controller.stop()
+        if self.settings is not None:
+            from . import settings as remembered
+
+            remembered.save(self, self.settings)
         super().closeEvent(event)
 
 

@@ -1,0 +1,47 @@
+"""``rtdenoise autostart --enable/--disable``: start the virtual microphone at login (XDG autostart, no root)."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+FILE_NAME = "rtdenoise-virtual-mic.desktop"
+
+
+def autostart_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "autostart"
+
+
+def launcher() -> list[str]:
+    """The command that runs this installation's rtdenoise (its venv included) from a login session."""
+    script = shutil.which("rtdenoise")
+    return [str(Path(script).resolve())] if script else [sys.executable, "-m", "rtdenoise"]
+
+
+def desktop_entry(live_args: list[str]) -> str:
+    command = " ".join(shlex.quote(part) for part in launcher() + ["live", "--virtual-mic", *live_args])
+    return "\n".join(["[Desktop Entry]", "Type=Application", "Name=rtdenoise virtual microphone",
+                      "Comment=Denoised microphone for call apps (rtdenoise live --virtual-mic)",
+                      f"Exec={command}", "Terminal=false", "X-GNOME-Autostart-enabled=true", ""])
+
+
+def enable(live_args: list[str]) -> Path:
+    """Write the entry (atomically); returns its path."""
+    folder = autostart_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FILE_NAME
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(desktop_entry(live_args))
+    partial.replace(path)
+    return path
+
+
+def disable() -> Path | None:
+    """Remove the entry; returns its path, or None when there was none."""
+    path = autostart_dir() / FILE_NAME
+    if not path.exists():
+        return None
+    path.unlink()
+    return path

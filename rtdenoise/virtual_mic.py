@@ -1,0 +1,148 @@
+"""A denoised virtual microphone on PulseAudio (and PipeWire, through pipewire-pulse), via pulsectl.
+
+Two modules make it: a null sink that the live path plays the cleaned audio into,
+and a remap source on that sink's monitor, which call apps list as a microphone
+("rtdenoise (denoised ...)"). Both carry the name given to ``--name``, so modules
+a crashed run left behind are found by name and unloaded at the next start. The
+server's default sink and source are put back if loading the modules moved them
+(the real microphone must never become our own output).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def import_pulsectl():
+    try:
+        import pulsectl
+    except ImportError:
+        raise ValueError("--virtual-mic needs pulsectl: pip install pulsectl") from None
+    return pulsectl
+
+
+def _args_name(args: str, key: str) -> str | None:
+    for token in (args or "").split():
+        if token.startswith(key + "="):
+            return token.split("=", 1)[1].strip("\"'")
+    return None
+
+
+@dataclass
+class VirtualMic:
+    """``with VirtualMic("rtdenoise", "Built-in Audio"):`` holds the source; leaving removes it."""
+    name: str = "rtdenoise"
+    microphone: str = "microphone"
+    modules: list[int] = field(default_factory=list)
+    removed_leftovers: int = 0
+
+    @property
+    def sink_name(self) -> str:
+        return f"{self.name}_denoised_sink"
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in " \t\"'=") or len(self.name) > 64:
+            raise ValueError(f"--name {self.name!r}: use letters, digits, '-', '_' or '.' (at most 64)")
+        self._pulse = None
+
+    def __enter__(self) -> "VirtualMic":
+        pulsectl = import_pulsectl()
+        try:
+            self._pulse = pulsectl.Pulse("rtdenoise-virtual-mic")
+        except Exception as error:  # pulsectl.PulseError: no server
+            raise ValueError(f"--virtual-mic: no PulseAudio/PipeWire server to talk to ({error})") from None
+        pulse = self._pulse
+        self.removed_leftovers = self.remove_leftovers()
+        before = pulse.server_info()
+        description = f"{self.name} (denoised {self.microphone})".replace('"', "").replace("'", "")
+        try:
+            self.modules.append(pulse.module_load(
+                "module-null-sink", f"sink_name={self.sink_name} "
+                f"sink_properties='device.description=\"{self.name} output (feeds the virtual microphone)\"'"))
+            self.modules.append(pulse.module_load(
+                "module-remap-source", f"master={self.sink_name}.monitor source_name={self.name} "
+                f"source_properties='device.description=\"{description}\"'"))
+        except Exception as error:
+            self.close()
+            raise ValueError(f"--virtual-mic: the server refused the virtual microphone ({error})") from None
+        after = pulse.server_info()
+        if before.default_sink_name and after.default_sink_name != before.default_sink_name:
+            pulse.sink_default_set(before.default_sink_name)
+        if before.default_source_name and after.default_source_name != before.default_source_name:
+            pulse.source_default_set(before.default_source_name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Unload what this run loaded (idempotent)."""
+        if self._pulse is None:
+            return
+        for index in reversed(self.modules):
+            try:
+                self._pulse.module_unload(index)
+            except Exception:  # already gone (the server restarted, or someone unloaded it)
+                pass
+        self.modules.clear()
+        self._pulse.close()
+        self._pulse = None
+
+    def remove_leftovers(self) -> int:
+        """Unload modules of this name left by a run that could not clean up (SIGKILL, a crash)."""
+        ours = [m for m in self._pulse.module_list()
+                if (m.name == "module-null-sink" and _args_name(m.argument, "sink_name") == self.sink_name)
+                or (m.name == "module-remap-source" and _args_name(m.argument, "source_name") == self.name)]
+        for module in sorted(ours, key=lambda m: -m.index):  # the source first, then its sink
+            self._pulse.module_unload(module.index)
+        return len(ours)
+
+    def listeners(self) -> int:
+        """Programs recording from the virtual microphone now (0: nobody needs denoised audio)."""
+        source = next((s for s in self._pulse.source_list() if s.name == self.name), None)
+        if source is None:
+            return 0
+        return sum(1 for o in self._pulse.source_output_list() if o.source == source.index)
+
+    def default_source(self) -> str:
+        return self._pulse.server_info().default_source_name or ""
+
+    def route_output_here(self) -> None:
+        """Make this process's PulseAudio playback (PortAudio's 'pulse' device) go into our sink."""
+        os.environ["PULSE_SINK"] = self.sink_name
+
+
+def project_modules(name: str = "rtdenoise") -> list[str]:
+    """Names of the loaded modules that belong to a virtual microphone called ``name`` (for tests)."""
+    pulsectl = import_pulsectl()
+    mic = VirtualMic(name)
+    with pulsectl.Pulse("rtdenoise-check") as pulse:
+        return [f"{m.name} {m.argument}" for m in pulse.module_list()
+                if (_args_name(m.argument, "sink_name") == mic.sink_name)
+                or (m.name == "module-remap-source" and _args_name(m.argument, "source_name") == name)]
+
+
+class MicWatch:
+    """Polled between blocks: the model sleeps (devices closed) while nobody records the virtual
+    microphone, and wakes when someone does; a change of the default microphone is reported."""
+
+    def __init__(self, mic: VirtualMic, runner, report: Callable[[str], None]) -> None:
+        self.mic, self.runner, self.report = mic, runner, report
+        self.listening: bool | None = None
+        self.source = mic.default_source()
+
+    def poll(self) -> None:
+        listening = self.mic.listeners() > 0
+        if listening != self.listening:
+            self.listening = listening
+            if listening and self.runner.idle:
+                self.runner.resume()
+            elif not listening:
+                self.runner.pause()
+            state = "someone records it: denoising" if listening else "nobody records it: model idle"
+            self.report(f"virtual microphone {self.mic.name!r}: {state}")
+        source = self.mic.default_source()
+        if source != self.source:
+            self.source = source
+            self.report(f"microphone is now {source} (the default input changed)")

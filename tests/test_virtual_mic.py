@@ -1,0 +1,130 @@
+"""The denoised virtual microphone on a real PulseAudio server: recorded by another client, cleaned up always."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.test_realtime import pulse_server  # noqa: F401  (the fixture: a private PulseAudio daemon)
+
+pytest.importorskip("pulsectl")
+DATA = Path(__file__).parent / "data"
+NAME = "rtd_test_mic"
+
+
+def _modules(env: dict) -> list[str]:
+    code = f"from rtdenoise.virtual_mic import project_modules; print(project_modules({NAME!r}))"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    return eval(run.stdout)  # a list of strings printed by the line above
+
+
+def _start_live(env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
+    """The live command with a virtual microphone, once its streams are open (and what it said so far)."""
+    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--virtual-mic",
+                             "--name", NAME, "--latency", "high", "--prime-ms", "0", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    while not any("streams open" in line for line in lines):
+        line = live.stderr.readline()
+        if not line:
+            raise AssertionError("live ended early: " + "".join(lines) + live.stderr.read())
+        lines.append(line)
+    return live, "".join(lines)
+
+
+def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray) -> float:
+    n = len(recorded) + len(reference)
+    correlation = np.fft.irfft(np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(reference, n)), n)
+    lag = int(np.argmax(correlation))
+    lag = lag - n if lag > len(recorded) else lag
+    start = max(0, -lag) + 16000 * 2  # after the model's running normalisation has settled on both
+    stop = min(len(reference), len(recorded) - lag) - 1600
+    assert stop - start > 16000, f"too little overlap (lag {lag})"
+    estimate, target = recorded[start + lag:stop + lag], reference[start:stop]
+    target = target * (estimate @ target) / (target @ target)
+    return float(10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target))))
+
+
+@pytest.mark.audio_device
+def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loaded(pulse_server, tmp_path):
+    server, env = pulse_server
+    env = dict(env, PULSE_SOURCE="rt_in.monitor")  # the "real microphone": what is played into rt_in
+    noisy = np.concatenate([sf.read(str(DATA / "ood_noisy.wav"), dtype="float32")[0]] * 3)
+    played = tmp_path / "noisy.wav"
+    sf.write(str(played), noisy, 16000, subtype="FLOAT")
+    offline = tmp_path / "offline.wav"
+    subprocess.run([sys.executable, "-m", "rtdenoise", "denoise", str(played), "-o", str(offline), "--quiet"],
+                   check=True, env=env, timeout=120)
+
+    live, _ = _start_live(env)
+    try:
+        assert len(_modules(env)) == 2
+        recording = tmp_path / "virtual.raw"
+        with open(recording, "wb") as sink:
+            recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "--raw", "--format=float32le",
+                                         "--rate=16000", "--channels=1", "--latency-msec=20"], stdout=sink, env=env)
+            time.sleep(1.5)  # the model wakes when someone records
+            subprocess.run(["paplay", "-s", server, "--device=rt_in", str(played)], check=True, env=env, timeout=60)
+            time.sleep(0.5)
+            recorder.terminate()
+            recorder.wait(5)
+        live.send_signal(signal.SIGINT)
+        out, err = live.communicate(timeout=30)
+    finally:
+        if live.poll() is None:
+            live.kill()
+    assert live.returncode == 0, err
+    assert "denoising" in err and _modules(env) == []
+    recorded = np.fromfile(recording, dtype=np.float32)
+    assert _aligned_si_sdr(recorded, sf.read(str(offline), dtype="float32")[0]) >= 20.0
+
+
+@pytest.mark.audio_device
+def test_sigterm_and_sigkill_leave_no_module_behind(pulse_server):
+    server, env = pulse_server
+    env = dict(env, PULSE_SOURCE="rt_in.monitor")
+    live, _ = _start_live(env)
+    live.send_signal(signal.SIGTERM)
+    live.communicate(timeout=30)
+    assert _modules(env) == []
+    live, _ = _start_live(env)
+    os.kill(live.pid, signal.SIGKILL)  # no chance to clean up: the modules stay ...
+    live.wait(10)
+    assert len(_modules(env)) == 2
+    again, said = _start_live(env)  # ... until the next start finds them by name
+    try:
+        assert len(_modules(env)) == 2  # its own two, not four
+        again.send_signal(signal.SIGINT)
+        _, err = again.communicate(timeout=30)
+    finally:
+        if again.poll() is None:
+            again.kill()
+    assert "removed 2 module(s) a previous run left behind" in said and _modules(env) == []
+
+
+def test_autostart_writes_a_login_entry_that_runs_this_installation_and_removes_it(tmp_path):
+    import shlex
+
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path))
+    run = subprocess.run([sys.executable, "-m", "rtdenoise", "autostart", "--enable", "--name", "calls"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    entry = (tmp_path / "autostart" / "rtdenoise-virtual-mic.desktop").read_text()
+    exec_line = next(line for line in entry.splitlines() if line.startswith("Exec="))
+    command = shlex.split(exec_line[len("Exec="):])
+    assert command[-4:] == ["live", "--virtual-mic", "--name", "calls"]
+    help_run = subprocess.run(command[:-4] + ["live", "--help"], capture_output=True, text=True, timeout=60)
+    assert help_run.returncode == 0 and "--virtual-mic" in help_run.stdout  # the entry starts a real rtdenoise
+    for expected in ("removed", "nothing to do"):
+        run = subprocess.run([sys.executable, "-m", "rtdenoise", "autostart", "--disable"], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and expected in run.stdout
+    assert not (tmp_path / "autostart" / "rtdenoise-virtual-mic.desktop").exists()
