@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 POLL_SECONDS = 0.25
+PROGRESS_SECONDS = 0.25  # a worker reports the audio it has done at most this often
 STOP_GRACE_SECONDS = 30.0
 
 
@@ -64,16 +65,22 @@ def _actor_classes(ray):
             from .errors import first_line
             from .offline import denoise_file
 
+            unsent = [0.0, time.monotonic()]  # seconds done, when last sent: one message per PROGRESS_SECONDS
+
             def block_done(seconds: float) -> None:
                 if self.stopping:
                     raise KeyboardInterrupt
-                self.counter.add.remote(seconds)
+                unsent[0] += seconds
+                if time.monotonic() - unsent[1] >= PROGRESS_SECONDS:
+                    self.counter.add.remote(unsent[0])
+                    unsent[:] = [0.0, time.monotonic()]
 
             job = self.job
             try:
                 summary = denoise_file(source, target, self.model, job.chunk_ms, progress=block_done,
                                        max_attenuation_db=job.max_attenuation_db, overwrite=job.overwrite,
                                        gate_db=job.gate_db)
+                self.counter.add.remote(unsent[0])
                 return summary, None
             except KeyboardInterrupt:
                 return None, "stopped"

@@ -266,3 +266,28 @@ def test_the_app_remembers_its_settings_between_runs(qtbot, small_model_path, tm
     fresh = MainWindow([small_model_path], small_model_path, ["cpu"])  # no settings: defaults
     qtbot.addWidget(fresh)
     assert not fresh.gate_box.isChecked()
+
+
+def test_the_spectrogram_view_shows_noise_removed_from_the_clean_side(window, qtbot, noisy_path, tmp_path):
+    window.view_box.setCurrentText("Spectrograms")
+    window.set_file(noisy_path)
+    assert window.start()
+    qtbot.waitUntil(lambda: getattr(window.spectrograms, "latest", None) is not None
+                    and window.spectrograms.latest[0][-100:].mean() > -90, timeout=10000)
+    noisy_db, clean_db = window.spectrograms.latest
+    assert noisy_db.shape == clean_db.shape and noisy_db.shape[1] == 160
+    assert window.views.currentWidget() is window.spectrograms
+    heard = noisy_db[-100:].mean()  # the newest columns: the file is playing there
+    assert -100 < heard < -20 and clean_db[-100:].mean() < heard  # in dBFS, and the clean side is quieter
+    window.stop()
+    window.grab().save(str(tmp_path / "spectrograms.png"))
+    assert (tmp_path / "spectrograms.png").stat().st_size > 10000
+
+
+def test_the_tray_menu_toggles_denoising_and_names_the_state(window, qtbot, noisy_path):
+    window.set_file(noisy_path)
+    assert window.tray_toggle.text() == "Start denoising"
+    window.tray_toggle.trigger()
+    assert window.controller.runner is not None and window.tray_toggle.text() == "Stop denoising"
+    window.tray_toggle.trigger()
+    assert window.controller.runner is None and window.tray_toggle.text() == "Start denoising"

@@ -6,12 +6,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
-                               QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from rtdenoise.audio_io import AUDIO_SUFFIXES
 from rtdenoise.realtime import DeviceError, list_devices
 
 from .controller import Controller, SessionRequest
+from .spectrogram import SpectrogramView
 from .waveforms import WaveformView
 
 PLOT_INTERVAL_MS = 33
@@ -70,6 +72,14 @@ class MainWindow(QMainWindow):
         self.device_note = QLabel()
         self.device_note.setStyleSheet("QLabel { color: #555; }")
         self.waveforms = WaveformView()
+        self.spectrograms = SpectrogramView()
+        self.views = QStackedWidget()
+        self.views.addWidget(self.waveforms)
+        self.views.addWidget(self.spectrograms)
+        self.view_box = QComboBox()
+        self.view_box.addItems(["Waveforms", "Spectrograms"])
+        self.view_box.setToolTip("Noisy and clean as waveforms (dBFS peaks) or as spectrograms (log frequency, dB)")
+        self.view_box.currentIndexChanged.connect(self._view_chosen)
         self.noisy_meter, self.clean_meter = self._meter("#f1a9a0"), self._meter("#a9c8ef")
         self.stats_label = QLabel("stopped")
         self.statusBar().addPermanentWidget(self.stats_label)
@@ -95,6 +105,7 @@ class MainWindow(QMainWindow):
             from . import settings as remembered
 
             remembered.restore(self, settings)
+        self._make_tray()
 
     # -- layout ----------------------------------------------------------------------
     def _meter(self, tint: str) -> QProgressBar:
@@ -142,6 +153,7 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.gate_box)
         controls.addWidget(self.gate_level)
         controls.addStretch(1)
+        controls.addWidget(self.view_box)
         controls.addWidget(QLabel("noisy"))
         controls.addWidget(self.noisy_meter)
         controls.addWidget(QLabel("clean"))
@@ -151,7 +163,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.device_note)
         column.addLayout(controls)
         column.addWidget(self.banner)
-        column.addWidget(self.waveforms, 1)
+        column.addWidget(self.views, 1)
         central = QWidget()
         central.setLayout(column)
         self.setCentralWidget(central)
@@ -262,6 +274,7 @@ class MainWindow(QMainWindow):
         self.controller.set_bypass(self.bypass_box.isChecked())
         self._lock_session_settings(True)
         self.start_button.setText("Stop")
+        self._tray_state(True)
         self.plot_timer.start()
         self.stats_timer.start()
         return True
@@ -277,6 +290,7 @@ class MainWindow(QMainWindow):
         self.stats_timer.stop()
         self._lock_session_settings(False)
         self.start_button.setText("Start")
+        self._tray_state(False)
         self.statusBar().showMessage("finished" if text == "done" else text, 5000)
 
     def _lock_session_settings(self, running: bool) -> None:
@@ -299,9 +313,40 @@ class MainWindow(QMainWindow):
         runner = self.controller.runner
         if runner is None:
             return
-        self.waveforms.plot(runner.noisy_history.latest(), runner.clean_history.latest())
+        noisy, clean = runner.noisy_history.latest(), runner.clean_history.latest()
+        if self.views.currentWidget() is self.spectrograms:
+            if self.spectrograms.sample_rate != runner.sample_rate:
+                self.spectrograms.set_window(len(noisy) / runner.sample_rate, runner.sample_rate)
+            self.spectrograms.plot(noisy, clean)
+        else:
+            self.waveforms.plot(noisy, clean)
         for meter, level in zip((self.noisy_meter, self.clean_meter), runner.levels):
             meter.setValue(meter_value(level))
+
+    def _make_tray(self) -> None:
+        """A tray icon (where the desktop has a tray) whose menu toggles denoising and shows the state."""
+        from PySide6.QtGui import QAction
+        from PySide6.QtWidgets import QMenu, QStyle, QSystemTrayIcon
+
+        self.tray_menu = QMenu(self)
+        self.tray_toggle = QAction("Start denoising", self, triggered=self.toggle)
+        self.tray_menu.addAction(self.tray_toggle)
+        self.tray_menu.addAction(QAction("Show window", self, triggered=self.showNormal))
+        self.tray = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaVolume), self)
+            self.tray.setContextMenu(self.tray_menu)
+            self.tray.setToolTip("rtdenoise: stopped")
+            self.tray.show()
+
+    def _tray_state(self, running: bool) -> None:
+        self.tray_toggle.setText("Stop denoising" if running else "Start denoising")
+        if self.tray is not None:
+            self.tray.setToolTip("rtdenoise: denoising" if running else "rtdenoise: stopped")
+
+    def _view_chosen(self, index: int) -> None:
+        self.views.setCurrentIndex(index)
+        self.refresh_plots()
 
     def refresh_stats(self) -> None:
         runner = self.controller.runner

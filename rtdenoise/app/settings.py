@@ -4,7 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QComboBox
 
-COMBOS = {"source": "source_box", "output": "output_box", "model": "model_box", "compute": "compute_box"}
+COMBOS = {"source": "source_box", "output": "output_box", "model": "model_box", "compute": "compute_box",
+          "view": "view_box"}
 
 
 def app_settings() -> QSettings:
