@@ -80,7 +80,7 @@ def _actor_classes(ray):
                 summary = denoise_file(source, target, self.model, job.chunk_ms, progress=block_done,
                                        max_attenuation_db=job.max_attenuation_db, overwrite=job.overwrite,
                                        gate_db=job.gate_db)
-                self.counter.add.remote(unsent[0])
+                ray.get(self.counter.add.remote(unsent[0]))  # counted before the driver hears the file is done
                 return summary, None
             except KeyboardInterrupt:
                 return None, "stopped"

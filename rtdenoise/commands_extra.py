@@ -119,8 +119,11 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise ValueError("--virtual-mic cleans a microphone into the virtual one: drop --no-output and --file")
     model, _ = load_model(args.model, args.device)
     latency = latency_arg(args.latency)
+    # With the virtual microphone, SIGINT/SIGTERM only set an event: a KeyboardInterrupt raised inside
+    # pulsectl's C callbacks is printed and dropped, and the session would go on (and keep its modules).
+    ending = stop_on_signals() if args.virtual_mic else None
     with virtual_mic_for(args) as mic:
-        return run_live(args, model, latency, mic)
+        return run_live(args, model, latency, mic, ending)
 
 
 def virtual_mic_for(args: argparse.Namespace):
@@ -137,7 +140,7 @@ def virtual_mic_for(args: argparse.Namespace):
     return mic
 
 
-def run_live(args: argparse.Namespace, model, latency, mic) -> int:
+def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
     from .realtime import DeviceError, LiveConfig, LiveRunner, device_arg
 
     if mic is not None:
@@ -164,7 +167,6 @@ def run_live(args: argparse.Namespace, model, latency, mic) -> int:
 
     watch = MicWatch(mic, runner, lambda text: print(f"live: {text}", file=sys.stderr, flush=True)) \
         if mic is not None else None
-    ending = stop_on_signals() if mic is not None else None  # pulsectl's C callbacks would swallow a raise
     try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
         while not runner.wait(0.25):
             if args.seconds and time.monotonic() - started >= args.seconds:
@@ -195,8 +197,7 @@ def run_live(args: argparse.Namespace, model, latency, mic) -> int:
 
 
 def stop_on_signals():
-    """SIGINT/SIGTERM set an event instead of raising: a KeyboardInterrupt raised inside a ctypes
-    callback (pulsectl polling the server) is printed and dropped, and the session would go on."""
+    """SIGINT/SIGTERM set the returned event instead of raising."""
     import signal
     import threading
 
