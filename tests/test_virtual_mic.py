@@ -128,3 +128,29 @@ def test_autostart_writes_a_login_entry_that_runs_this_installation_and_removes_
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 0 and expected in run.stdout
     assert not (tmp_path / "autostart" / "rtdenoise-virtual-mic.desktop").exists()
+
+
+@pytest.mark.audio_device
+def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
+    server, env = pulse_server
+    subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
+    live, _ = _start_live(env)  # no PULSE_SOURCE: the input is the server's default microphone
+    recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "/dev/null"], env=env)  # wakes it
+    try:
+        time.sleep(1.5)
+        subprocess.run(["pactl", "-s", server, "set-default-source", "rt_out.monitor"], check=True, env=env)
+        time.sleep(2.0)
+        sources = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+        names = {line.split()[0]: line.split()[1] for line in subprocess.run(
+            ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
+            check=True).stdout.splitlines()}
+        live.send_signal(signal.SIGINT)
+        _, err = live.communicate(timeout=30)
+    finally:
+        recorder.terminate()
+        if live.poll() is None:
+            live.kill()
+    assert "microphone is now rt_out.monitor" in err
+    recording_from = [names.get(line.split()[1]) for line in sources.splitlines()]
+    assert "rt_out.monitor" in recording_from and "rt_in.monitor" not in recording_from  # the stream moved
