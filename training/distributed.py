@@ -45,6 +45,12 @@ def join_world(device: str = "auto") -> World:
     return world
 
 
+def finish_together(world: World) -> None:
+    """Wait until every rank is done (rank 0 writes after the last step) before any tears the group down."""
+    if world.distributed:
+        dist.barrier()
+
+
 def leave_world(world: World) -> None:
     if world.distributed:
         dist.destroy_process_group()

@@ -33,7 +33,7 @@ from rtdenoise.models import StreamingModel, build_model, save_checkpoint
 from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
 from .augment import ChainConfig, RecordingChain
-from .distributed import (World, agreed_max, device_of, join_world, leave_world, shard_indices,
+from .distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world, shard_indices,
                           wrap_for_training)
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .losses import LOSSES, denoising_loss, si_sdr
@@ -284,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     world = join_world(args.device)
     device = device_of(world, args.device)
     try:
-        return train(config, args, world, device)
+        result = train(config, args, world, device)
+        finish_together(world)
+        return result
     finally:
         leave_world(world)
 
