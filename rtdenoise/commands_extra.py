@@ -134,22 +134,21 @@ def virtual_mic_for(args: argparse.Namespace):
         return contextlib.nullcontext()
     from .virtual_mic import VirtualMic
 
-    mic = VirtualMic(args.name, microphone=str(args.input or "default microphone"))
-    if args.output is None:
-        args.output = "pulse"  # PortAudio's PulseAudio device, routed into our sink below
-    return mic
+    return VirtualMic(args.name, microphone=str(args.input or "default microphone"))
 
 
 def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
     from .realtime import DeviceError, LiveConfig, LiveRunner, device_arg
 
+    output = args.output
     if mic is not None:
+        output = output or "pulse"  # PortAudio's PulseAudio device, routed into our sink here
         mic.route_output_here()
         print(f"live: virtual microphone {mic.name!r} ready"
               + (f" (removed {mic.removed_leftovers} module(s) a previous run left behind)"
                  if mic.removed_leftovers else ""), file=sys.stderr, flush=True)
     config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,
-                        output_device=device_arg(args.output), play=not args.no_output, sample_rate=args.rate,
+                        output_device=device_arg(output), play=not args.no_output, sample_rate=args.rate,
                         chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
                         record_input_path=args.record_input, latency=latency,
                         max_attenuation_db=args.max_attenuation, gate_db=args.gate)
@@ -157,7 +156,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
     runner.set_bypass(args.bypass)
     runner.start()
     print(f"live: streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
-          f" -> {'no output' if args.no_output else 'output ' + str(args.output or 'default')}), "
+          f" -> {'no output' if args.no_output else 'output ' + str(output or 'default')}), "
           f"{runner.sample_rate} Hz, chunk {runner.stats()['chunk_ms']:.0f} ms, latency "
           f"{runner.stats()['latency_ms']:.0f} ms + {runner.stats()['device_latency_ms']:.0f} ms device buffers"
           f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops",

@@ -91,12 +91,16 @@ class VirtualMic:
 
     def remove_leftovers(self) -> int:
         """Unload modules of this name left by a run that could not clean up (SIGKILL, a crash)."""
-        ours = [m for m in self._pulse.module_list()
-                if (m.name == "module-null-sink" and _args_name(m.argument, "sink_name") == self.sink_name)
-                or (m.name == "module-remap-source" and _args_name(m.argument, "source_name") == self.name)]
+        ours = [m for m in self._pulse.module_list() if self.owns(m)]
         for module in sorted(ours, key=lambda m: -m.index):  # the source first, then its sink
             self._pulse.module_unload(module.index)
         return len(ours)
+
+    def owns(self, module) -> bool:
+        """Is this loaded module one of this virtual microphone's two (found by name)?"""
+        return ((module.name == "module-null-sink" and _args_name(module.argument, "sink_name") == self.sink_name)
+                or (module.name == "module-remap-source"
+                    and _args_name(module.argument, "source_name") == self.name))
 
     def listeners(self) -> int:
         """Programs recording from the virtual microphone now (0: nobody needs denoised audio)."""
@@ -118,9 +122,7 @@ def project_modules(name: str = "rtdenoise") -> list[str]:
     pulsectl = import_pulsectl()
     mic = VirtualMic(name)
     with pulsectl.Pulse("rtdenoise-check") as pulse:
-        return [f"{m.name} {m.argument}" for m in pulse.module_list()
-                if (_args_name(m.argument, "sink_name") == mic.sink_name)
-                or (m.name == "module-remap-source" and _args_name(m.argument, "source_name") == name)]
+        return [f"{m.name} {m.argument}" for m in pulse.module_list() if mic.owns(m)]
 
 
 class MicWatch:
