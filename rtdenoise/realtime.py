@@ -237,9 +237,9 @@ class LiveRunner:
         for ring in (self.in_ring, self.out_ring):
             ring.read(ring.available)
         self.engine.reset()
-        self.last_input_time = time.monotonic()
         self._prefill = True
-        self._open_streams()
+        self._open_streams()  # may take seconds on a loaded machine: the stall clock starts once it is open
+        self.last_input_time = time.monotonic()
         self.idle = False
 
     def set_max_attenuation(self, db: float | None) -> None:

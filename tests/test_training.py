@@ -354,3 +354,17 @@ def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_pat
                        "--out", str(out), "--quiet"]) == 0
     history = torch.load(out.with_name("bands.last.pt"), weights_only=True)["history"]
     assert len(history) == 2 and all("val_stoi" in h and "val_stoi_noisy" in h for h in history)
+
+
+def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy_audio):
+    from rtdenoise.models import resolve_model_path
+    from training.warm_start import warm_start
+
+    source, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    grown = warm_start("bands", checkpoint).eval()  # the preset has the deep filter; the shipped model has not
+    assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in source.parameters())
+    audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(grown(audio), source(audio))
+    with pytest.raises(SystemExit, match="does not fit"):
+        warm_start("bands-small", checkpoint)  # a smaller preset cannot hold it

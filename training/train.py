@@ -38,6 +38,7 @@ from .distributed import (World, agreed_max, device_of, finish_together, join_wo
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .losses import LOSSES, denoising_loss, si_sdr
 from .plots import plot_example, plot_history
+from .warm_start import warm_start
 
 
 @dataclass
@@ -217,7 +218,7 @@ def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: Wo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="gru", help=f"preset: {', '.join(PRESETS)}")
+    parser.add_argument("--model", help=f"preset: {', '.join(PRESETS)} (default: gru, or --init's own network)")
     parser.add_argument("--data", type=Path, help="lab-format training pairs (.pt)")
     parser.add_argument("--val", type=Path, help="lab-format validation pairs (.pt)")
     parser.add_argument("--corpus", type=Path, help="corpus folder or .npz pack for on-the-fly mixing")
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", type=Path, help="folder for PNGs (default: beside --out)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    args.model_given, args.model = args.model is not None, args.model or "gru"
 
     config = TrainConfig(model=args.model)
     if args.lab:
@@ -297,8 +299,14 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
     last_path = args.out.with_name(args.out.stem + ".last.pt")
     resume = torch.load(last_path, map_location="cpu", weights_only=True) if args.resume and last_path.exists() else None
     if args.init and resume is None:
-        model = make_model(config.model, read_checkpoint(args.init))
-        say(f"starting from the weights of {args.init}", flush=True)
+        start = read_checkpoint(args.init)
+        if args.model_given and PRESETS.get(config.model, ("", {}))[0] == start["arch"] \
+                and PRESETS[config.model][1] != start["spec"]:
+            model = warm_start(config.model, start)  # e.g. band gains grown into band gains + deep filter
+            say(f"starting preset {config.model} from the weights of {args.init} (new weights at zero)", flush=True)
+        else:
+            model = make_model(config.model, start)
+            say(f"starting from the weights of {args.init}", flush=True)
     else:
         model = make_model(config.model, resume)
     model = model.to(device).train()

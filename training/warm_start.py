@@ -1,0 +1,32 @@
+"""Start a larger model of the same architecture from a trained smaller one (e.g. band gains -> + deep filter).
+
+Each trained tensor is copied into the leading block of the new model's tensor of the same
+name and the rest of that tensor is zeroed. For the band model this keeps the output
+unchanged: the new input features (the low bins' spectrum) meet zero weights and the new
+deep-filter head starts at zero, so training begins exactly where the smaller model ended.
+"""
+from __future__ import annotations
+
+import torch
+
+from rtdenoise.models import StreamingModel
+from rtdenoise.models.registry import build_model, build_preset
+
+
+def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
+    """The preset ``preset`` holding ``checkpoint``'s weights (its spec may be smaller, never larger)."""
+    model = build_preset(preset)
+    if model.arch != checkpoint["arch"]:
+        raise SystemExit(f"--init: a {checkpoint['arch']} checkpoint cannot start a {model.arch} model")
+    source = build_model(checkpoint["arch"], checkpoint["spec"])
+    source.load_state_dict(checkpoint["state_dict"])
+    trained = source.state_dict()
+    with torch.no_grad():
+        for name, target in model.state_dict().items():
+            weights = trained.get(name)
+            if weights is None or weights.dim() != target.dim() or \
+                    any(s > t for s, t in zip(weights.shape, target.shape)):
+                raise SystemExit(f"--init: {name} of the checkpoint does not fit preset {preset!r}")
+            target.zero_()
+            target[tuple(slice(0, s) for s in weights.shape)] = weights
+    return model
