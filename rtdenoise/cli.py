@@ -232,7 +232,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if description["notes"]:
         print(f"notes            {description['notes']}")
     for key, value in description["training"].items():
-        print(f"training.{key:<8}{value}")
+        print(f"{'training.' + key:<16} {value}")
     for key, value in _flatten(description["metrics"]).items():
         print(f"metric {key:<24} {value:.3f}" if isinstance(value, float) else f"metric {key:<24} {value}")
     return 0

@@ -13,6 +13,7 @@ import numpy as np
 MIN_RATE, MAX_RATE = 1000, 768_000  # sample rates honoured (a header may claim anything)
 _ZERO_CROSSINGS = 16
 _ROLLOFF = 0.94
+_FEW_PHASES = 8  # up to this many phases, outputs are computed a phase at a time
 
 
 def check_sample_rate(rate: float) -> int:
@@ -75,15 +76,32 @@ class StreamResampler:
         stop = last + 1 if limit is None else min(last + 1, limit)
         if stop <= self.next_out:
             return np.zeros((self.channels, 0), np.float32)
-        j = np.arange(self.next_out, stop)
-        base = j * self.down // self.up
-        phase = (j * self.down) % self.up
-        first = base - (self.half_width - 1) - self.start
-        index = first[:, None] + np.arange(self.table.shape[1])[None, :]
-        out = np.einsum("cjt,jt->cj", self.buffer[:, index], self.table[phase])
+        out = self._polyphase(self.next_out, stop) if self.up <= _FEW_PHASES else self._gathered(self.next_out, stop)
         self.next_out = stop
         keep_from = (stop * self.down // self.up) - (self.half_width - 1)
         drop = max(0, keep_from - self.start)
         self.buffer = self.buffer[:, drop:]
         self.start += drop
         return out.astype(np.float32, copy=False)
+
+    def _polyphase(self, begin: int, stop: int) -> np.ndarray:
+        """Outputs ``begin..stop-1`` a phase at a time: outputs ``up`` apart share a phase and lie
+        ``down`` inputs apart, so each phase is one correlation (48 <-> 16 kHz: 3 phases or 1)."""
+        count, taps = stop - begin, self.table.shape[1]
+        out = np.empty((self.channels, count), np.float32)
+        for offset in range(min(self.up, count)):
+            j = begin + offset
+            first = j * self.down // self.up - (self.half_width - 1) - self.start
+            span = (len(range(offset, count, self.up)) - 1) * self.down + taps
+            kernel = self.table[(j * self.down) % self.up]
+            for channel in range(self.channels):
+                out[channel, offset::self.up] = np.correlate(self.buffer[channel, first: first + span], kernel,
+                                                             "valid")[:: self.down]
+        return out
+
+    def _gathered(self, begin: int, stop: int) -> np.ndarray:
+        """Outputs ``begin..stop-1`` with every output's own phase (rates with many phases, e.g. 44.1 kHz)."""
+        j = np.arange(begin, stop)
+        first = j * self.down // self.up - (self.half_width - 1) - self.start
+        index = first[:, None] + np.arange(self.table.shape[1])[None, :]
+        return np.einsum("cjt,jt->cj", self.buffer[:, index], self.table[(j * self.down) % self.up])

