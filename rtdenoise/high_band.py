@@ -42,8 +42,11 @@ class HighBand:
         self.raw = np.zeros((channels, 0), np.float32)        # input not yet matched by the low band
         self.high = np.zeros((channels, delay), np.float32)   # high band waiting for the model's output
         self.hop = hop
-        self.window = np.hanning(hop + 2)[1:-1].astype(np.float32)
-        self.top = np.fft.rfftfreq(hop, 1.0 / model_rate) >= GAIN_FROM_HZ
+        window = np.hanning(hop + 2)[1:-1]
+        top = np.flatnonzero(np.fft.rfftfreq(hop, 1.0 / model_rate) >= GAIN_FROM_HZ)
+        phase = 2 * np.pi * np.outer(np.arange(hop), top) / hop  # the windowed DFT's top-octave rows, as reals
+        self.top_dft = (window[:, None] * np.concatenate([np.cos(phase), np.sin(phase)], axis=1)).astype(np.float32)
+        self.ramp = (np.arange(1, hop + 1, dtype=np.float32) / hop)[None]
         self.previous = np.ones((channels, 1), np.float32)   # last hop's gain: each hop ramps from it
 
     def feed(self, block: np.ndarray, at_model_rate: np.ndarray) -> None:
@@ -69,17 +72,16 @@ class HighBand:
         """Per-sample gains ``(C, T)`` at the model's rate for one step's output and its aligned input."""
         channels, samples = enhanced.shape
         frames = samples // self.hop
-        shape = (channels, frames, self.hop)
-        power_out, power_in = (
-            np.square(np.abs(np.fft.rfft(x[:, : frames * self.hop].reshape(shape) * self.window)[..., self.top]))
-            .sum(-1) for x in (enhanced, dry))
+        used = frames * self.hop
+        hops = np.concatenate([enhanced[:, :used], dry[:, :used]]).reshape(2 * channels * frames, self.hop)
+        power = np.square(hops @ self.top_dft).sum(-1).reshape(2, channels, frames)  # top-octave energy per hop
+        power_out, power_in = power
         ratio = np.sqrt(power_out / np.maximum(power_in, SILENT_BAND))
         gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0), np.nan).astype(np.float32)
-        out = np.empty((channels, frames * self.hop), np.float32)
-        ramp = (np.arange(1, self.hop + 1, dtype=np.float32) / self.hop)[None]
+        out = np.empty((channels, used), np.float32)
         for index in range(frames):
             target = np.where(np.isnan(gain[:, index:index + 1]), self.previous, gain[:, index:index + 1])
-            out[:, index * self.hop:(index + 1) * self.hop] = self.previous + (target - self.previous) * ramp
+            out[:, index * self.hop:(index + 1) * self.hop] = self.previous + (target - self.previous) * self.ramp
             self.previous = target
         return out
 

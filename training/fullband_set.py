@@ -39,6 +39,7 @@ NOISES = {  # name -> (package, pattern, family)
 }
 SYNTHETIC = ("white", "pink")
 SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0)
+FLOOR_DB = 55.0  # the clean speech's own noise floor, this far below its level
 
 
 def resample_to(audio: np.ndarray, rate: int, target: int = RATE) -> np.ndarray:
@@ -109,7 +110,9 @@ def build(cache: Path, clips: int = 40, seconds: float = 4.0, seed: int = 0) -> 
     names = sorted(sources)
     pairs, metas = [], []
     for index in range(clips):
-        clean = utterance(syllables, seconds, rng) * 10 ** (rng.uniform(-28, -18) / 20)
+        clean = utterance(syllables, seconds, rng)
+        clean = (clean + make("white", len(clean), rng) * np.sqrt(np.mean(clean ** 2)) * 10 ** (-FLOOR_DB / 20)) \
+            * 10 ** (rng.uniform(-28, -18) / 20)  # a microphone's floor, not digital silence, between syllables
         name = names[index % len(names)]  # every source alike, each at every SNR in turn
         family, recordings = sources[name]
         source = recordings[rng.integers(len(recordings))]

@@ -80,10 +80,15 @@ def plot_long_term_spectra(pair, systems: dict, rate: int, path: Path, title: st
     curves.update({name: np.asarray(run(noisy.astype(np.float32)), np.float64)[: len(clean)]
                    for name, run in systems.items()})
     fig, ax = plt.subplots(figsize=(9, 4.5))
+    floor = 0.0
     for name, audio in curves.items():
-        freqs, power = welch(audio, rate, nperseg=4096)
-        style = {"noisy": dict(color="0.6"), "clean": dict(color="k", linewidth=2)}.get(name, {})
-        ax.semilogx(freqs[1:], 10 * np.log10(power[1:] + 1e-20), label=name, **style)
+        freqs, power = welch(audio, rate, nperseg=2048)
+        smooth = np.convolve(power, np.ones(5) / 5, "same")  # ~120 Hz wide: readable on a log axis
+        style = {"noisy": dict(color="0.55", linestyle="--"), "clean": dict(color="k", linewidth=2)}.get(name, {})
+        db = 10 * np.log10(smooth[1:] + 1e-20)
+        floor = min(floor, float(np.percentile(db, 2)))
+        ax.semilogx(freqs[1:], db, label=name, **style)
+    ax.set_ylim(bottom=max(floor, ax.get_ylim()[1] - 100))
     ax.axvspan(8000, 20000, color="tab:orange", alpha=0.08, label="8-20 kHz")
     ax.set_xlim(50, rate / 2)
     ax.set_xlabel("frequency (Hz)")
