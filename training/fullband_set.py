@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import soundfile as sf
 import torch
 
 from .dataset import save_pairs
+from .fullband_metrics import resample
 from .synthetic_noise import make
 
 RATE = 48000
@@ -43,12 +43,7 @@ FLOOR_DB = 55.0  # the clean speech's own noise floor, this far below its level
 
 
 def resample_to(audio: np.ndarray, rate: int, target: int = RATE) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if rate == target:
-        return audio.astype(np.float32)
-    ratio = Fraction(target, rate)
-    return resample_poly(audio.astype(np.float64), ratio.numerator, ratio.denominator).astype(np.float32)
+    return (audio if rate == target else resample(audio, rate, target)).astype(np.float32)
 
 
 def high_band_drop_db(audio: np.ndarray, rate: int) -> float:
@@ -127,7 +122,7 @@ def build(cache: Path, clips: int = 40, seconds: float = 4.0, seed: int = 0) -> 
         peak = np.max(np.abs(noisy))
         if peak > 0.99:
             noisy, clean = noisy * 0.99 / peak, clean * 0.99 / peak
-        pairs.append((torch.from_numpy(noisy.astype(np.float32))[None], torch.from_numpy(clean.astype(np.float32))[None]))
+        pairs.append(tuple(torch.from_numpy(x.astype(np.float32))[None] for x in (noisy, clean)))
         metas.append({"speaker": speaker, "sex": sex, "noise": name, "noise_type": family, "snr_db": snr,
                       "sample_rate": RATE})
     return pairs, metas
