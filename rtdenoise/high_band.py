@@ -45,7 +45,7 @@ class HighBand:
         window = np.hanning(hop + 2)[1:-1]
         top = np.flatnonzero(np.fft.rfftfreq(hop, 1.0 / model_rate) >= GAIN_FROM_HZ)
         phase = 2 * np.pi * np.outer(np.arange(hop), top) / hop  # the windowed DFT's top-octave rows, as reals
-        self.top_dft = (window[:, None] * np.concatenate([np.cos(phase), np.sin(phase)], axis=1)).astype(np.float32)
+        self.top_dft = window[:, None] * np.concatenate([np.cos(phase), np.sin(phase)], axis=1)
         self.ramp = (np.arange(1, hop + 1, dtype=np.float32) / hop)[None]
         self.previous = np.ones((channels, 1), np.float32)   # last hop's gain: each hop ramps from it
 
@@ -73,7 +73,8 @@ class HighBand:
         channels, samples = enhanced.shape
         frames = samples // self.hop
         used = frames * self.hop
-        hops = np.concatenate([enhanced[:, :used], dry[:, :used]]).reshape(2 * channels * frames, self.hop)
+        hops = np.concatenate([enhanced[:, :used], dry[:, :used]]).reshape(2 * channels * frames, self.hop) \
+            .astype(np.float64)  # float64: BLAS's rounding must not depend on memory alignment
         power = np.square(hops @ self.top_dft).sum(-1).reshape(2, channels, frames)  # top-octave energy per hop
         power_out, power_in = power
         ratio = np.sqrt(power_out / np.maximum(power_in, SILENT_BAND))

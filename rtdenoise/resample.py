@@ -42,7 +42,8 @@ class StreamResampler:
         offsets = np.arange(taps)[None, :] - (self.half_width - 1)  # input n = base + offset
         distance = offsets - phases  # input time minus output time
         window = np.cos(0.5 * np.pi * np.clip(distance / self.half_width, -1, 1)) ** 2
-        self.table = (cutoff * np.sinc(cutoff * distance) * window).astype(np.float32)  # (up, taps)
+        self.table64 = cutoff * np.sinc(cutoff * distance) * window  # (up, taps)
+        self.table = self.table64.astype(np.float32)
         self.lookahead = self.half_width
         # Input buffer holds samples from absolute index `self.start`; zeros before 0.
         self.buffer = np.zeros((channels, self.half_width - 1), np.float32)
@@ -88,14 +89,15 @@ class StreamResampler:
         """Outputs ``begin..stop-1`` a phase at a time: outputs ``up`` apart share a phase and lie
         ``down`` inputs apart, so each phase is one correlation (48 <-> 16 kHz: 3 phases or 1)."""
         count, taps = stop - begin, self.table.shape[1]
+        buffer = self.buffer.astype(np.float64)  # float64: BLAS's rounding must not depend on memory alignment
         out = np.empty((self.channels, count), np.float32)
         for offset in range(min(self.up, count)):
             j = begin + offset
             first = j * self.down // self.up - (self.half_width - 1) - self.start
             span = (len(range(offset, count, self.up)) - 1) * self.down + taps
-            kernel = self.table[(j * self.down) % self.up]
+            kernel = self.table64[(j * self.down) % self.up]
             for channel in range(self.channels):
-                out[channel, offset::self.up] = np.correlate(self.buffer[channel, first: first + span], kernel,
+                out[channel, offset::self.up] = np.correlate(buffer[channel, first: first + span], kernel,
                                                              "valid")[:: self.down]
         return out
 
