@@ -216,6 +216,111 @@ def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: Wo
         yield (torch.cat([p[0][..., :length] for p in chosen]), torch.cat([p[1][..., :length] for p in chosen]))
 
 
+def starting_model(config: TrainConfig, args: argparse.Namespace, resume: dict | None, say) -> StreamingModel:
+    """The network to train: resumed, started from ``--init`` (grown into a larger preset when one is named), or fresh."""
+    if not args.init or resume is not None:
+        return make_model(config.model, resume)
+    start = read_checkpoint(args.init)
+    if args.model_given and PRESETS.get(config.model, ("", {}))[0] == start["arch"] \
+            and PRESETS[config.model][1] != start["spec"]:
+        say(f"starting preset {config.model} from the weights of {args.init} (new weights at zero)", flush=True)
+        return warm_start(config.model, start)  # e.g. band gains grown into band gains + deep filter
+    say(f"starting from the weights of {args.init}", flush=True)
+    return make_model(config.model, start)
+
+
+def training_data(config: TrainConfig, args: argparse.Namespace, world: World, say) -> tuple[list | None, list, object]:
+    """``(training pairs or None, validation pairs, stream of mixed batches or None)``."""
+    if args.data:
+        pairs, _ = load_pairs(args.data)
+        if args.val:
+            train_pairs, val_pairs = pairs, load_pairs(args.val)[0]
+        else:
+            held_out = min(config.held_out, max(1, len(pairs) // 6))  # the lab: 50 of 300
+            train_pairs, val_pairs = random_split(pairs, held_out, config.seed)
+            say(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
+        stream = None
+    else:
+        chain = RecordingChain(ChainConfig(room_probability=args.room_probability, early_ms=args.early_ms,
+                                           rir_bank=args.rooms)) if args.augment else None
+        mix_config = MixConfig(seconds=config.segment_seconds)
+        if args.augment:
+            mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
+                                   pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
+                                   raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
+                                   clean_probability=args.clean_probability)
+        mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
+        val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
+                          MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
+                                    silence_probability=0.0, balance_speakers=args.augment),
+                          synthetic=False, chain=chain)
+        rng = np.random.default_rng(12345)
+        val_pairs = []
+        for index in range(config.validation_pairs):
+            noisy, clean, _ = val_mixer.mix(rng, snr_db=[-5.0, 0.0, 5.0, 10.0, 15.0][index % 5])
+            val_pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
+        if args.val:
+            val_pairs = load_pairs(args.val)[0]
+        loader = torch.utils.data.DataLoader(OnTheFlyDataset(mixer, config.seed, rank=world.rank),
+                                             batch_size=config.batch,
+                                             num_workers=args.workers,
+                                             persistent_workers=args.workers > 0)
+        stream = iter(loader)
+        train_pairs = None
+    return train_pairs, val_pairs, stream
+
+
+@dataclass
+class EpochRun:
+    """What rank 0 needs to judge, save and show an epoch."""
+    model: StreamingModel
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    args: argparse.Namespace
+    history: list
+    plots: Path
+    last_path: Path
+    started: float
+    device: torch.device
+
+
+def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best: float) -> tuple[bool, float]:
+    """Validate, keep the checkpoint if it is the best so far, save the resumable state, print and plot.
+    Returns (improved, best)."""
+    model, config, args = run.model, run.config, run.args
+    metrics = validate(model, val_pairs, config, run.device, with_pesq=args.select_by in ("pesq", "composite"),
+                       with_stoi=args.select_by == "composite")
+    record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
+              "elapsed_s": time.time() - run.started}
+    run.history.append(record)
+    score = selection_score(metrics, args.select_by, config, args.lab)
+    improved = score > best
+    if improved:
+        best = score
+        save_checkpoint(model, args.out, name=args.out.stem, trained=True,
+                        training={"recipe": asdict(config), "epochs": epoch + 1,
+                                  "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
+                        metrics={"validation": metrics},
+                        notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
+    save_checkpoint(model, run.last_path, name=args.out.stem, trained=True, optimizer=run.optimizer.state_dict(),
+                    history=run.history, best=best, training={"recipe": asdict(config)})
+    print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
+          f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
+          f"improvement {metrics['si_sdr_improvement']:+.2f})"
+          + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
+          + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
+          + ("  *best" if improved else ""), flush=True)
+    plot_history(run.history, run.plots / "loss_curve.png")
+    noisy, clean = val_pairs[0]
+    with torch.no_grad():
+        model.eval()
+        estimate = model(trim_to_hop(noisy.to(run.device), model.hop)).cpu()
+        model.train()
+    plot_example(noisy, clean, estimate, model.latency_samples, run.plots / f"epoch_{epoch + 1:03d}.png",
+                 title=f"{config.model} epoch {epoch + 1}")
+    return improved, best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help=f"preset: {', '.join(PRESETS)} (default: gru, or --init's own network)")
@@ -298,58 +403,12 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
     say = print if world.is_main else (lambda *a, **k: None)
     last_path = args.out.with_name(args.out.stem + ".last.pt")
     resume = torch.load(last_path, map_location="cpu", weights_only=True) if args.resume and last_path.exists() else None
-    if args.init and resume is None:
-        start = read_checkpoint(args.init)
-        if args.model_given and PRESETS.get(config.model, ("", {}))[0] == start["arch"] \
-                and PRESETS[config.model][1] != start["spec"]:
-            model = warm_start(config.model, start)  # e.g. band gains grown into band gains + deep filter
-            say(f"starting preset {config.model} from the weights of {args.init} (new weights at zero)", flush=True)
-        else:
-            model = make_model(config.model, start)
-            say(f"starting from the weights of {args.init}", flush=True)
-    else:
-        model = make_model(config.model, resume)
+    model = starting_model(config, args, resume, say)
     model = model.to(device).train()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
-    # -- data ----------------------------------------------------------------------------
-    if args.data:
-        pairs, _ = load_pairs(args.data)
-        if args.val:
-            train_pairs, val_pairs = pairs, load_pairs(args.val)[0]
-        else:
-            held_out = min(config.held_out, max(1, len(pairs) // 6))  # the lab: 50 of 300
-            train_pairs, val_pairs = random_split(pairs, held_out, config.seed)
-            say(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
-        stream = None
-    else:
-        chain = RecordingChain(ChainConfig(room_probability=args.room_probability, early_ms=args.early_ms,
-                                           rir_bank=args.rooms)) if args.augment else None
-        mix_config = MixConfig(seconds=config.segment_seconds)
-        if args.augment:
-            mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
-                                   pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
-                                   raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
-                                   clean_probability=args.clean_probability)
-        mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
-        val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
-                          MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
-                                    silence_probability=0.0, balance_speakers=args.augment),
-                          synthetic=False, chain=chain)
-        rng = np.random.default_rng(12345)
-        val_pairs = []
-        for index in range(config.validation_pairs):
-            noisy, clean, _ = val_mixer.mix(rng, snr_db=[-5.0, 0.0, 5.0, 10.0, 15.0][index % 5])
-            val_pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
-        if args.val:
-            val_pairs = load_pairs(args.val)[0]
-        loader = torch.utils.data.DataLoader(OnTheFlyDataset(mixer, config.seed, rank=world.rank),
-                                             batch_size=config.batch,
-                                             num_workers=args.workers,
-                                             persistent_workers=args.workers > 0)
-        stream = iter(loader)
-        train_pairs = None
+    train_pairs, val_pairs, stream = training_data(config, args, world, say)
 
     optimizer = (torch.optim.SGD(model.parameters(), lr=config.lr) if config.optimizer == "sgd"
                  else torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4))
@@ -369,6 +428,7 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
         plots.mkdir(parents=True, exist_ok=True)
     trainer = wrap_for_training(model, chunk_samples(model, config), world, device)
     started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
+    run = EpochRun(model, optimizer, config, args, history, plots, last_path, started, device)
     run_started = time.time()
     written = False  # has this run saved a best checkpoint?
     steps_done = 0  # in this run (the warm-up restarts with a resumed run's fresh process)
@@ -413,37 +473,8 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
                 group["lr"] = lr  # undo the warm-up's scaling: the epoch schedule steps from its own value
             scheduler.step()
         if world.is_main:
-            metrics = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
-                                     with_stoi=args.select_by == "composite")
-            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
-                      "elapsed_s": time.time() - started}
-            history.append(record)
-            score = selection_score(metrics, args.select_by, config, args.lab)
-            improved = score > best
-            if improved:
-                written = True
-                best = score
-                save_checkpoint(model, args.out, name=args.out.stem, trained=True,
-                                training={"recipe": asdict(config), "epochs": epoch + 1,
-                                          "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
-                                metrics={"validation": metrics},
-                                notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
-            save_checkpoint(model, last_path, name=args.out.stem, trained=True, optimizer=optimizer.state_dict(),
-                            history=history, best=best, training={"recipe": asdict(config)})
-            print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
-                  f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
-                  f"improvement {metrics['si_sdr_improvement']:+.2f})"
-                  + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
-                  + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
-                  + ("  *best" if improved else ""), flush=True)
-            plot_history(history, plots / "loss_curve.png")
-            noisy, clean = val_pairs[0]
-            with torch.no_grad():
-                model.eval()
-                estimate = model(trim_to_hop(noisy.to(device), model.hop)).cpu()
-                model.train()
-            plot_example(noisy, clean, estimate, model.latency_samples, plots / f"epoch_{epoch + 1:03d}.png",
-                         title=f"{config.model} epoch {epoch + 1}")
+            improved, best = report_epoch(run, epoch, losses, val_pairs, best)
+            written = written or improved
         if out_of_time or agreed_max(float(args.max_minutes and time.time() - run_started > args.max_minutes * 60),
                                      world, device):
             say(f"stopping after {args.max_minutes} minutes", flush=True)
