@@ -73,9 +73,10 @@ class HighBand:
         channels, samples = enhanced.shape
         frames = samples // self.hop
         used = frames * self.hop
-        hops = np.concatenate([enhanced[:, :used], dry[:, :used]]).reshape(2 * channels * frames, self.hop) \
-            .astype(np.float64)  # float64: BLAS's rounding must not depend on memory alignment
-        power = np.square(hops @ self.top_dft).sum(-1).reshape(2, channels, frames)  # top-octave energy per hop
+        hops = np.concatenate([enhanced[:, :used], dry[:, :used]]).reshape(2 * channels * frames, self.hop)
+        # in float64: float32 sums round differently with the arrays' memory alignment (SIMD), and a
+        # file must come out bit-identical in any process (tests/test_cluster.py)
+        power = np.square(hops.astype(np.float64) @ self.top_dft).sum(-1).reshape(2, channels, frames)
         power_out, power_in = power
         ratio = np.sqrt(power_out / np.maximum(power_in, SILENT_BAND))
         gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0), np.nan).astype(np.float32)

@@ -14,6 +14,7 @@ MIN_RATE, MAX_RATE = 1000, 768_000  # sample rates honoured (a header may claim 
 _ZERO_CROSSINGS = 16
 _ROLLOFF = 0.94
 _FEW_PHASES = 8  # up to this many phases, outputs are computed a phase at a time
+_KEPT_PATTERNS = 16  # input/phase patterns kept for the many-phase path
 
 
 def check_sample_rate(rate: float) -> int:
@@ -42,14 +43,14 @@ class StreamResampler:
         offsets = np.arange(taps)[None, :] - (self.half_width - 1)  # input n = base + offset
         distance = offsets - phases  # input time minus output time
         window = np.cos(0.5 * np.pi * np.clip(distance / self.half_width, -1, 1)) ** 2
-        self.table64 = cutoff * np.sinc(cutoff * distance) * window  # (up, taps)
-        self.table = self.table64.astype(np.float32)
+        self.table = (cutoff * np.sinc(cutoff * distance) * window).astype(np.float32)  # (up, taps)
         self.lookahead = self.half_width
         # Input buffer holds samples from absolute index `self.start`; zeros before 0.
         self.buffer = np.zeros((channels, self.half_width - 1), np.float32)
         self.start = -(self.half_width - 1)
         self.next_out = 0  # index of the next output sample
         self.consumed = 0  # input samples received
+        self._patterns: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """Feed ``(channels, T)``; returns the output samples now computable."""
@@ -89,21 +90,35 @@ class StreamResampler:
         """Outputs ``begin..stop-1`` a phase at a time: outputs ``up`` apart share a phase and lie
         ``down`` inputs apart, so each phase is one correlation (48 <-> 16 kHz: 3 phases or 1)."""
         count, taps = stop - begin, self.table.shape[1]
-        buffer = self.buffer.astype(np.float64)  # float64: BLAS's rounding must not depend on memory alignment
         out = np.empty((self.channels, count), np.float32)
         for offset in range(min(self.up, count)):
             j = begin + offset
             first = j * self.down // self.up - (self.half_width - 1) - self.start
             span = (len(range(offset, count, self.up)) - 1) * self.down + taps
-            kernel = self.table64[(j * self.down) % self.up]
+            kernel = self.table[(j * self.down) % self.up]
             for channel in range(self.channels):
-                out[channel, offset::self.up] = np.correlate(buffer[channel, first: first + span], kernel,
+                out[channel, offset::self.up] = np.correlate(self.buffer[channel, first: first + span], kernel,
                                                              "valid")[:: self.down]
         return out
 
     def _gathered(self, begin: int, stop: int) -> np.ndarray:
-        """Outputs ``begin..stop-1`` with every output's own phase (rates with many phases, e.g. 44.1 kHz)."""
-        j = np.arange(begin, stop)
-        first = j * self.down // self.up - (self.half_width - 1) - self.start
-        index = first[:, None] + np.arange(self.table.shape[1])[None, :]
-        return np.einsum("cjt,jt->cj", self.buffer[:, index], self.table[(j * self.down) % self.up])
+        """Outputs ``begin..stop-1`` with every output's own phase (rates with many phases, e.g. 44.1 kHz).
+
+        Which inputs and which phase each output takes depends only on ``begin % up`` and the count,
+        and a steady stream repeats the same few: those patterns are kept."""
+        first = begin * self.down // self.up - (self.half_width - 1) - self.start
+        index, coefficients = self._pattern(begin % self.up, stop - begin)
+        return np.einsum("cjt,jt->cj", self.buffer[:, first:][:, index], coefficients)
+
+    def _pattern(self, phase: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (phase, count)
+        pattern = self._patterns.get(key)
+        if pattern is None:
+            j = np.arange(phase, phase + count)
+            offsets = j * self.down // self.up - phase * self.down // self.up
+            pattern = (offsets[:, None] + np.arange(self.table.shape[1])[None, :],
+                       np.ascontiguousarray(self.table[(j * self.down) % self.up]))
+            if len(self._patterns) >= _KEPT_PATTERNS:
+                self._patterns.clear()
+            self._patterns[key] = pattern
+        return pattern
