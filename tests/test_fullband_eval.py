@@ -53,6 +53,8 @@ def test_the_fullband_set_keeps_only_sources_with_real_high_band_content(tmp_pat
         snr = 10 * np.log10(np.sum(clean.numpy() ** 2) / np.sum(noise ** 2))
         assert abs(snr - meta["snr_db"]) < 0.1
         assert band_level_db(clean.numpy()[0], 48000) - band_level_db(clean.numpy()[0], 48000, (0, 8000)) > -45
+    pairs, metas = fullband_set.build(cache, clips=2, seconds=1.0, rate=44100)  # the same mixtures at 44.1 kHz
+    assert pairs[0][0].shape == (1, 44100) and metas[0]["sample_rate"] == 44100
 
 
 def test_evaluate_scores_a_48k_set_fullband_and_the_default_model_keeps_speech_and_removes_noise(

@@ -87,8 +87,8 @@ def utterance(syllables: list[np.ndarray], seconds: float, rng: np.random.Genera
     return np.concatenate(pieces)[:length]
 
 
-def build(cache: Path, clips: int = 40, seconds: float = 4.0, seed: int = 0) -> tuple[list, list[dict]]:
-    """``clips`` mixtures ``(noisy, clean)`` at 48 kHz and their metadata."""
+def build(cache: Path, clips: int = 40, seconds: float = 4.0, seed: int = 0, rate: int = RATE) -> tuple[list, list[dict]]:
+    """``clips`` mixtures ``(noisy, clean)`` made at 48 kHz, then taken to ``rate``, and their metadata."""
     rng = np.random.default_rng(seed)
     package, pattern, speaker, sex = SPEECH
     syllables = [a for a in (read_fullband(p) for p in package_files(cache, package, pattern)) if a is not None]
@@ -122,9 +122,9 @@ def build(cache: Path, clips: int = 40, seconds: float = 4.0, seed: int = 0) -> 
         peak = np.max(np.abs(noisy))
         if peak > 0.99:
             noisy, clean = noisy * 0.99 / peak, clean * 0.99 / peak
-        pairs.append(tuple(torch.from_numpy(x.astype(np.float32))[None] for x in (noisy, clean)))
+        pairs.append(tuple(torch.from_numpy(resample_to(x, RATE, rate))[None] for x in (noisy, clean)))
         metas.append({"speaker": speaker, "sex": sex, "noise": name, "noise_type": family, "snr_db": snr,
-                      "sample_rate": RATE})
+                      "sample_rate": rate})
     return pairs, metas
 
 
@@ -134,11 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/lab/fullband.pt"))
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rate", type=int, default=RATE, help="sample rate of the set (made at 48 kHz, then resampled)")
     args = parser.parse_args(argv)
-    pairs, metas = build(args.cache, args.clips, args.seconds)
+    if args.rate < 32000:
+        parser.error("--rate: a fullband set needs 32 kHz or more (below it the engine keeps no high band)")
+    pairs, metas = build(args.cache, args.clips, args.seconds, rate=args.rate)
     save_pairs(pairs, args.out, metas)
     noises = sorted({m["noise"] for m in metas})
-    print(f"wrote {len(pairs)} mixtures of {args.seconds:g} s at {RATE} Hz to {args.out} "
+    print(f"wrote {len(pairs)} mixtures of {args.seconds:g} s at {args.rate} Hz to {args.out} "
           f"(noises: {', '.join(noises)})")
     return 0
 
