@@ -238,8 +238,7 @@ class LiveRunner:
             ring.read(ring.available)
         self.engine.reset()
         self._prefill = True
-        self._open_streams()  # may take seconds on a loaded machine: the stall clock starts once it is open
-        self.last_input_time = time.monotonic()
+        self._open_streams()
         self.idle = False
 
     def set_max_attenuation(self, db: float | None) -> None:
@@ -296,6 +295,7 @@ class LiveRunner:
                 self._streams.append(stream)
             for stream in self._streams:
                 stream.start()
+            self.last_input_time = time.monotonic()  # opening may take seconds: the stall clock starts now
         except Exception as error:
             self._close_streams()
             raise DeviceError(device_failure(kind, cfg.input_device if kind == "input" else cfg.output_device,

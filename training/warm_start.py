@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from rtdenoise.models import StreamingModel
-from rtdenoise.models.registry import build_model, build_preset
+from rtdenoise.models.registry import build_preset
 
 
 def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
@@ -18,9 +18,7 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
     model = build_preset(preset)
     if model.arch != checkpoint["arch"]:
         raise SystemExit(f"--init: a {checkpoint['arch']} checkpoint cannot start a {model.arch} model")
-    source = build_model(checkpoint["arch"], checkpoint["spec"])
-    source.load_state_dict(checkpoint["state_dict"])
-    trained = source.state_dict()
+    trained = checkpoint["state_dict"]
     with torch.no_grad():
         for name, target in model.state_dict().items():
             weights = trained.get(name)
