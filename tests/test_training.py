@@ -295,7 +295,8 @@ def test_training_commands_give_one_line_errors_on_bad_files(tmp_path):
 
 @pytest.mark.parametrize("option,value", [("--batch", "0"), ("--epochs", "0"), ("--lr", "-1"), ("--lr", "nan"),
                                           ("--steps-per-epoch", "0"), ("--segment-seconds", "0"),
-                                          ("--max-minutes", "-1"), ("--workers", "-2")])
+                                          ("--max-minutes", "-1"), ("--workers", "-2"),
+                                          ("--suppression-weight", "-1")])
 def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, value, capsys):
     if value == "nan":  # not even a number to check: argparse refuses it, naming the option
         with pytest.raises(SystemExit) as refused:
@@ -368,3 +369,41 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
         assert torch.equal(grown(audio), source(audio))
     with pytest.raises(SystemExit, match="does not fit"):
         warm_start("bands-small", checkpoint)  # a smaller preset cannot hold it
+
+
+@pytest.mark.slow
+def test_train_only_the_grown_deep_filter_keeps_every_other_weight(tmp_path, fixture_split, capsys):
+    from rtdenoise.models import resolve_model_path
+
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 8, seed=4)
+    data = save_pairs(pairs, tmp_path / "train.pt")
+    shipped = str(resolve_model_path("bands"))
+    out = tmp_path / "df.pt"
+    assert train.main(["--model", "bands", "--init", shipped, "--train-only", "df_head", "--data", str(data),
+                       "--suppression-weight", "0.5", "--epochs", "1", "--batch", "4", "--lr", "1e-3",
+                       "--loss", "speech", "--out", str(out), "--quiet"]) == 0
+    _, start = load_checkpoint(shipped)
+    trained = torch.load(out.with_name("df.last.pt"), weights_only=True)
+    assert trained["training"]["recipe"]["train_only"] == "df_head"
+    assert trained["training"]["recipe"]["suppression_weight"] == 0.5
+    weights = trained["state_dict"]
+    assert weights["df_head.weight"].abs().sum() > 0  # it learned (it started at zero)
+    for name, before in start["state_dict"].items():
+        after = weights[name][tuple(slice(0, s) for s in before.shape)]
+        assert torch.equal(after, before), name  # the band-gain network is exactly the shipped one
+    with pytest.raises(SystemExit, match="no parameter of BandDenoiser starts with 'nosuch'"):
+        train.main(["--model", "bands", "--init", shipped, "--train-only", "nosuch", "--data", str(data),
+                    "--epochs", "1", "--out", str(tmp_path / "never.pt"), "--quiet"])
+
+
+def test_level_diagnostics_measure_the_noise_left_in_pauses_and_the_speech_kept(clean_audio):
+    from training.level_diagnostics import level_diagnostics, pause_frames
+
+    clean = clean_audio[:16000 * 4].astype(np.float64)
+    assert 0 < pause_frames(clean).mean() < 1  # the recording has speech and pauses
+    noise = np.random.default_rng(0).normal(0, 0.01, len(clean))
+    levels = level_diagnostics(0.5 * clean + 0.1 * noise, clean, clean + noise)
+    assert abs(levels["speech_kept_db"] - 20 * np.log10(0.5)) < 0.3
+    assert abs(levels["noise_left_db"] - 20 * np.log10(0.1)) < 1.0  # pauses: (near) noise alone
+    untouched = level_diagnostics(clean + noise, clean, clean + noise)
+    assert abs(untouched["noise_left_db"]) < 1e-9 and abs(untouched["speech_kept_db"]) < 0.1

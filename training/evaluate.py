@@ -29,6 +29,7 @@ from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 from .baselines import available as published_baselines, spectral_gate
 from .dataset import load_pairs
 from .fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
+from .level_diagnostics import DIAGNOSTICS, level_diagnostics
 
 METRICS = ("pesq", "stoi", "si_sdr", "si_sdr_i")
 
@@ -49,7 +50,7 @@ def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[st
         pesq_wb = float("nan")
     sdr = si_sdr_db(estimate, clean)
     return {"pesq": pesq_wb, "stoi": float(stoi(clean, estimate, 16000, extended=False)),
-            "si_sdr": sdr, "si_sdr_i": sdr - si_sdr_db(noisy, clean)}
+            "si_sdr": sdr, "si_sdr_i": sdr - si_sdr_db(noisy, clean), **level_diagnostics(estimate, clean, noisy)}
 
 
 def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
@@ -82,7 +83,7 @@ def evaluate(pairs, metas, systems: dict, limit: int | None = None, rate: int = 
                 continue
             estimate = np.asarray(system(noisy.astype(np.float32)), dtype=np.float64)[: len(clean)]
             rows[name].append({**score(estimate, clean, noisy), **keys})
-    metrics = METRICS if rate == 16000 else FULLBAND_METRICS
+    metrics = METRICS + DIAGNOSTICS if rate == 16000 else FULLBAND_METRICS
     return {name: summarise(clip_rows, metrics) for name, clip_rows in rows.items()}
 
 
@@ -117,6 +118,23 @@ def print_tables(results: dict) -> None:
             print(f"{group[:21]:<22}" + "".join(
                 f"{c['pesq']:>{cell - 15}.2f} /{c['stoi']:>6.3f} /{c['si_sdr_i']:>+6.2f}" if c else f"{'-':>{cell}}"
                 for c in cells))
+    print_level_table(results)
+
+
+def print_level_table(results: dict) -> None:
+    """Noise left in the speech pauses and speech kept (dB), overall and per SNR band (level_diagnostics)."""
+    names = [name for name in results if name != "noisy input"]
+    groups = {"all": {n: results[n]["overall"] for n in names}} | {
+        g: {n: results[n]["snr"].get(g) for n in names} for g in results[names[0]].get("snr", {})} if names else {}
+    if not groups:
+        return
+    cell = max(16, *(len(name) + 2 for name in names))
+    print("\nnoise left in speech pauses / speech kept (dB; level_diagnostics.py)")
+    print(f"{'SNR band':<22}" + "".join(f"{name:>{cell}}" for name in names))
+    for group, cells in groups.items():
+        print(f"{group:<22}" + "".join(
+            f"{c['noise_left_db']:>{cell - 8}.1f} /{c['speech_kept_db']:>+6.2f}" if c else f"{'-':>{cell}}"
+            for c in cells.values()))
 
 
 def shown_mixture(pairs, metas, rate: int) -> int:

@@ -70,8 +70,8 @@ LOSSES = ("l1", "masked_l1", "sisdr", "mrstft", "speech", "speech-stoi")
 STOI_WEIGHT = 10.0  # (1 - STOI) of a noisy input is ~0.13 where the speech loss is ~3
 
 
-def denoising_loss(estimate: Tensor, clean: Tensor, name: str) -> Tensor:
-    """The loss named ``name`` (one of ``LOSSES``).
+def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weight: float = 2.0) -> Tensor:
+    """The loss named ``name`` (one of ``LOSSES``); ``suppression_weight`` as in ``speech_preserving``.
 
     mrstft: MR-STFT + SI-SDR; speech: speech_preserving + SI-SDR; speech-stoi: speech plus
     a differentiable STOI term, so that intelligibility itself is trained for.
@@ -92,7 +92,7 @@ def denoising_loss(estimate: Tensor, clean: Tensor, name: str) -> Tensor:
     if name in ("speech", "speech-stoi"):
         voiced = clean.square().mean(-1) > 1e-8
         sdr = si_sdr(estimate[voiced], clean[voiced]).clamp(max=40).mean() if voiced.any() else 0.0
-        total = 10 * speech_preserving(estimate, clean) - 0.01 * sdr
+        total = 10 * speech_preserving(estimate, clean, suppression_weight=suppression_weight) - 0.01 * sdr
         if name == "speech-stoi" and voiced.any():
             total = total + STOI_WEIGHT * (1 - stoi(estimate[voiced], clean[voiced]).mean())
         return total

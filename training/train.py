@@ -56,6 +56,8 @@ class TrainConfig:
     seed: int = 0
     grad_clip: float = 5.0
     validation_pairs: int = 64
+    suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
+    train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
 
 
 def set_seed(seed: int) -> None:
@@ -86,7 +88,7 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     """One batch through ``trainer`` (the chunk loop, maybe under DistributedDataParallel)."""
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
     estimate, target = align(model, trainer(noisy), clean)
-    loss = denoising_loss(estimate, target, config.loss)
+    loss = denoising_loss(estimate, target, config.loss, config.suppression_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip:
@@ -105,7 +107,7 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
     for noisy, clean in pairs:
         noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
         estimate, target = align(model, model(noisy), clean)
-        totals["loss"] += denoising_loss(estimate, target, config.loss).item()
+        totals["loss"] += denoising_loss(estimate, target, config.loss, config.suppression_weight).item()
         target = torch.nan_to_num(target)
         totals["si_sdr"] += si_sdr(estimate, target).mean().item()
         totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
@@ -162,7 +164,8 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
                 "--steps-per-epoch": config.steps_per_epoch, "--segment-seconds": config.segment_seconds,
                 "--tbptt-ms": config.tbptt_ms}
     at_least_zero = {"--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
-                     "--workers": args.workers, "--threads": args.threads}
+                     "--workers": args.workers, "--threads": args.threads,
+                     "--suppression-weight": config.suppression_weight}
     for option, value in positive.items():
         require_positive(option, value)
     for option, value in at_least_zero.items():
@@ -214,6 +217,17 @@ def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: Wo
         chosen = [pairs[i] for i in order[start:start + batch]]
         length = min(p[0].shape[-1] for p in chosen)
         yield (torch.cat([p[0][..., :length] for p in chosen]), torch.cat([p[1][..., :length] for p in chosen]))
+
+
+def freeze_all_but(model: StreamingModel, prefixes: str) -> None:
+    """Train only the parameters whose names start with one of the comma-separated ``prefixes``."""
+    wanted = tuple(p.strip() for p in prefixes.split(",") if p.strip())
+    names = [name for name, _ in model.named_parameters()]
+    if not any(name.startswith(wanted) for name in names):
+        raise SystemExit(f"--train-only: no parameter of {type(model).__name__} starts with {prefixes!r} "
+                         f"(they are: {', '.join(sorted({n.split('.')[0] for n in names}))})")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(wanted))
 
 
 def starting_model(config: TrainConfig, args: argparse.Namespace, resume: dict | None, say) -> StreamingModel:
@@ -330,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--lab", action="store_true", help="the lab recipe: L1, SGD lr 0.5, batch 32, 20 epochs")
     parser.add_argument("--loss", choices=LOSSES)
+    parser.add_argument("--suppression-weight", type=finite_float,
+                        help="speech losses: extra cost of removed speech over residual noise (default 2)")
+    parser.add_argument("--train-only", metavar="PREFIXES",
+                        help="train only the parameters whose names start with these (comma-separated, e.g. "
+                             "df_head after growing a model: the rest keeps its trained weights)")
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--lr", type=finite_float)
     parser.add_argument("--batch", type=int)
@@ -373,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(model=args.model)
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
-    for key in ("loss", "optimizer", "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
+    for key in ("loss", "suppression_weight", "train_only", "optimizer", "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
@@ -405,13 +424,16 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
     resume = torch.load(last_path, map_location="cpu", weights_only=True) if args.resume and last_path.exists() else None
     model = starting_model(config, args, resume, say)
     model = model.to(device).train()
+    if config.train_only:
+        freeze_all_but(model, config.train_only)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     train_pairs, val_pairs, stream = training_data(config, args, world, say)
 
-    optimizer = (torch.optim.SGD(model.parameters(), lr=config.lr) if config.optimizer == "sgd"
-                 else torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4))
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = (torch.optim.SGD(trained, lr=config.lr) if config.optimizer == "sgd"
+                 else torch.optim.AdamW(trained, lr=config.lr, weight_decay=1e-4))
     history: list[dict] = []
     best = -math.inf
     start_epoch = 0
