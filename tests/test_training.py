@@ -407,3 +407,27 @@ def test_level_diagnostics_measure_the_noise_left_in_pauses_and_the_speech_kept(
     assert abs(levels["noise_left_db"] - 20 * np.log10(0.1)) < 1.0  # pauses: (near) noise alone
     untouched = level_diagnostics(clean + noise, clean, clean + noise)
     assert abs(untouched["noise_left_db"]) < 1e-9 and abs(untouched["speech_kept_db"]) < 0.1
+
+
+def test_averaging_checkpoints_gives_the_mean_weights_and_refuses_other_networks(tmp_path, capsys):
+    from rtdenoise.models import resolve_model_path
+    from rtdenoise.models.registry import save_checkpoint
+    from training import average
+
+    shipped = resolve_model_path("bands")
+    model, _ = load_checkpoint(shipped)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5)
+    moved = save_checkpoint(model, tmp_path / "moved.pt", name="moved", trained=True)
+    out = tmp_path / "mean.pt"
+    assert average.main([str(shipped), str(moved), "--out", str(out)]) == 0
+    mean, checkpoint = load_checkpoint(out)
+    original, _ = load_checkpoint(shipped)
+    for (name, value), before in zip(mean.state_dict().items(), original.state_dict().values()):
+        if value.is_floating_point() and name in dict(model.named_parameters()):
+            assert torch.allclose(value, before + 0.25, atol=1e-6), name
+    assert checkpoint["training"]["averaged"] == [str(shipped), str(moved)]
+    with pytest.raises(Exception, match="a different network"):
+        average.main([str(shipped), str(resolve_model_path("gru")), "--out", str(tmp_path / "never.pt")])
+    assert not (tmp_path / "never.pt").exists()

@@ -1,0 +1,56 @@
+"""Average the weights of several checkpoints of one network (stochastic weight averaging).
+
+    python -m training.average --out runs/bands-avg.pt runs/snap/e4.pt runs/snap/e5.pt runs/snap/e6.pt
+
+Epochs of one fine-tune sit in one basin of the loss but bounce around its floor (a small
+validation set cannot tell them apart); their mean is usually better and steadier than any
+one of them. All inputs must hold the same architecture and spec.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from rtdenoise.models.registry import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def average_checkpoints(paths: list[Path]) -> tuple[torch.nn.Module, dict]:
+    """The first checkpoint's model holding the mean of every checkpoint's weights, and its checkpoint dict."""
+    model, first = load_checkpoint(paths[0])
+    total = {name: value.double() for name, value in first["state_dict"].items()}
+    for path in paths[1:]:
+        _, other = load_checkpoint(path)
+        if (other["arch"], other["spec"]) != (first["arch"], first["spec"]):
+            raise CheckpointError(f"{path}: a different network from {paths[0]} ({other['arch']} {other['spec']})")
+        for name, value in other["state_dict"].items():
+            total[name] += value.double()
+    model.load_state_dict({name: (value / len(paths)).to(first["state_dict"][name].dtype)
+                           for name, value in total.items()})
+    return model, first
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="checkpoints of one network (two or more)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if len(args.checkpoints) < 2:
+        parser.error("give two or more checkpoints to average")
+    if args.out.resolve() in {path.resolve() for path in args.checkpoints}:
+        parser.error(f"--out {args.out} is one of the inputs; it would be overwritten")
+    model, first = average_checkpoints(args.checkpoints)
+    training = dict(first.get("training", {}))
+    training["averaged"] = [str(path) for path in args.checkpoints]
+    save_checkpoint(model, args.out, name=args.out.stem, trained=True, training=training,
+                    notes=f"mean of the weights of {len(args.checkpoints)} checkpoints")
+    print(f"wrote {args.out}: the mean of {len(args.checkpoints)} checkpoints")
+    return 0
+
+
+if __name__ == "__main__":
+    from rtdenoise.errors import run_command
+
+    sys.exit(run_command(main, "python -m training.average"))
