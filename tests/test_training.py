@@ -380,11 +380,14 @@ def test_train_only_the_grown_deep_filter_keeps_every_other_weight(tmp_path, fix
     shipped = str(resolve_model_path("bands"))
     out = tmp_path / "df.pt"
     assert train.main(["--model", "bands", "--init", shipped, "--train-only", "df_head", "--data", str(data),
-                       "--suppression-weight", "0.5", "--epochs", "1", "--batch", "4", "--lr", "1e-3",
+                       "--suppression-weight", "0.5", "--epochs", "2", "--batch", "4", "--lr", "1e-3", "--keep-epochs",
                        "--loss", "speech", "--out", str(out), "--quiet"]) == 0
     _, start = load_checkpoint(shipped)
     trained = torch.load(out.with_name("df.last.pt"), weights_only=True)
     assert trained["training"]["recipe"]["train_only"] == "df_head"
+    epochs = [load_checkpoint(tmp_path / f"df.e{n}.pt")[1] for n in (1, 2)]  # --keep-epochs: one file per epoch
+    assert [e["training"]["epochs"] for e in epochs] == [1, 2]
+    assert all(torch.equal(a, b) for a, b in zip(epochs[1]["state_dict"].values(), trained["state_dict"].values()))
     assert trained["training"]["recipe"]["suppression_weight"] == 0.5
     weights = trained["state_dict"]
     assert weights["df_head.weight"].abs().sum() > 0  # it learned (it started at zero)

@@ -318,6 +318,10 @@ def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best:
                         notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
     save_checkpoint(model, run.last_path, name=args.out.stem, trained=True, optimizer=run.optimizer.state_dict(),
                     history=run.history, best=best, training={"recipe": asdict(config)})
+    if args.keep_epochs:  # every epoch's weights, for training.average
+        save_checkpoint(model, args.out.with_name(f"{args.out.stem}.e{epoch + 1}.pt"), name=args.out.stem,
+                        trained=True, training={"recipe": asdict(config), "epochs": epoch + 1},
+                        metrics={"validation": metrics})
     print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
           f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
           f"improvement {metrics['si_sdr_improvement']:+.2f})"
@@ -364,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-steps", type=int, default=0,
                         help="raise the lr linearly over this many steps (fine-tuning with fresh Adam moments)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>.last.pt")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="also write each epoch's weights to <out>.e<N>.pt (to average with training.average)")
     parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning)")
     parser.add_argument("--augment", action="store_true",
                         help="pass every mixture through a simulated recording chain (room, microphone EQ, band "
