@@ -124,10 +124,10 @@ def print_tables(results: dict) -> None:
 def print_level_table(results: dict) -> None:
     """Noise left in the speech pauses and speech kept (dB), overall and per SNR band (level_diagnostics)."""
     names = [name for name in results if name != "noisy input"]
-    groups = {"all": {n: results[n]["overall"] for n in names}} | {
-        g: {n: results[n]["snr"].get(g) for n in names} for g in results[names[0]].get("snr", {})} if names else {}
-    if not groups:
+    if not names:
         return
+    groups = {"all": {n: results[n]["overall"] for n in names}}
+    groups.update({g: {n: results[n]["snr"].get(g) for n in names} for g in results[names[0]].get("snr", {})})
     cell = max(16, *(len(name) + 2 for name in names))
     print("\nnoise left in speech pauses / speech kept (dB; level_diagnostics.py)")
     print(f"{'SNR band':<22}" + "".join(f"{name:>{cell}}" for name in names))
