@@ -15,8 +15,11 @@ thousand parameters:
   the gained spectrum (it starts at zero, so a fresh model is a band-gain model).
 
 Latency is ``frame - hop`` samples (10 ms); the deep filter looks only backwards.
+With ``pitch`` on, RNNoise's pitch comb filter (models/pitch.py) cleans between the
+harmonics before the gains, and each band's pitch correlation is a feature.
+
 State = (input history, overlap-add tail, GRU hidden, band means, low-bin magnitudes,
-previous low-bin spectra).
+previous low-bin spectra, older input for the pitch search).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import State, StreamingModel
+from .pitch import band_correlation, comb, delayed_frames, pitch_periods
 
 LOG_EPS = 1e-10
 UNSET_LOG = -100.0  # a running mean not started yet (log10 of any real energy is above log10(LOG_EPS) = -10):
@@ -49,12 +53,16 @@ class BandSpec:
     gain_floor: float = 0.0    # no band is attenuated below this (applied at inference and in training)
     min_gain: float = 0.0      # gains g become min_gain + (1 - min_gain) g: at most -20 log10(min_gain) dB removed,
                                # exactly the engine's attenuation limit for a model without a deep filter
+    pitch: bool = False        # RNNoise's pitch comb filter before the gains, and each band's pitch correlation
+                               # as a feature (models/pitch.py)
+    pitch_min_hz: float = 62.5
+    pitch_max_hz: float = 800.0
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
         if hop < 1 or frame < hop or self.bands < 2 or self.hidden < 1 or self.layers < 1 or self.df_order < 1 \
                 or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
-                or self.norm_seconds <= 0:
+                or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -64,6 +72,11 @@ class BandSpec:
     @property
     def hop(self) -> int:
         return round(self.sample_rate * self.hop_ms / 1000)
+
+    @property
+    def pitch_periods(self) -> tuple[int, int]:
+        """The shortest and longest pitch period searched, in samples."""
+        return round(self.sample_rate / self.pitch_max_hz), round(self.sample_rate / self.pitch_min_hz)
 
 
 def erb_band_matrix(bins: int, sample_rate: int, bands: int) -> Tensor:
@@ -121,7 +134,8 @@ class BandDenoiser(StreamingModel):
         self.register_buffer("window", torch.hann_window(spec.frame, periodic=True).sqrt(), persistent=False)
         self.register_buffer("band_matrix", erb_band_matrix(self.bins, spec.sample_rate, spec.bands),
                              persistent=False)
-        features = 2 * spec.bands + 2 * self.df_bins
+        self.pitch_history = spec.pitch_periods[1] if spec.pitch else 0
+        features = 2 * spec.bands + 2 * self.df_bins + (spec.bands if spec.pitch else 0)
         self.encode = nn.Linear(features, spec.hidden)
         self.gru = nn.GRU(spec.hidden, spec.hidden, spec.layers, batch_first=True)
         self.gain_head = nn.Linear(spec.hidden, spec.bands)
@@ -147,30 +161,45 @@ class BandDenoiser(StreamingModel):
             torch.full((batch, self.spec.bands), UNSET_LOG, device=device),  # running log10 band energies
             zeros(batch, self.df_bins),                                       # running low-bin power (0: unset)
             zeros(batch, self.spec.df_order - 1, self.df_bins, 2),      # previous low-bin spectra
+            zeros(batch, self.pitch_history),                           # input before the frame history (pitch)
         )
 
     def memory_only(self, state: State) -> State:
-        history, tail, hidden, means, power, past = state
-        return torch.zeros_like(history), torch.zeros_like(tail), hidden, means, power, torch.zeros_like(past)
+        history, tail, hidden, means, power, past, older = state
+        return (torch.zeros_like(history), torch.zeros_like(tail), hidden, means, power, torch.zeros_like(past),
+                torch.zeros_like(older))
 
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        history, tail, hidden, means, power, past = state
+        history, tail, hidden, means, power, past, older = state
         batch, length = chunk.shape
         count = length // self.hop
         signal = torch.cat([history, chunk], dim=-1)
         frames = signal.unfold(-1, self.frame, self.hop) * self.window   # (B, k, frame)
         spectrum = torch.fft.rfft(frames)                                  # (B, k, bins)
-        enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past))
+        delayed = None
+        if self.spec.pitch:
+            longer = torch.cat([older, signal], dim=-1)
+            delayed = torch.fft.rfft(self.pitch_frames(longer, count) * self.window)
+            older = longer[:, longer.shape[1] - (self.frame - self.hop) - self.pitch_history:][:, :self.pitch_history]
+        enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past), delayed)
         time_frames = torch.fft.irfft(enhanced, n=self.frame) * self.window
         total = (count - 1) * self.hop + self.frame
         summed = F.fold(time_frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.frame),
                         stride=(1, self.hop)).reshape(batch, total)
         overlap = self.frame - self.hop
         summed = torch.cat([summed[:, :overlap] + tail, summed[:, overlap:]], dim=-1)
-        return summed[:, :length], (signal[:, length:], summed[:, length:], hidden, means, power, past)
+        return summed[:, :length], (signal[:, length:], summed[:, length:], hidden, means, power, past, older)
 
-    def enhance(self, spectrum: Tensor, memory: State) -> tuple[Tensor, State]:
-        """Enhanced spectrum of ``spectrum`` ``(B, k, bins)`` complex and the new recurrent memory."""
+    @torch.no_grad()
+    def pitch_frames(self, longer: Tensor, count: int) -> Tensor:
+        """``(B, k, frame)``: each frame one pitch period earlier; ``longer`` = pitch history + frame history + chunk."""
+        shortest, longest = self.spec.pitch_periods
+        periods = pitch_periods(longer, count, self.hop, self.frame, shortest, longest)
+        return delayed_frames(longer, periods, self.hop, self.frame, longest)
+
+    def enhance(self, spectrum: Tensor, memory: State, delayed: Tensor | None = None) -> tuple[Tensor, State]:
+        """Enhanced spectrum of ``spectrum`` ``(B, k, bins)`` complex and the new recurrent memory;
+        ``delayed``: the spectra of the frames one pitch period earlier (pitch models only)."""
         hidden, means, power, past = memory
         spec = self.spec
         magnitude2 = torch.view_as_real(spectrum).square().sum(-1)                        # (B, k, bins)
@@ -187,6 +216,9 @@ class BandDenoiser(StreamingModel):
             features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)
         else:
             features = torch.cat([level, 0.25 * shape], dim=-1)
+        if delayed is not None:
+            energies = band_correlation(spectrum, delayed, self.band_matrix)
+            features = torch.cat([features, energies[2]], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
         band_gains = torch.sigmoid(self.gain_head(x))
@@ -195,7 +227,10 @@ class BandDenoiser(StreamingModel):
         if spec.min_gain:
             band_gains = spec.min_gain + (1.0 - spec.min_gain) * band_gains
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)
-        enhanced = spectrum * gains
+        if delayed is not None:
+            enhanced = comb(spectrum, delayed, energies, band_gains, self.band_matrix) * gains
+        else:
+            enhanced = spectrum * gains
         if not self.df_bins:  # a band-gain model only (df_hz = 0)
             return enhanced, (hidden, band_means[:, -1], power, past)
         taps = self.df_head(x).reshape(*x.shape[:2], spec.df_order, self.df_bins, 2)

@@ -34,6 +34,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "bands-small": ("bands", vars(BandSpec(hidden=64, bands=24)).copy()),
     "bands-48k": ("bands", vars(BandSpec(sample_rate=48000, bands=40)).copy()),
     "bands-gains": ("bands", vars(BandSpec(df_hz=0.0)).copy()),
+    "bands-pitch": ("bands", vars(BandSpec(df_hz=0.0, pitch=True)).copy()),
 }
 
 

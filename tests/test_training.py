@@ -434,3 +434,23 @@ def test_averaging_checkpoints_gives_the_mean_weights_and_refuses_other_networks
     with pytest.raises(Exception, match="a different network"):
         average.main([str(shipped), str(resolve_model_path("gru")), "--out", str(tmp_path / "never.pt")])
     assert not (tmp_path / "never.pt").exists()
+
+
+def test_a_step_whose_loss_is_not_finite_leaves_the_weights_alone():
+    """One bad batch (here a NaN in the input) is skipped, not learned: the weights stay finite and unchanged."""
+    from rtdenoise.models.registry import build_preset
+    from training.distributed import ChunkedForward
+
+    torch.manual_seed(0)
+    model = build_preset("bands-small")
+    config = train.TrainConfig(model="bands-small", loss="speech")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    clean = torch.randn(2, 3200) * 0.1
+    noisy = clean + 0.05 * torch.randn_like(clean)
+    noisy[0, 1000] = float("nan")
+    assert np.isnan(train.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+    noisy[0, 1000] = 0.0
+    assert np.isfinite(train.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
+    assert not torch.equal(before["encode.weight"], model.encode.weight)

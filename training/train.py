@@ -91,8 +91,10 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     loss = denoising_loss(estimate, target, config.loss, config.suppression_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if config.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+    if not (torch.isfinite(loss) and torch.isfinite(norm)):  # one bad batch must not spoil the weights
+        optimizer.zero_grad(set_to_none=True)
+        return math.nan
     optimizer.step()
     return loss.item()
 
@@ -304,8 +306,11 @@ def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best:
     model, config, args = run.model, run.config, run.args
     metrics = validate(model, val_pairs, config, run.device, with_pesq=args.select_by in ("pesq", "composite"),
                        with_stoi=args.select_by == "composite")
-    record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
-              "elapsed_s": time.time() - run.started}
+    skipped = int(np.isnan(losses).sum())
+    if skipped:
+        say(f"epoch {epoch + 1}: {skipped} of {len(losses)} steps skipped (loss or gradient not finite)", flush=True)
+    record = {"epoch": epoch + 1, "train_loss": float(np.nanmean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
+              "elapsed_s": time.time() - run.started, "skipped_steps": skipped}
     run.history.append(record)
     score = selection_score(metrics, args.select_by, config, args.lab)
     improved = score > best
@@ -495,7 +500,7 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
                                                progress if args.max_minutes else None, steps_done, args.warmup_steps)
             losses.append(train_step(trainer, model, noisy.to(device), clean.to(device), config, optimizer))
             steps_done += 1
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            bar.set_postfix(loss=f"{np.nanmean(losses[-50:]):.4f}")
         if scheduler and not args.max_minutes:
             for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
                 group["lr"] = lr  # undo the warm-up's scaling: the epoch schedule steps from its own value

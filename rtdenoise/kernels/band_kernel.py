@@ -16,6 +16,7 @@ from rtdenoise.models import State
 from rtdenoise.models.bands import LOG_EPS, UNSET_LOG, BandDenoiser
 
 from .gru_kernel import gru_layer_weights, run_gru_layer
+from .pitch_comb import band_correlation, comb, delayed_spectra
 from .stft_step import HalfOverlapSTFTStep
 
 
@@ -50,9 +51,21 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._means = np.zeros((channels, spec.bands), np.float32)
         self._power = np.zeros((channels, self._df), np.float32)
         self._past = np.zeros((channels, spec.df_order - 1, self._df, 2), np.float32)
+        self._periods = spec.pitch_periods if spec.pitch else None
+        self._older = np.zeros((channels, model.pitch_history), np.float32)
+        self._delayed: np.ndarray | None = None
         self.state: State = tuple(torch.from_numpy(a) for a in (self._history, self._tail, self._hidden, self._means,
-                                                                 self._power, self._past))
+                                                                 self._power, self._past, self._older))
         self.load_state(state)
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        if self._periods:  # the frames one pitch period back, from the input before the frame history
+            longer = np.concatenate([self._older, self._history, chunk], axis=1)
+            self._delayed = delayed_spectra(longer, chunk.shape[1] // self._hop, self._hop, self._window,
+                                            self._periods)
+            kept = longer.shape[1] - self._hop
+            self._older[...] = longer[:, kept - self._older.shape[1]: kept]
+        return super().__call__(chunk)
 
     def _enhance(self, spectrum: np.ndarray) -> np.ndarray:
         channels, count, _ = spectrum.shape
@@ -75,6 +88,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
             features = np.concatenate([log_bands - band_means, shape, unit], axis=-1)
         else:
             features = np.concatenate([log_bands - band_means, shape], axis=-1)
+        if self._periods:
+            energies = band_correlation(spectrum, self._delayed, self._to_bands)
+            features = np.concatenate([features, energies[2]], axis=-1)
         weight, bias = self._encode
         x = features @ weight
         x += bias
@@ -90,6 +106,8 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         if self._min_gain:
             gains *= np.float32(1) - self._min_gain
             gains += self._min_gain
+        if self._periods:
+            spectrum = comb(spectrum, self._delayed, energies, gains, self._to_bins)
         enhanced = spectrum * (gains @ self._to_bins)
         if not df:  # a band-gain model only
             return enhanced

@@ -1,0 +1,54 @@
+"""The pitch comb filter of :mod:`models.pitch` in numpy, for the band kernel (same maths)."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import fft
+
+TINY = np.float32(1e-20)
+SETTLE = np.float32(1e-12)
+
+
+def delayed_spectra(signal: np.ndarray, count: int, hop: int, window: np.ndarray, periods: tuple[int, int]) -> np.ndarray:
+    """``(C, k, bins)``: the spectra of the frames of ``signal`` ``(C, longest + frame - hop + k hop)`` one pitch
+    period earlier (the period of each frame: the best normalised correlation, shortest..longest samples)."""
+    shortest, longest = periods
+    frame = window.shape[0]
+    span = longest + frame
+    segments = signal[:, None, :span] if count == 1 else sliding_window_view(signal, span, axis=1)[:, ::hop][:, :count]
+    current = segments[..., longest:]
+    products = fft.irfft(fft.rfft(segments, n=span, axis=-1) * np.conj(fft.rfft(current, n=span, axis=-1)),
+                         n=span, axis=-1)[..., : longest + 1]
+    energies = np.zeros(segments.shape[:2] + (span + 1,), np.float32)
+    np.cumsum(np.square(segments), axis=-1, out=energies[..., 1:])
+    delayed = np.maximum(energies[..., frame: frame + longest + 1] - energies[..., : longest + 1], 0)
+    own = np.square(current).sum(-1, keepdims=True)
+    score = products / np.sqrt(own * delayed + TINY)
+    period = longest - score[..., : longest - shortest + 1].argmax(-1)                # (C, k)
+    starts = longest - period + hop * np.arange(count)
+    index = starts[..., None] + np.arange(frame)
+    frames = signal[np.arange(signal.shape[0])[:, None, None], index]
+    return fft.rfft(frames * window, axis=-1)
+
+
+def band_correlation(spectrum: np.ndarray, delayed: np.ndarray, to_bands: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per band: the frame's energy, the delayed frame's energy, their normalised correlation."""
+    own = (spectrum.real ** 2 + spectrum.imag ** 2) @ to_bands
+    other = (delayed.real ** 2 + delayed.imag ** 2) @ to_bands
+    cross = (spectrum.real * delayed.real + spectrum.imag * delayed.imag) @ to_bands
+    return own, other, cross / np.sqrt(own * other + TINY)
+
+
+def comb(spectrum: np.ndarray, delayed: np.ndarray, energies: tuple[np.ndarray, ...], gains: np.ndarray,
+         to_bins: np.ndarray) -> np.ndarray:
+    """The frame plus the delayed frame as the gains and correlations call for, each band's energy kept."""
+    own, other, correlation = energies
+    correlation = np.maximum(correlation, 0)
+    gains = np.clip(gains, np.float32(1e-4), np.float32(1.0))
+    gains2 = np.square(gains)
+    strength = np.square(correlation) * (1 - gains2) / (np.float32(1e-3) + gains2 * (1 - np.square(correlation)))
+    strength[correlation > gains] = 1
+    strength = np.sqrt(np.clip(strength, 1e-12, 1.0)) * np.sqrt(own / (other + TINY))
+    mixed = spectrum + (strength @ to_bins) * delayed
+    mixed_energy = (mixed.real ** 2 + mixed.imag ** 2) @ to_bins.T
+    return mixed * (np.sqrt((own + SETTLE) / (mixed_energy + SETTLE)) @ to_bins)
