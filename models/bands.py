@@ -55,6 +55,7 @@ class BandSpec:
                                # exactly the engine's attenuation limit for a model without a deep filter
     pitch: bool = False        # RNNoise's pitch comb filter before the gains, and each band's pitch correlation
                                # as a feature (models/pitch.py)
+    pitch_strength: float = 1.0  # scales the comb's RNNoise strength (0: correlations as features only)
     pitch_min_hz: float = 62.5
     pitch_max_hz: float = 800.0
 
@@ -62,7 +63,8 @@ class BandSpec:
         frame, hop = self.frame, self.hop
         if hop < 1 or frame < hop or self.bands < 2 or self.hidden < 1 or self.layers < 1 or self.df_order < 1 \
                 or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
-                or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz:
+                or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz \
+                or not 0 <= self.pitch_strength <= 1:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -228,7 +230,7 @@ class BandDenoiser(StreamingModel):
             band_gains = spec.min_gain + (1.0 - spec.min_gain) * band_gains
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)
         if delayed is not None:
-            enhanced = comb(spectrum, delayed, energies, band_gains, self.band_matrix) * gains
+            enhanced = comb(spectrum, delayed, energies, band_gains, self.band_matrix, spec.pitch_strength) * gains
         else:
             enhanced = spectrum * gains
         if not self.df_bins:  # a band-gain model only (df_hz = 0)

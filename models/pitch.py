@@ -53,16 +53,17 @@ def band_correlation(spectrum: Tensor, delayed: Tensor, band_matrix: Tensor) -> 
 
 
 def comb(spectrum: Tensor, delayed: Tensor, energies: tuple[Tensor, Tensor, Tensor], gains: Tensor,
-         band_matrix: Tensor) -> Tensor:
+         band_matrix: Tensor, scale: float = 1.0) -> Tensor:
     """``spectrum`` plus as much of ``delayed`` as each band's gain and correlation call for, then each
     band scaled back to its energy. Where the correlation exceeds the gain, the delayed frame enters at
-    full strength (scaled to the frame's energy); below, less, down to none at zero correlation."""
+    full strength (scaled to the frame's energy); below, less, down to none at zero correlation.
+    ``scale`` multiplies that strength."""
     own, other, correlation = energies
     correlation = correlation.clamp_min(0)
     gains = gains.clamp(1e-4, 1.0)
     strength = correlation.square() * (1 - gains.square()) / (1e-3 + gains.square() * (1 - correlation.square()))
     strength = torch.where(correlation > gains, torch.ones_like(strength), strength)
-    strength = torch.sqrt(strength.clamp(1e-12, 1.0)) * torch.sqrt(own / (other + TINY))
+    strength = scale * torch.sqrt(strength.clamp(1e-12, 1.0)) * torch.sqrt(own / (other + TINY))
     mixed = spectrum + (strength @ band_matrix) * delayed
     mixed_energy = torch.view_as_real(mixed).square().sum(-1) @ band_matrix.T
     return mixed * (torch.sqrt((own + SETTLE) / (mixed_energy + SETTLE)) @ band_matrix)

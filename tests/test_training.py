@@ -454,3 +454,19 @@ def test_a_step_whose_loss_is_not_finite_leaves_the_weights_alone():
     noisy[0, 1000] = 0.0
     assert np.isfinite(train.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
     assert not torch.equal(before["encode.weight"], model.encode.weight)
+
+
+def test_averaging_can_set_the_comb_strength_of_a_pitch_model_only(tmp_path):
+    from rtdenoise.models.registry import build_preset, save_checkpoint
+    from training import average
+
+    pitch = [save_checkpoint(build_preset("bands-pitch"), tmp_path / f"p{i}.pt", name="p") for i in range(2)]
+    plain = [save_checkpoint(build_preset("bands-gains"), tmp_path / f"g{i}.pt", name="g") for i in range(2)]
+    assert average.main([*map(str, pitch), "--out", str(tmp_path / "mean.pt"), "--pitch-strength", "0.3"]) == 0
+    model, checkpoint = load_checkpoint(tmp_path / "mean.pt")
+    assert model.spec.pitch_strength == 0.3 and checkpoint["spec"]["pitch_strength"] == 0.3
+    for inputs, strength in ((plain, "0.3"), (pitch, "1.5")):
+        with pytest.raises(SystemExit) as refused:
+            average.main([*map(str, inputs), "--out", str(tmp_path / "never.pt"), "--pitch-strength", strength])
+        assert refused.value.code == 2
+    assert not (tmp_path / "never.pt").exists()

@@ -4,16 +4,19 @@
 
 Epochs of one fine-tune sit in one basin of the loss but bounce around its floor (a small
 validation set cannot tell them apart); their mean is usually better and steadier than any
-one of them. All inputs must hold the same architecture and spec.
+one of them. All inputs must hold the same architecture and spec. ``--pitch-strength`` sets the
+comb strength of a pitch band model in the result (a setting, not a weight).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
+from rtdenoise.errors import finite_float
 from rtdenoise.models.registry import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -22,8 +25,8 @@ def average_checkpoints(paths: list[Path]) -> tuple[torch.nn.Module, dict]:
     model, first = load_checkpoint(paths[0])
     total = {name: value.double() for name, value in first["state_dict"].items()}
     for path in paths[1:]:
-        _, other = load_checkpoint(path)
-        if (other["arch"], other["spec"]) != (first["arch"], first["spec"]):
+        other_model, other = load_checkpoint(path)  # the specs compared as built (defaults filled in)
+        if (other["arch"], other_model.spec_dict()) != (first["arch"], model.spec_dict()):
             raise CheckpointError(f"{path}: a different network from {paths[0]} ({other['arch']} {other['spec']})")
         for name, value in other["state_dict"].items():
             total[name] += value.double()
@@ -36,12 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", type=Path, nargs="+", help="checkpoints of one network (two or more)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pitch-strength", type=finite_float, help="the comb strength of a pitch band model, 0..1")
     args = parser.parse_args(argv)
     if len(args.checkpoints) < 2:
         parser.error("give two or more checkpoints to average")
     if args.out.resolve() in {path.resolve() for path in args.checkpoints}:
         parser.error(f"--out {args.out} is one of the inputs; it would be overwritten")
     model, first = average_checkpoints(args.checkpoints)
+    if args.pitch_strength is not None:
+        if not getattr(getattr(model, "spec", None), "pitch", False):
+            parser.error("--pitch-strength: the checkpoints are not a band model with the pitch comb")
+        try:
+            model.spec = dataclasses.replace(model.spec, pitch_strength=args.pitch_strength)
+        except ValueError:
+            parser.error(f"--pitch-strength {args.pitch_strength}: give a value from 0 to 1")
     training = dict(first.get("training", {}))
     training["averaged"] = [str(path) for path in args.checkpoints]
     save_checkpoint(model, args.out, name=args.out.stem, trained=True, training=training,

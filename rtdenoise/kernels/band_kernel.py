@@ -52,6 +52,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._power = np.zeros((channels, self._df), np.float32)
         self._past = np.zeros((channels, spec.df_order - 1, self._df, 2), np.float32)
         self._periods = spec.pitch_periods if spec.pitch else None
+        self._comb_strength = spec.pitch_strength
         self._older = np.zeros((channels, model.pitch_history), np.float32)
         self._delayed: np.ndarray | None = None
         self.state: State = tuple(torch.from_numpy(a) for a in (self._history, self._tail, self._hidden, self._means,
@@ -107,7 +108,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
             gains *= np.float32(1) - self._min_gain
             gains += self._min_gain
         if self._periods:
-            spectrum = comb(spectrum, self._delayed, energies, gains, self._to_bins)
+            spectrum = comb(spectrum, self._delayed, energies, gains, self._to_bins, self._comb_strength)
         enhanced = spectrum * (gains @ self._to_bins)
         if not df:  # a band-gain model only
             return enhanced

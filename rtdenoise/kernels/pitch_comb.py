@@ -40,7 +40,7 @@ def band_correlation(spectrum: np.ndarray, delayed: np.ndarray, to_bands: np.nda
 
 
 def comb(spectrum: np.ndarray, delayed: np.ndarray, energies: tuple[np.ndarray, ...], gains: np.ndarray,
-         to_bins: np.ndarray) -> np.ndarray:
+         to_bins: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """The frame plus the delayed frame as the gains and correlations call for, each band's energy kept."""
     own, other, correlation = energies
     correlation = np.maximum(correlation, 0)
@@ -48,7 +48,7 @@ def comb(spectrum: np.ndarray, delayed: np.ndarray, energies: tuple[np.ndarray, 
     gains2 = np.square(gains)
     strength = np.square(correlation) * (1 - gains2) / (np.float32(1e-3) + gains2 * (1 - np.square(correlation)))
     strength[correlation > gains] = 1
-    strength = np.sqrt(np.clip(strength, 1e-12, 1.0)) * np.sqrt(own / (other + TINY))
+    strength = np.float32(scale) * np.sqrt(np.clip(strength, 1e-12, 1.0)) * np.sqrt(own / (other + TINY))
     mixed = spectrum + (strength @ to_bins) * delayed
     mixed_energy = (mixed.real ** 2 + mixed.imag ** 2) @ to_bins.T
     return mixed * (np.sqrt((own + SETTLE) / (mixed_energy + SETTLE)) @ to_bins)
