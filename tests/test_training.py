@@ -361,7 +361,7 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
     from rtdenoise.models import resolve_model_path
     from training.warm_start import warm_start
 
-    source, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    source, checkpoint = load_checkpoint(resolve_model_path("bands-lite"))
     grown = warm_start("bands", checkpoint).eval()  # the preset has the deep filter; the shipped model has not
     assert sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in source.parameters())
     audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
@@ -369,6 +369,10 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
         assert torch.equal(grown(audio), source(audio))
     with pytest.raises(SystemExit, match="does not fit"):
         warm_start("bands-small", checkpoint)  # a smaller preset cannot hold it
+    pitched = warm_start("bands-pitch", checkpoint)  # the pitch features start at zero: the same gains
+    assert pitched.spec.pitch
+    with pytest.raises(SystemExit, match="pitch"):
+        warm_start("bands", load_checkpoint(resolve_model_path("bands"))[1])  # the default has pitch features
 
 
 @pytest.mark.slow
@@ -377,7 +381,7 @@ def test_train_only_the_grown_deep_filter_keeps_every_other_weight(tmp_path, fix
 
     pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 8, seed=4)
     data = save_pairs(pairs, tmp_path / "train.pt")
-    shipped = str(resolve_model_path("bands"))
+    shipped = str(resolve_model_path("bands-lite"))
     out = tmp_path / "df.pt"
     assert train.main(["--model", "bands", "--init", shipped, "--train-only", "df_head", "--data", str(data),
                        "--suppression-weight", "0.5", "--epochs", "2", "--batch", "4", "--lr", "1e-3", "--keep-epochs",

@@ -20,13 +20,15 @@ from rtdenoise.errors import finite_float
 from rtdenoise.models.registry import CheckpointError, load_checkpoint, save_checkpoint
 
 
-def average_checkpoints(paths: list[Path]) -> tuple[torch.nn.Module, dict]:
-    """The first checkpoint's model holding the mean of every checkpoint's weights, and its checkpoint dict."""
+def average_checkpoints(paths: list[Path], settings: tuple[str, ...] = ()) -> tuple[torch.nn.Module, dict]:
+    """The first checkpoint's model holding the mean of every checkpoint's weights, and its checkpoint dict;
+    the spec entries named in ``settings`` may differ (they are set afterwards)."""
     model, first = load_checkpoint(paths[0])
+    network = lambda spec: {key: value for key, value in spec.items() if key not in settings}  # noqa: E731
     total = {name: value.double() for name, value in first["state_dict"].items()}
     for path in paths[1:]:
         other_model, other = load_checkpoint(path)  # the specs compared as built (defaults filled in)
-        if (other["arch"], other_model.spec_dict()) != (first["arch"], model.spec_dict()):
+        if (other["arch"], network(other_model.spec_dict())) != (first["arch"], network(model.spec_dict())):
             raise CheckpointError(f"{path}: a different network from {paths[0]} ({other['arch']} {other['spec']})")
         for name, value in other["state_dict"].items():
             total[name] += value.double()
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give two or more checkpoints to average")
     if args.out.resolve() in {path.resolve() for path in args.checkpoints}:
         parser.error(f"--out {args.out} is one of the inputs; it would be overwritten")
-    model, first = average_checkpoints(args.checkpoints)
+    model, first = average_checkpoints(args.checkpoints, ("pitch_strength",) if args.pitch_strength is not None else ())
     if args.pitch_strength is not None:
         if not getattr(getattr(model, "spec", None), "pitch", False):
             parser.error("--pitch-strength: the checkpoints are not a band model with the pitch comb")

@@ -242,6 +242,8 @@ def starting_model(config: TrainConfig, args: argparse.Namespace, resume: dict |
         say(f"starting preset {config.model} from the weights of {args.init} (new weights at zero)", flush=True)
         return warm_start(config.model, start)  # e.g. band gains grown into band gains + deep filter
     say(f"starting from the weights of {args.init}", flush=True)
+    if not args.model_given:  # its own network: name it as the checkpoint does, not by the default preset
+        config.model = start.get("training", {}).get("recipe", {}).get("model", start["arch"])
     return make_model(config.model, start)
 
 

@@ -18,6 +18,11 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
     model = build_preset(preset)
     if model.arch != checkpoint["arch"]:
         raise SystemExit(f"--init: a {checkpoint['arch']} checkpoint cannot start a {model.arch} model")
+    spec = checkpoint.get("spec", {})
+    if spec.get("pitch") and (not model.spec_dict().get("pitch") or model.spec_dict().get("df_hz") != spec.get("df_hz")):
+        # its pitch correlations follow the other features: another feature layout would misplace them
+        raise SystemExit(f"--init: a pitch band model can only grow into a pitch preset with the same deep filter, "
+                         f"not {preset!r}")
     trained = checkpoint["state_dict"]
     with torch.no_grad():
         for name, target in model.state_dict().items():

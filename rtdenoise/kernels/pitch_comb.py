@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import fft
 
 TINY = np.float32(1e-20)
 SETTLE = np.float32(1e-12)
@@ -17,8 +16,11 @@ def delayed_spectra(signal: np.ndarray, count: int, hop: int, window: np.ndarray
     span = longest + frame
     segments = signal[:, None, :span] if count == 1 else sliding_window_view(signal, span, axis=1)[:, ::hop][:, :count]
     current = segments[..., longest:]
-    products = fft.irfft(fft.rfft(segments, n=span, axis=-1) * np.conj(fft.rfft(current, n=span, axis=-1)),
-                         n=span, axis=-1)[..., : longest + 1]
+    both = np.zeros(segments.shape[:2] + (2, span), np.float32)   # one transform call for both (numpy's FFT
+    both[..., 0, :] = segments                                     # calls cost less than scipy's at this size)
+    both[..., 1, :frame] = current
+    spectra = np.fft.rfft(both, axis=-1)
+    products = np.fft.irfft(spectra[..., 0, :] * np.conj(spectra[..., 1, :]), n=span, axis=-1)[..., : longest + 1]
     energies = np.zeros(segments.shape[:2] + (span + 1,), np.float32)
     np.cumsum(np.square(segments), axis=-1, out=energies[..., 1:])
     delayed = np.maximum(energies[..., frame: frame + longest + 1] - energies[..., : longest + 1], 0)
@@ -28,7 +30,7 @@ def delayed_spectra(signal: np.ndarray, count: int, hop: int, window: np.ndarray
     starts = longest - period + hop * np.arange(count)
     index = starts[..., None] + np.arange(frame)
     frames = signal[np.arange(signal.shape[0])[:, None, None], index]
-    return fft.rfft(frames * window, axis=-1)
+    return np.fft.rfft(frames * window, axis=-1)
 
 
 def band_correlation(spectrum: np.ndarray, delayed: np.ndarray, to_bands: np.ndarray) -> tuple[np.ndarray, ...]:
