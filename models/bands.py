@@ -205,7 +205,8 @@ class BandDenoiser(StreamingModel):
         hidden, means, power, past = memory
         spec = self.spec
         magnitude2 = torch.view_as_real(spectrum).square().sum(-1)                        # (B, k, bins)
-        log_bands = torch.log10(magnitude2 @ self.band_matrix.T + LOG_EPS)                # (B, k, bands)
+        band_energy = magnitude2 @ self.band_matrix.T                                     # (B, k, bands)
+        log_bands = torch.log10(band_energy + LOG_EPS)
         means = torch.where(means <= UNSET_LOG, log_bands[:, 0], means)
         power = torch.where(power <= 0, magnitude2[:, 0, : self.df_bins], power)
         band_means = running_mean(log_bands, means, self.alpha)
@@ -219,7 +220,7 @@ class BandDenoiser(StreamingModel):
         else:
             features = torch.cat([level, 0.25 * shape], dim=-1)
         if delayed is not None:
-            energies = band_correlation(spectrum, delayed, self.band_matrix)
+            energies = band_correlation(spectrum, delayed, self.band_matrix, band_energy)
             features = torch.cat([features, energies[2]], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)

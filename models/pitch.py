@@ -44,9 +44,12 @@ def delayed_frames(signal: Tensor, periods: Tensor, hop: int, frame: int, longes
     return signal.reshape(-1)[index]
 
 
-def band_correlation(spectrum: Tensor, delayed: Tensor, band_matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per band: the frame's energy, the delayed frame's energy, their normalised correlation."""
-    own = torch.view_as_real(spectrum).square().sum(-1) @ band_matrix.T
+def band_correlation(spectrum: Tensor, delayed: Tensor, band_matrix: Tensor,
+                     own: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Per band: the frame's energy (``own`` when the caller has it), the delayed frame's energy, their
+    normalised correlation."""
+    if own is None:
+        own = torch.view_as_real(spectrum).square().sum(-1) @ band_matrix.T
     other = torch.view_as_real(delayed).square().sum(-1) @ band_matrix.T
     cross = (spectrum * delayed.conj()).real @ band_matrix.T
     return own, other, cross / torch.sqrt(own * other + TINY)

@@ -73,7 +73,8 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         df, order = self._df, self._order
         power = spectrum.real ** 2
         power += spectrum.imag ** 2
-        log_bands = np.log10(power @ self._to_bands + np.float32(LOG_EPS))
+        band_energy = power @ self._to_bands
+        log_bands = np.log10(band_energy + np.float32(LOG_EPS))
         unset = self._means <= UNSET_LOG
         self._means[unset] = log_bands[:, 0][unset]
         unset = self._power <= 0
@@ -90,7 +91,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         else:
             features = np.concatenate([log_bands - band_means, shape], axis=-1)
         if self._periods:
-            energies = band_correlation(spectrum, self._delayed, self._to_bands)
+            energies = band_correlation(spectrum, self._delayed, self._to_bands, band_energy)
             features = np.concatenate([features, energies[2]], axis=-1)
         weight, bias = self._encode
         x = features @ weight

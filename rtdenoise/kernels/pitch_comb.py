@@ -33,9 +33,10 @@ def delayed_spectra(signal: np.ndarray, count: int, hop: int, window: np.ndarray
     return np.fft.rfft(frames * window, axis=-1)
 
 
-def band_correlation(spectrum: np.ndarray, delayed: np.ndarray, to_bands: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per band: the frame's energy, the delayed frame's energy, their normalised correlation."""
-    own = (spectrum.real ** 2 + spectrum.imag ** 2) @ to_bands
+def band_correlation(spectrum: np.ndarray, delayed: np.ndarray, to_bands: np.ndarray,
+                     own: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per band: the frame's energy ``own`` (the caller has it), the delayed frame's energy, their
+    normalised correlation."""
     other = (delayed.real ** 2 + delayed.imag ** 2) @ to_bands
     cross = (spectrum.real * delayed.real + spectrum.imag * delayed.imag) @ to_bands
     return own, other, cross / np.sqrt(own * other + TINY)
