@@ -182,7 +182,8 @@ class BandDenoiser(StreamingModel):
         if self.spec.pitch:
             longer = torch.cat([older, signal], dim=-1)
             delayed = torch.fft.rfft(self.pitch_frames(longer, count) * self.window)
-            older = longer[:, longer.shape[1] - (self.frame - self.hop) - self.pitch_history:][:, :self.pitch_history]
+            kept = longer.shape[1] - (self.frame - self.hop)  # the rest is the next call's frame history
+            older = longer[:, kept - self.pitch_history: kept]
         enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past), delayed)
         time_frames = torch.fft.irfft(enhanced, n=self.frame) * self.window
         total = (count - 1) * self.hop + self.frame
