@@ -14,12 +14,15 @@ thousand parameters:
   bins a deep filter: complex taps over the current and previous frames, added to
   the gained spectrum (it starts at zero, so a fresh model is a band-gain model).
 
-Latency is ``frame - hop`` samples (10 ms); the deep filter looks only backwards.
+Latency is ``frame - hop`` samples (10 ms) plus ``lookahead`` hops: with look-ahead the gains
+of a frame are decided from the features of the frames after it too (the GRU's output for
+frame t is applied to frame t - lookahead); the deep filter looks only backwards.
 With ``pitch`` on, RNNoise's pitch comb filter (models/pitch.py) cleans between the
 harmonics before the gains, and each band's pitch correlation is a feature.
 
 State = (input history, overlap-add tail, GRU hidden, band means, low-bin magnitudes,
-previous low-bin spectra, older input for the pitch search).
+previous low-bin spectra, older input for the pitch search, the spectra of the frames
+waiting for their gains (look-ahead): the frame's and, for pitch models, its delayed frame's).
 """
 from __future__ import annotations
 
@@ -58,13 +61,14 @@ class BandSpec:
     pitch_strength: float = 1.0  # scales the comb's RNNoise strength (0: correlations as features only)
     pitch_min_hz: float = 62.5
     pitch_max_hz: float = 800.0
+    lookahead: int = 0         # frames the gains may look ahead: each adds one hop of latency
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
         if hop < 1 or frame < hop or self.bands < 2 or self.hidden < 1 or self.layers < 1 or self.df_order < 1 \
                 or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
                 or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz \
-                or not 0 <= self.pitch_strength <= 1:
+                or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -129,7 +133,7 @@ class BandDenoiser(StreamingModel):
         self.sample_rate = spec.sample_rate
         self.hop = spec.hop
         self.frame = spec.frame
-        self.latency_samples = spec.frame - spec.hop
+        self.latency_samples = spec.frame - spec.hop + spec.lookahead * spec.hop
         self.bins = spec.frame // 2 + 1
         self.df_bins = min(self.bins, int(math.ceil(spec.df_hz / (spec.sample_rate / spec.frame))))
         self.alpha = math.exp(-spec.hop / (spec.sample_rate * spec.norm_seconds))
@@ -155,6 +159,7 @@ class BandDenoiser(StreamingModel):
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         device = device if device is not None else self._device()
         overlap = self.frame - self.hop
+        spec = self.spec
         zeros = lambda *shape: torch.zeros(*shape, device=device)  # noqa: E731
         return (
             zeros(batch, overlap),
@@ -164,15 +169,16 @@ class BandDenoiser(StreamingModel):
             zeros(batch, self.df_bins),                                       # running low-bin power (0: unset)
             zeros(batch, self.spec.df_order - 1, self.df_bins, 2),      # previous low-bin spectra
             zeros(batch, self.pitch_history),                           # input before the frame history (pitch)
+            zeros(batch, spec.lookahead, 2 if spec.pitch else 1, self.bins, 2),   # frames waiting (look-ahead)
         )
 
     def memory_only(self, state: State) -> State:
-        history, tail, hidden, means, power, past, older = state
+        history, tail, hidden, means, power, past, older, waiting = state
         return (torch.zeros_like(history), torch.zeros_like(tail), hidden, means, power, torch.zeros_like(past),
-                torch.zeros_like(older))
+                torch.zeros_like(older), torch.zeros_like(waiting))
 
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
-        history, tail, hidden, means, power, past, older = state
+        history, tail, hidden, means, power, past, older, waiting = state
         batch, length = chunk.shape
         count = length // self.hop
         signal = torch.cat([history, chunk], dim=-1)
@@ -184,14 +190,22 @@ class BandDenoiser(StreamingModel):
             delayed = torch.fft.rfft(self.pitch_frames(longer, count) * self.window)
             kept = longer.shape[1] - (self.frame - self.hop)  # the rest is the next call's frame history
             older = longer[:, kept - self.pitch_history: kept]
-        enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past), delayed)
+        if self.spec.lookahead:  # the frames that get this call's gains: the waiting ones, then all but the last few
+            now = torch.stack([spectrum] if delayed is None else [spectrum, delayed], dim=2)   # (B, k, 1|2, bins)
+            queue = torch.cat([torch.view_as_complex(waiting.contiguous()), now], dim=1)
+            waiting = torch.view_as_real(queue[:, count:])
+            spectrum, delayed = queue[:, :count, 0], (queue[:, :count, 1] if delayed is not None else None)
+            ahead = now[:, :, 0], (now[:, :, 1] if delayed is not None else None)
+        else:
+            ahead = None
+        enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past), delayed, ahead)
         time_frames = torch.fft.irfft(enhanced, n=self.frame) * self.window
         total = (count - 1) * self.hop + self.frame
         summed = F.fold(time_frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.frame),
                         stride=(1, self.hop)).reshape(batch, total)
         overlap = self.frame - self.hop
         summed = torch.cat([summed[:, :overlap] + tail, summed[:, overlap:]], dim=-1)
-        return summed[:, :length], (signal[:, length:], summed[:, length:], hidden, means, power, past, older)
+        return summed[:, :length], (signal[:, length:], summed[:, length:], hidden, means, power, past, older, waiting)
 
     @torch.no_grad()
     def pitch_frames(self, longer: Tensor, count: int) -> Tensor:
@@ -200,12 +214,16 @@ class BandDenoiser(StreamingModel):
         periods = pitch_periods(longer, count, self.hop, self.frame, shortest, longest)
         return delayed_frames(longer, periods, self.hop, self.frame, longest)
 
-    def enhance(self, spectrum: Tensor, memory: State, delayed: Tensor | None = None) -> tuple[Tensor, State]:
+    def enhance(self, spectrum: Tensor, memory: State, delayed: Tensor | None = None,
+                ahead: tuple[Tensor, Tensor | None] | None = None) -> tuple[Tensor, State]:
         """Enhanced spectrum of ``spectrum`` ``(B, k, bins)`` complex and the new recurrent memory;
-        ``delayed``: the spectra of the frames one pitch period earlier (pitch models only)."""
+        ``delayed``: the spectra of the frames one pitch period earlier (pitch models only);
+        ``ahead``: the (spectrum, delayed) of the frames the gains are decided from, ``lookahead``
+        frames later (default: the frames themselves)."""
         hidden, means, power, past = memory
         spec = self.spec
-        magnitude2 = torch.view_as_real(spectrum).square().sum(-1)                        # (B, k, bins)
+        seen, seen_delayed = ahead if ahead is not None else (spectrum, delayed)
+        magnitude2 = torch.view_as_real(seen).square().sum(-1)                            # (B, k, bins)
         band_energy = magnitude2 @ self.band_matrix.T                                     # (B, k, bands)
         log_bands = torch.log10(band_energy + LOG_EPS)
         means = torch.where(means <= UNSET_LOG, log_bands[:, 0], means)
@@ -213,16 +231,17 @@ class BandDenoiser(StreamingModel):
         band_means = running_mean(log_bands, means, self.alpha)
         level = log_bands - band_means                                                    # vs its own past
         shape = log_bands - band_means.mean(-1, keepdim=True)                             # vs the mean level
-        low = spectrum[..., : self.df_bins]
         if self.df_bins:
             low_power = running_mean(magnitude2[..., : self.df_bins], power, self.alpha)
-            unit = torch.view_as_real(low / torch.sqrt(low_power + LOG_EPS)).flatten(-2)  # (B, k, 2*df_bins)
-            features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)
+            unit = torch.view_as_real(seen[..., : self.df_bins] / torch.sqrt(low_power + LOG_EPS)).flatten(-2)
+            features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)     # unit: (B, k, 2*df_bins)
         else:
             features = torch.cat([level, 0.25 * shape], dim=-1)
         if delayed is not None:
-            energies = band_correlation(spectrum, delayed, self.band_matrix, band_energy)
+            energies = band_correlation(seen, seen_delayed, self.band_matrix, band_energy)
             features = torch.cat([features, energies[2]], dim=-1)
+            if ahead is not None:  # the comb works on the frames the gains are for
+                energies = band_correlation(spectrum, delayed, self.band_matrix)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
         band_gains = torch.sigmoid(self.gain_head(x))
@@ -239,6 +258,7 @@ class BandDenoiser(StreamingModel):
             return enhanced, (hidden, band_means[:, -1], power, past)
         taps = self.df_head(x).reshape(*x.shape[:2], spec.df_order, self.df_bins, 2)
         taps = torch.view_as_complex(taps.contiguous())                                   # (B, k, order, df)
+        low = spectrum[..., : self.df_bins]
         history = torch.cat([torch.view_as_complex(past.contiguous()), low], dim=1)      # (B, order-1+k, df)
         count = spectrum.shape[1]
         filtered = sum(taps[:, :, lag] * history[:, spec.df_order - 1 - lag: spec.df_order - 1 - lag + count]

@@ -30,7 +30,9 @@ def pitch_periods(signal: Tensor, count: int, hop: int, frame: int, shortest: in
     energies = torch.nn.functional.pad(segments.square().cumsum(-1), (1, 0))
     delayed = energies[..., frame: frame + longest + 1] - energies[..., : longest + 1]
     own = current.square().sum(-1, keepdim=True)
-    score = products / torch.sqrt(own * delayed.clamp_min(0) + TINY)
+    delayed = delayed.clamp_min(0)
+    # a lag whose frame is digital silence (the stream's start) scores 0, not its transform's rounding noise
+    score = torch.where(delayed > 0, products / torch.sqrt(own * delayed + TINY), 0.0)
     score = score[..., : longest - shortest + 1]                               # periods longest..shortest
     return longest - score.argmax(-1)
 

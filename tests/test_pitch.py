@@ -33,6 +33,20 @@ def test_the_search_finds_the_period_and_never_looks_ahead():
     assert pitch_periods(later, 1, HOP, FRAME, SHORTEST, LONGEST)[0, 0] == periods[0, 0]
 
 
+def test_a_silent_past_is_never_taken_for_the_period():
+    """At a stream's start the history is digital silence (every frame 160+ samples back is zeros): the
+    voice's period is found in what there is, the same by the transform (model) and in the time domain
+    (the live kernel), not in the transform's rounding noise over the silence."""
+    voice = harmonic(200.0)[None]
+    voice[:, : LONGEST + HOP] = 0                      # the first frame: half silence, half voice
+    window = torch.hann_window(FRAME, periodic=True).sqrt()
+    period = pitch_periods(voice, 1, HOP, FRAME, SHORTEST, LONGEST)
+    assert period[0, 0] == 80
+    model = torch.fft.rfft(delayed_frames(voice, period, HOP, FRAME, LONGEST) * window)
+    live = pitch_comb.delayed_spectra(voice[:, : LONGEST + FRAME].numpy(), 1, HOP, window.numpy(), (SHORTEST, LONGEST))
+    assert np.abs(live - model.numpy()).max() < 1e-3 * np.abs(live).max()
+
+
 def test_the_comb_removes_noise_between_harmonics_and_keeps_the_bands_energy():
     torch.manual_seed(0)
     voice = harmonic(200.0)
@@ -67,6 +81,12 @@ def test_the_numpy_comb_is_the_torch_comb():
     delayed = torch.fft.rfft(delayed_frames(noisy, periods, HOP, FRAME, LONGEST) * window)
     fast = pitch_comb.delayed_spectra(noisy.numpy(), count, HOP, window.numpy(), (SHORTEST, LONGEST))
     assert np.abs(fast - delayed.numpy()).max() < 1e-3 * np.abs(fast).max()
+    two = np.stack([noisy[0].numpy(), 0.5 * noisy[0].flip(0).numpy()])  # the live path: one frame per call
+    live = np.concatenate([pitch_comb.delayed_spectra(two[:, j * HOP: j * HOP + LONGEST + FRAME], 1, HOP,
+                                                      window.numpy(), (SHORTEST, LONGEST)) for j in range(count)], 1)
+    block = pitch_comb.delayed_spectra(two, count, HOP, window.numpy(), (SHORTEST, LONGEST))
+    assert np.abs(live - block).max() < 1e-3 * np.abs(block).max()
+    assert np.abs(live[0] - delayed.numpy()[0]).max() < 1e-3 * np.abs(fast).max()
 
 
 @pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")

@@ -55,8 +55,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._comb_strength = spec.pitch_strength
         self._older = np.zeros((channels, model.pitch_history), np.float32)
         self._delayed: np.ndarray | None = None
+        self._waiting = np.zeros((channels, spec.lookahead, 2 if spec.pitch else 1, model.bins, 2), np.float32)
         self.state: State = tuple(torch.from_numpy(a) for a in (self._history, self._tail, self._hidden, self._means,
-                                                                 self._power, self._past, self._older))
+                                                                 self._power, self._past, self._older, self._waiting))
         self.load_state(state)
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
@@ -71,8 +72,16 @@ class NumpyBandStep(HalfOverlapSTFTStep):
     def _enhance(self, spectrum: np.ndarray) -> np.ndarray:
         channels, count, _ = spectrum.shape
         df, order = self._df, self._order
-        power = spectrum.real ** 2
-        power += spectrum.imag ** 2
+        seen, delayed = spectrum, self._delayed  # the frames the gains are decided from
+        if self._waiting.shape[1]:  # look-ahead: the gains go to the frames waiting, then to all but the last few
+            now = spectrum[:, :, None] if delayed is None else np.stack([spectrum, delayed], axis=2)
+            queue = np.concatenate([self._waiting.view(np.complex64)[..., 0], now], axis=1)
+            self._waiting[...] = queue[:, count:, ..., None].view(np.float32)
+            spectrum = queue[:, :count, 0]
+            delayed = queue[:, :count, 1] if delayed is not None else None
+        low = spectrum[:, :, :df]  # the deep filter's input: the frames the gains are for, before the comb
+        power = seen.real ** 2
+        power += seen.imag ** 2
         band_energy = power @ self._to_bands
         log_bands = np.log10(band_energy + np.float32(LOG_EPS))
         unset = self._means <= UNSET_LOG
@@ -82,17 +91,19 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         band_means = self._running(log_bands, self._means)
         shape = log_bands - band_means.mean(-1, keepdims=True)
         shape *= np.float32(0.25)
-        low = spectrum[:, :, :df]
         if df:
             low_power = self._running(power[:, :, :df], self._power)
-            unit = (low / np.sqrt(low_power + np.float32(LOG_EPS))).view(np.float32)  # re, im interleaved
+            unit = (seen[:, :, :df] / np.sqrt(low_power + np.float32(LOG_EPS))).view(np.float32)  # re, im interleaved
             np.clip(unit, -10, 10, out=unit)
             features = np.concatenate([log_bands - band_means, shape, unit], axis=-1)
         else:
             features = np.concatenate([log_bands - band_means, shape], axis=-1)
         if self._periods:
-            energies = band_correlation(spectrum, self._delayed, self._to_bands, band_energy)
+            energies = band_correlation(seen, self._delayed, self._to_bands, band_energy)
             features = np.concatenate([features, energies[2]], axis=-1)
+            if seen is not spectrum:  # the comb works on the frames the gains are for
+                energies = band_correlation(spectrum, delayed, self._to_bands,
+                                            (spectrum.real ** 2 + spectrum.imag ** 2) @ self._to_bands)
         weight, bias = self._encode
         x = features @ weight
         x += bias
@@ -109,7 +120,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
             gains *= np.float32(1) - self._min_gain
             gains += self._min_gain
         if self._periods:
-            spectrum = comb(spectrum, self._delayed, energies, gains, self._to_bins, self._comb_strength)
+            spectrum = comb(spectrum, delayed, energies, gains, self._to_bins, self._comb_strength)
         enhanced = spectrum * (gains @ self._to_bins)
         if not df:  # a band-gain model only
             return enhanced
