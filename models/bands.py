@@ -62,6 +62,8 @@ class BandSpec:
     pitch_min_hz: float = 62.5
     pitch_max_hz: float = 800.0
     lookahead: int = 0         # frames the gains may look ahead: each adds one hop of latency
+    learned_comb: bool = False  # the network sets each band's comb strength (PercepNet's r_b), starting at
+                                # pitch_strength (its head starts at zero)
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
@@ -152,6 +154,12 @@ class BandDenoiser(StreamingModel):
             self.df_head = nn.Linear(spec.hidden, self.df_bins * spec.df_order * 2)
         nn.init.zeros_(self.df_head.weight)
         nn.init.zeros_(self.df_head.bias)
+        if spec.pitch and spec.learned_comb:
+            self.comb_head = nn.Linear(spec.hidden, spec.bands)
+            nn.init.zeros_(self.comb_head.weight)
+            nn.init.zeros_(self.comb_head.bias)
+            strength = min(max(spec.pitch_strength, 1e-3), 1 - 1e-3)
+            self.comb_offset = math.log(strength / (1 - strength))  # sigmoid(head + offset) = pitch_strength at the start
 
     def spec_dict(self) -> dict:
         return asdict(self.spec)
@@ -251,7 +259,8 @@ class BandDenoiser(StreamingModel):
             band_gains = spec.min_gain + (1.0 - spec.min_gain) * band_gains
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)
         if delayed is not None:
-            enhanced = comb(spectrum, delayed, energies, band_gains, self.band_matrix, spec.pitch_strength) * gains
+            strength = torch.sigmoid(self.comb_head(x) + self.comb_offset) if spec.learned_comb else spec.pitch_strength
+            enhanced = comb(spectrum, delayed, energies, band_gains, self.band_matrix, strength) * gains
         else:
             enhanced = spectrum * gains
         if not self.df_bins:  # a band-gain model only (df_hz = 0)

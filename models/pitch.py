@@ -58,11 +58,11 @@ def band_correlation(spectrum: Tensor, delayed: Tensor, band_matrix: Tensor,
 
 
 def comb(spectrum: Tensor, delayed: Tensor, energies: tuple[Tensor, Tensor, Tensor], gains: Tensor,
-         band_matrix: Tensor, scale: float = 1.0) -> Tensor:
+         band_matrix: Tensor, scale: float | Tensor = 1.0) -> Tensor:
     """``spectrum`` plus as much of ``delayed`` as each band's gain and correlation call for, then each
     band scaled back to its energy. Where the correlation exceeds the gain, the delayed frame enters at
     full strength (scaled to the frame's energy); below, less, down to none at zero correlation.
-    ``scale`` multiplies that strength."""
+    ``scale`` (one number, or one per band) multiplies that strength."""
     own, other, correlation = energies
     correlation = correlation.clamp_min(0)
     gains = gains.clamp(1e-4, 1.0)

@@ -35,6 +35,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "bands-48k": ("bands", vars(BandSpec(sample_rate=48000, bands=40)).copy()),
     "bands-gains": ("bands", vars(BandSpec(df_hz=0.0)).copy()),
     "bands-pitch": ("bands", vars(BandSpec(df_hz=0.0, pitch=True)).copy()),
+    "bands-comb": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, learned_comb=True)).copy()),
     "bands-ahead": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, lookahead=1)).copy()),
 }
 

@@ -162,7 +162,8 @@ def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True),
                                   BandSpec(hidden=16, layers=1, df_order=2, pitch=True, pitch_strength=0.3),
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, lookahead=1),
-                                  BandSpec(hidden=16, layers=1, df_order=2, lookahead=2)])
+                                  BandSpec(hidden=16, layers=1, df_order=2, lookahead=2),
+                                  BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, learned_comb=True)])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.manual_seed(0)
@@ -171,6 +172,8 @@ def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.nn.init.normal_(model.gain_head.bias, std=2.0)
     if model.df_bins:
         torch.nn.init.normal_(model.df_head.weight, std=0.05)  # the deep filter does something
+    if spec.learned_comb:
+        torch.nn.init.normal_(model.comb_head.weight, std=0.5)  # strengths differ by band and frame
     fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
     assert kernels == ["NumpyBandStep", "NoneType"]
     assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01

@@ -9,7 +9,7 @@ from rtdenoise.models.registry import PRESETS, build_preset
 
 from .contract import verify_contract
 
-CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead"]
+CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead", "bands-comb"]
 
 
 @pytest.mark.parametrize("name", CONTRACT_MODELS)
@@ -22,6 +22,8 @@ def test_streaming_contract(name):
         if model.df_bins:
             torch.nn.init.normal_(model.df_head.weight, std=0.05)  # the deep filter starts at zero: wake it up
         torch.nn.init.normal_(model.gain_head.weight, std=0.5)
+        if model.spec.learned_comb:
+            torch.nn.init.normal_(model.comb_head.weight, std=0.5)
     verify_contract(model, seconds=0.5 if name.startswith(("gru", "bands")) and name != "gru-seed" else 0.15)
 
 

@@ -373,6 +373,13 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
     assert pitched.spec.pitch
     with pytest.raises(SystemExit, match="pitch"):
         warm_start("bands", load_checkpoint(resolve_model_path("bands"))[1])  # the default has pitch features
+    default, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    learned = warm_start("bands-comb", checkpoint).eval()  # a new head (the per-band comb strengths) starts at zero
+    assert learned.spec.learned_comb and learned.spec.pitch_strength == default.spec.pitch_strength
+    with torch.no_grad():
+        assert torch.allclose(learned(audio), default(audio), atol=1e-6)  # sigmoid(0 + offset) = the fixed strength
+    with pytest.raises(SystemExit, match="comb_head"):
+        warm_start("bands-pitch", {"arch": "bands", "spec": learned.spec_dict(), "state_dict": learned.state_dict()})
 
 
 @pytest.mark.slow

@@ -24,12 +24,16 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
         raise SystemExit(f"--init: a pitch band model can only grow into a pitch preset with the same deep filter, "
                          f"not {preset!r}")
     trained = checkpoint["state_dict"]
+    unknown = sorted(set(trained) - set(model.state_dict()))
+    if unknown:
+        raise SystemExit(f"--init: preset {preset!r} has no {unknown[0]} (the checkpoint has)")
     with torch.no_grad():
         for name, target in model.state_dict().items():
             weights = trained.get(name)
-            if weights is None or weights.dim() != target.dim() or \
-                    any(s > t for s, t in zip(weights.shape, target.shape)):
+            target.zero_()  # a layer the checkpoint lacks (e.g. a new head) starts at zero
+            if weights is None:
+                continue
+            if weights.dim() != target.dim() or any(s > t for s, t in zip(weights.shape, target.shape)):
                 raise SystemExit(f"--init: {name} of the checkpoint does not fit preset {preset!r}")
-            target.zero_()
             target[tuple(slice(0, s) for s in weights.shape)] = weights
     return model

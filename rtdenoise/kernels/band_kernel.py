@@ -53,6 +53,8 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._past = np.zeros((channels, spec.df_order - 1, self._df, 2), np.float32)
         self._periods = spec.pitch_periods if spec.pitch else None
         self._comb_strength = spec.pitch_strength
+        self._comb_head = ((np.ascontiguousarray(weights["comb_head.weight"].T),
+                            weights["comb_head.bias"] + np.float32(model.comb_offset)) if spec.learned_comb else None)
         self._older = np.zeros((channels, model.pitch_history), np.float32)
         self._delayed: np.ndarray | None = None
         self._waiting = np.zeros((channels, spec.lookahead, 2 if spec.pitch else 1, model.bins, 2), np.float32)
@@ -120,7 +122,13 @@ class NumpyBandStep(HalfOverlapSTFTStep):
             gains *= np.float32(1) - self._min_gain
             gains += self._min_gain
         if self._periods:
-            spectrum = comb(spectrum, delayed, energies, gains, self._to_bins, self._comb_strength)
+            strength = self._comb_strength
+            if self._comb_head is not None:  # one strength per band, from the network
+                weight, bias = self._comb_head
+                strength = x @ weight
+                strength += bias
+                expit(strength, out=strength)
+            spectrum = comb(spectrum, delayed, energies, gains, self._to_bins, strength)
         enhanced = spectrum * (gains @ self._to_bins)
         if not df:  # a band-gain model only
             return enhanced

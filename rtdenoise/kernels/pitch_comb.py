@@ -68,8 +68,9 @@ def band_correlation(spectrum: np.ndarray, delayed: np.ndarray, to_bands: np.nda
 
 
 def comb(spectrum: np.ndarray, delayed: np.ndarray, energies: tuple[np.ndarray, ...], gains: np.ndarray,
-         to_bins: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """The frame plus the delayed frame as the gains and correlations call for, each band's energy kept."""
+         to_bins: np.ndarray, scale: float | np.ndarray = 1.0) -> np.ndarray:
+    """The frame plus the delayed frame as the gains and correlations call for, each band's energy kept;
+    ``scale``: one number, or one per band."""
     own, other, correlation = energies
     correlation = np.maximum(correlation, 0)
     gains = np.clip(gains, np.float32(1e-4), np.float32(1.0))
