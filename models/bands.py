@@ -70,7 +70,8 @@ class BandSpec:
         if hop < 1 or frame < hop or self.bands < 2 or self.hidden < 1 or self.layers < 1 or self.df_order < 1 \
                 or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
                 or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz \
-                or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2:
+                or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2 \
+                or self.learned_comb and not self.pitch:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -154,7 +155,7 @@ class BandDenoiser(StreamingModel):
             self.df_head = nn.Linear(spec.hidden, self.df_bins * spec.df_order * 2)
         nn.init.zeros_(self.df_head.weight)
         nn.init.zeros_(self.df_head.bias)
-        if spec.pitch and spec.learned_comb:
+        if spec.learned_comb:  # (a pitch model: the spec says so)
             self.comb_head = nn.Linear(spec.hidden, spec.bands)
             nn.init.zeros_(self.comb_head.weight)
             nn.init.zeros_(self.comb_head.bias)

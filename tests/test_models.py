@@ -93,6 +93,15 @@ def test_gru_memory_is_carried_between_chunks():
     assert not torch.allclose(carried, fresh)
 
 
+def test_band_specs_refuse_what_they_cannot_build():
+    from rtdenoise.models.bands import BandSpec
+
+    for bad in ({"lookahead": 3}, {"lookahead": -1}, {"learned_comb": True}):  # a learned comb needs the pitch comb
+        with pytest.raises(ValueError, match="invalid band-model spec"):
+            BandSpec(**bad)
+    assert BandSpec(pitch=True, learned_comb=True, lookahead=2).lookahead == 2
+
+
 def test_forward_rejects_length_that_is_not_a_hop_multiple():
     with pytest.raises(ValueError):
         build_preset("gru")(torch.zeros(1, 161))
