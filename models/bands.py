@@ -173,10 +173,10 @@ class BandDenoiser(StreamingModel):
         return (
             zeros(batch, overlap),
             zeros(batch, overlap),
-            zeros(self.spec.layers, batch, self.spec.hidden),
-            torch.full((batch, self.spec.bands), UNSET_LOG, device=device),  # running log10 band energies
-            zeros(batch, self.df_bins),                                       # running low-bin power (0: unset)
-            zeros(batch, self.spec.df_order - 1, self.df_bins, 2),      # previous low-bin spectra
+            zeros(spec.layers, batch, spec.hidden),
+            torch.full((batch, spec.bands), UNSET_LOG, device=device),  # running log10 band energies
+            zeros(batch, self.df_bins),                                  # running low-bin power (0: unset)
+            zeros(batch, spec.df_order - 1, self.df_bins, 2),           # previous low-bin spectra
             zeros(batch, self.pitch_history),                           # input before the frame history (pitch)
             zeros(batch, spec.lookahead, 2 if spec.pitch else 1, self.bins, 2),   # frames waiting (look-ahead)
         )
