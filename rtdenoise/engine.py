@@ -7,6 +7,7 @@ per-chunk timing. No Qt, no PortAudio here.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -38,6 +39,11 @@ def as_float_audio(block: np.ndarray) -> np.ndarray:
     if block.dtype.kind == "f":
         return block.astype(np.float32)
     raise ValueError(f"audio blocks must be float or integer PCM, got {block.dtype}")
+
+
+def channel_peaks(audio: np.ndarray) -> np.ndarray:
+    """``(C, 1)`` peak magnitude of each channel of ``(C, n)`` audio (NaN if any sample is NaN)."""
+    return np.maximum.reduce(np.abs(audio), axis=1, keepdims=True)
 
 
 def dry_gain_for(max_attenuation_db: float | None) -> float:
@@ -158,6 +164,7 @@ class StreamingDenoiser:
         self.limited_samples = 0     # output held to OUTPUT_MARGIN times the input's peak
         self.state_resets = 0        # carried state went non-finite: started afresh
         self._input_peak = np.zeros((self.channels, 1), np.float32)  # held input peak, per channel
+        self._peak_decay: dict[int, np.float32] = {}  # the held peak's decay over a chunk of n samples
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
         self._discard = 0
         self.chunk_seconds: list[float] = []
@@ -252,6 +259,8 @@ class StreamingDenoiser:
             block = block[:, None]
         if block.shape[1] != self.channels:
             raise ValueError(f"block has {block.shape[1]} channels, stream has {self.channels}")
+        if not block.size or np.maximum.reduce(np.abs(block), axis=None) <= INPUT_LIMIT:  # common case; NaN fails it
+            return block
         finite = np.isfinite(block)
         if not finite.all():  # NaN/Inf must never reach the carried state
             self.nonfinite_samples += int(block.size - finite.sum())
@@ -326,21 +335,28 @@ class StreamingDenoiser:
 
         A non-finite output means the carried state is broken (a damaged checkpoint, a kernel
         fault): the stream starts afresh with a clean state, counted in ``state_resets``.
+        The common case costs one reduction per array (NaN and Inf in a peak fail every test).
         """
-        if not np.isfinite(result).all():
+        if not result.shape[1]:
+            return result
+        result_peak = channel_peaks(result)
+        if not math.isfinite(np.maximum.reduce(result_peak, axis=None)):
             self.state_resets += 1
             self.state = self.model.init_state(self.channels, self.device)
-            result = np.zeros_like(result)
+            result, result_peak = np.zeros_like(result), np.zeros_like(result_peak)
         if not self.output_guard:
             return result
-        decay = np.float32(np.exp(-chunk.shape[1] / (PEAK_HOLD_SECONDS * self.model.sample_rate)))
-        peak = np.maximum(np.abs(dry).max(axis=1, keepdims=True) if dry.shape[1] else 0.0,
-                          np.abs(chunk).max(axis=1, keepdims=True))
-        self._input_peak = np.maximum(peak, self._input_peak * decay).astype(np.float32)
-        limit = OUTPUT_MARGIN * np.maximum(self._input_peak, SILENCE_PEAK)
-        loud = np.abs(result) > limit
-        if loud.any():
-            self.limited_samples += int(loud.sum())
+        decay = self._peak_decay.get(chunk.shape[1])
+        if decay is None:
+            decay = self._peak_decay[chunk.shape[1]] = np.float32(
+                np.exp(-chunk.shape[1] / (PEAK_HOLD_SECONDS * self.model.sample_rate)))
+        peak = channel_peaks(chunk)
+        if dry.shape[1]:
+            np.maximum(peak, channel_peaks(dry), out=peak)
+        self._input_peak = np.maximum(peak, self._input_peak * decay)
+        limit = OUTPUT_MARGIN * np.maximum(self._input_peak, np.float32(SILENCE_PEAK))
+        if np.maximum.reduce(result_peak - limit, axis=None) > 0:
+            self.limited_samples += int((np.abs(result) > limit).sum())
             result = np.clip(result, -limit, limit)
         return result
 

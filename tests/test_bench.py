@@ -20,6 +20,7 @@ def test_bench_json_has_the_figures(capsys):
     stream = entry["streaming"]
     assert 0 < stream["rtf"] and 0 < stream["chunk_median_ms"] <= stream["chunk_p99_ms"] <= stream["chunk_max_ms"]
     assert entry["offline"]["rtf"] > 0 and entry["peak_rss_mb"] > 0 and len(entry["runs_rtf"]) == 2
+    assert 0 < stream["cpu_rtf"] and len(entry["runs_cpu_rtf"]) == 2
     paced = entry["paced"]
     assert paced["chunks"] == 50 and 0 <= paced["late_chunks"] <= paced["chunks"]
     assert 0 < paced["rtf"] and 0 < paced["chunk_median_ms"] <= paced["chunk_p99_ms"] <= paced["chunk_max_ms"]

@@ -86,26 +86,27 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         power += seen.imag ** 2
         band_energy = power @ self._to_bands
         log_bands = np.log10(band_energy + np.float32(LOG_EPS))
-        unset = self._means <= UNSET_LOG
-        self._means[unset] = log_bands[:, 0][unset]
-        unset = self._power <= 0
-        self._power[unset] = power[:, 0, :df][unset]
+        if np.minimum.reduce(self._means, axis=None) <= UNSET_LOG:  # a fresh stream: its first frame starts them
+            unset = self._means <= UNSET_LOG
+            self._means[unset] = log_bands[:, 0][unset]
         band_means = self._running(log_bands, self._means)
-        shape = log_bands - band_means.mean(-1, keepdims=True)
+        shape = log_bands - np.add.reduce(band_means, axis=-1, keepdims=True) / np.float32(band_means.shape[-1])
         shape *= np.float32(0.25)
+        parts = [log_bands - band_means, shape]
         if df:
+            unset = self._power <= 0
+            self._power[unset] = power[:, 0, :df][unset]
             low_power = self._running(power[:, :, :df], self._power)
             unit = (seen[:, :, :df] / np.sqrt(low_power + np.float32(LOG_EPS))).view(np.float32)  # re, im interleaved
             np.clip(unit, -10, 10, out=unit)
-            features = np.concatenate([log_bands - band_means, shape, unit], axis=-1)
-        else:
-            features = np.concatenate([log_bands - band_means, shape], axis=-1)
+            parts.append(unit)
         if self._periods:
             energies = band_correlation(seen, self._delayed, self._to_bands, band_energy)
-            features = np.concatenate([features, energies[2]], axis=-1)
-            if seen is not spectrum:  # the comb works on the frames the gains are for
-                energies = band_correlation(spectrum, delayed, self._to_bands,
-                                            (spectrum.real ** 2 + spectrum.imag ** 2) @ self._to_bands)
+            parts.append(energies[2])
+        features = np.concatenate(parts, axis=-1)
+        if self._periods and seen is not spectrum:  # the comb works on the frames the gains are for
+            energies = band_correlation(spectrum, delayed, self._to_bands,
+                                        (spectrum.real ** 2 + spectrum.imag ** 2) @ self._to_bands)
         weight, bias = self._encode
         x = features @ weight
         x += bias

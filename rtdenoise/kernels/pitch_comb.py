@@ -73,11 +73,12 @@ def comb(spectrum: np.ndarray, delayed: np.ndarray, energies: tuple[np.ndarray, 
     ``scale``: one number, or one per band."""
     own, other, correlation = energies
     correlation = np.maximum(correlation, 0)
-    gains = np.clip(gains, np.float32(1e-4), np.float32(1.0))
+    gains = np.minimum(np.maximum(gains, np.float32(1e-4)), np.float32(1.0))  # np.clip's wrapper costs more
     gains2 = np.square(gains)
     strength = np.square(correlation) * (1 - gains2) / (np.float32(1e-3) + gains2 * (1 - np.square(correlation)))
     strength[correlation > gains] = 1
-    strength = np.float32(scale) * np.sqrt(np.clip(strength, 1e-12, 1.0)) * np.sqrt(own / (other + TINY))
+    np.minimum(np.maximum(strength, np.float32(1e-12), out=strength), np.float32(1.0), out=strength)
+    strength = np.float32(scale) * np.sqrt(strength) * np.sqrt(own / (other + TINY))
     mixed = spectrum + (strength @ to_bins) * delayed
     mixed_energy = (mixed.real ** 2 + mixed.imag ** 2) @ to_bins.T
     return mixed * (np.sqrt((own + SETTLE) / (mixed_energy + SETTLE)) @ to_bins)
