@@ -9,7 +9,7 @@ import torch
 from rtdenoise.models import load_checkpoint
 from training import train
 from training.dataset import Clip, CorpusSplit, MixConfig, Mixer, build_pairs, load_pairs, random_split, save_pairs
-from training.losses import masked_l1, pause_residual, si_sdr
+from training.losses import masked_l1, si_sdr
 from training.synthetic_noise import KINDS, make
 
 from .conftest import DATA
@@ -74,18 +74,6 @@ def test_masked_l1_ignores_gaps():
     loss = masked_l1(estimate, clean)
     loss.backward()
     assert loss.item() == pytest.approx(0.25) and estimate.grad[0, 1] == 0
-
-
-def test_the_pause_term_charges_noise_left_where_nobody_speaks_until_it_is_deep_enough(clean_audio):
-    clean = torch.from_numpy(clean_audio[None, :48000].copy())
-    noise = 0.05 * torch.randn_like(clean)
-    noisy = clean + noise
-    charges = [pause_residual(clean + scale * noise, clean, noisy).item() for scale in (1.0, 0.3, 0.1, 0.01)]
-    assert charges[0] == pytest.approx(1.0, abs=0.02)      # all of the noise left: 30 dB above the aim
-    assert charges[0] > charges[1] > charges[2] > 0 and charges[3] == 0    # 40 dB down: nothing to charge
-    leaky = (clean + 0.3 * noise).requires_grad_()
-    pause_residual(leaky, clean, noisy).backward()
-    assert leaky.grad.abs().sum() > 0
 
 
 def test_si_sdr_of_a_scaled_copy_is_high():
@@ -308,7 +296,7 @@ def test_training_commands_give_one_line_errors_on_bad_files(tmp_path):
 @pytest.mark.parametrize("option,value", [("--batch", "0"), ("--epochs", "0"), ("--lr", "-1"), ("--lr", "nan"),
                                           ("--steps-per-epoch", "0"), ("--segment-seconds", "0"),
                                           ("--max-minutes", "-1"), ("--workers", "-2"),
-                                          ("--suppression-weight", "-1"), ("--pause-weight", "-1")])
+                                          ("--suppression-weight", "-1")])
 def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, value, capsys):
     if value == "nan":  # not even a number to check: argparse refuses it, naming the option
         with pytest.raises(SystemExit) as refused:
@@ -362,7 +350,7 @@ def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_pat
     (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": entries}))
     out = tmp_path / "bands.pt"
     assert train.main(["--model", "bands-small", "--corpus", str(corpus), "--augment", "--rooms", "4",
-                       "--loss", "speech", "--pause-weight", "1", "--val-split", "valvoice", "--select-by", "composite",
+                       "--loss", "speech", "--val-split", "valvoice", "--select-by", "composite",
                        "--batch", "2", "--segment-seconds", "1", "--steps-per-epoch", "3", "--epochs", "2",
                        "--out", str(out), "--quiet"]) == 0
     history = torch.load(out.with_name("bands.last.pt"), weights_only=True)["history"]

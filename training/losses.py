@@ -61,24 +61,6 @@ def speech_preserving(estimate: Tensor, clean: Tensor, sizes: tuple[int, ...] = 
     return total / len(sizes)
 
 
-def pause_residual(estimate: Tensor, clean: Tensor, noisy: Tensor, depth_db: float = 30.0, size: int = 512) -> Tensor:
-    """How far the noise left in the speech's pauses sits above ``depth_db`` below the input, in units of it.
-
-    A pause is a frame whose clean energy is 30 dB under the clean signal's mean frame energy.
-    Measured in dB (log energy), so it keeps pushing where the compressed-magnitude loss has
-    flattened out; 0 once every pause is ``depth_db`` below the noisy input there.
-    """
-    window = torch.hann_window(size, device=estimate.device)
-    energies = [torch.stft(x, size, size // 4, window=window, return_complex=True).abs().square().sum(-2)
-                for x in (estimate, clean, noisy)]
-    out_energy, clean_energy, noisy_energy = energies                             # (B, frames)
-    pauses = clean_energy < 1e-3 * clean_energy.mean(-1, keepdim=True)
-    above = 10 * torch.log10((out_energy + 1e-10) / (noisy_energy + 1e-10)) + depth_db
-    if not pauses.any():
-        return estimate.sum() * 0.0
-    return torch.relu(above[pauses]).mean() / depth_db
-
-
 def mask_nan(tensor: Tensor) -> Tensor:
     """Replace NaN gaps by zeros (for losses that cannot mask)."""
     return torch.nan_to_num(tensor, nan=0.0)

@@ -36,7 +36,7 @@ from .augment import ChainConfig, RecordingChain
 from .distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world, shard_indices,
                           wrap_for_training)
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
-from .losses import LOSSES, denoising_loss, mask_nan, pause_residual, si_sdr
+from .losses import LOSSES, denoising_loss, si_sdr
 from .plots import plot_example, plot_history
 from .warm_start import warm_start
 
@@ -58,7 +58,6 @@ class TrainConfig:
     validation_pairs: int = 64
     suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
     train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
-    pause_weight: float = 0.0        # weight of the pause-depth term (losses.pause_residual); 0: off
 
 
 def set_seed(seed: int) -> None:
@@ -90,8 +89,6 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
     estimate, target = align(model, trainer(noisy), clean)
     loss = denoising_loss(estimate, target, config.loss, config.suppression_weight)
-    if config.pause_weight:
-        loss = loss + config.pause_weight * pause_residual(estimate, mask_nan(target), noisy[..., : target.shape[-1]])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
@@ -170,7 +167,7 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
                 "--tbptt-ms": config.tbptt_ms}
     at_least_zero = {"--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
                      "--workers": args.workers, "--threads": args.threads,
-                     "--suppression-weight": config.suppression_weight, "--pause-weight": config.pause_weight}
+                     "--suppression-weight": config.suppression_weight}
     for option, value in positive.items():
         require_positive(option, value)
     for option, value in at_least_zero.items():
@@ -360,9 +357,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", choices=LOSSES)
     parser.add_argument("--suppression-weight", type=finite_float,
                         help="speech losses: extra cost of removed speech over residual noise (default 2)")
-    parser.add_argument("--pause-weight", type=finite_float,
-                        help="weight of a term that charges the noise left in the speech's pauses above 30 dB "
-                             "under the input, in dB (default 0: off)")
     parser.add_argument("--train-only", metavar="PREFIXES",
                         help="train only the parameters whose names start with these (comma-separated, e.g. "
                              "df_head after growing a model: the rest keeps its trained weights)")
@@ -411,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(model=args.model)
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
-    for key in ("loss", "suppression_weight", "pause_weight", "train_only", "optimizer", "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
+    for key in ("loss", "suppression_weight", "train_only", "optimizer", "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
