@@ -31,7 +31,8 @@ from tqdm import tqdm
 SAMPLE_RATE = 16000
 # Only the packages named in the tables of training/sources.py are ever fetched; none of them
 # is among those DATA.md reserves for independent evaluation, and no user input adds packages.
-from .sources import AUDIO_SUFFIXES, NOISE_SETS, SPEECH_SETS, VoiceSet, packages_needed  # noqa: E402
+from .catalogues import split_openttd_catalogue  # noqa: E402
+from .sources import AUDIO_SUFFIXES, CATALOGUES, NOISE_SETS, SPEECH_SETS, VoiceSet, packages_needed  # noqa: E402
 
 VALIDATION_FRACTION = 0.08  # utterances of the training speakers held out for validation
 AUDIO_GLOB_SUFFIXES = AUDIO_SUFFIXES
@@ -48,6 +49,9 @@ def fetch_packages(packages: set[str], cache: Path) -> dict[str, Path]:
                 subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, capture_output=True)
                 deb = next(Path(tmp).glob("*.deb"))
                 subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+            if package in CATALOGUES:  # many recordings in one file: one WAV each
+                catalogue, folder = CATALOGUES[package]
+                split_openttd_catalogue(root / catalogue, root / folder)
             (root / ".unpacked").touch()
         roots[package] = root
     return roots

@@ -49,6 +49,7 @@ class MixConfig:
     raise_pitch_probability: float = 0.0             # of the pitch shifts, this share raises the voice
     synthetic_kinds: tuple[str, ...] = synthetic_noise.KINDS
     clean_probability: float = 0.0                   # noise 80 dB down: clean speech must pass untouched
+    balance_noise_families: bool = False             # every noise family equally often, then its sources evenly
 
 
 @dataclass
@@ -185,8 +186,10 @@ class Mixer:
         self.chain = chain
         self.length = int(self.config.seconds * SAMPLE_RATE)
         self.by_noise_group: dict[str, list[Clip]] = {}
+        self.groups_by_family: dict[str, set[str]] = {}
         for clip in split.noise:
             self.by_noise_group.setdefault(clip.group, []).append(clip)
+            self.groups_by_family.setdefault(clip.label, set()).add(clip.group)
         self.by_speaker: dict[str, list[Clip]] = {}
         for clip in split.speech:
             self.by_speaker.setdefault(clip.group, []).append(clip)
@@ -224,7 +227,11 @@ class Mixer:
         if self.synthetic and (not self.split.noise or rng.random() < cfg.synthetic_only_probability):
             kind = cfg.synthetic_kinds[rng.integers(len(cfg.synthetic_kinds))]
             return synthetic_noise.make(kind, self.length, rng), f"synthetic_{kind}", "coloured_synthetic"
-        groups = sorted(self.by_noise_group)
+        if cfg.balance_noise_families:  # a family first, so thin ones (wind, crowd) are not drowned by big ones
+            families = sorted(self.groups_by_family)
+            groups = sorted(self.groups_by_family[families[rng.integers(len(families))]])
+        else:
+            groups = sorted(self.by_noise_group)
         group = groups[rng.integers(len(groups))]
         clips = self.by_noise_group[group]
         clip = clips[rng.integers(len(clips))]

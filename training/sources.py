@@ -89,6 +89,21 @@ SPEECH_SETS: list[VoiceSet] = [
              {k: "expressive" for k in _HEDGEWARS_OOD}, "hedgewars_", "unknown", "*.ogg"),
 ]
 
+# OpenSFX entries by index (the catalogue's order): trains, road vehicles, planes, ships; machines;
+# wind; crowd; animals; impacts and the till. Left out: jingles, beeps, and the cartoon "Toyland" mixes.
+OPENSFX_FOLDER = "opensfx"   # inside the unpacked package, written by training.catalogues
+OPENSFX_CATALOGUE = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+_OPENSFX = [
+    ("traffic_engines", "train", (4, 5, 6, 7, 8, 9, 10, 14, 24, 25, 26, 27, 28, 35, 61, 65, 69, 71)),
+    ("traffic_engines", "valvoice", (59,)),
+    ("machines", "train", (3, 11, 12, 13, 33, 39, 56)),
+    ("machines", "valvoice", (40,)),
+    ("wind_rain_water", "train", (52, 57)),
+    ("crowd", "train", (29, 30)),
+    ("nature", "train", (36, 37, 38, 66, 67, 68, 72)),
+    ("household", "train", (15, 16, 17, 19, 20, 54, 55)),
+]
+CATALOGUES = {"openttd-opensfx": (OPENSFX_CATALOGUE, OPENSFX_FOLDER)}  # package -> (catalogue, folder to split into)
 _WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
 _LMMS = "usr/share/lmms/samples"
 _MOH = "usr/share/asterisk/moh"
@@ -121,6 +136,9 @@ NOISE_SETS: dict[str, NoiseSet] = {
     "freeciv_sfx": NoiseSet("freeciv-data", "usr/share/games/freeciv/stdsounds/*.ogg", "machines", "train", True),
     "naev_sfx": NoiseSet("naev-data", "usr/share/naev/dat/snd/sounds/*", "traffic_engines", "train", True),
     "naev_ambient": NoiseSet("naev-data", "usr/share/naev/dat/snd/music/[ao]*.ogg", "music", "train", True),
+    # OpenTTD's OpenSFX: real recordings (freesound.org, CC-BY 3.0 / CC0), split out of its catalogue
+    **{f"opensfx_{index:02d}": NoiseSet("openttd-opensfx", f"{OPENSFX_FOLDER}/{index:02d}.wav", family, split)
+       for family, split, indices in _OPENSFX for index in indices},
     # validation sources (model selection, never trained on)
     "moh_simplicity": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/macroform-the_simplicity.g722", "music",
                                "valvoice"),

@@ -266,7 +266,8 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
             mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
                                    pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
                                    raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
-                                   clean_probability=args.clean_probability)
+                                   clean_probability=args.clean_probability,
+                                   balance_noise_families=args.balance_noise_families)
         mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
         val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
                           MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
@@ -390,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --augment: mixtures are drawn at -5 dB up to this SNR (default 20)")
     parser.add_argument("--clean-probability", type=finite_float, default=0.0,
                         help="with --augment: share of mixtures with no audible noise, so clean speech is left alone")
+    parser.add_argument("--balance-noise-families", action="store_true",
+                        help="with --augment: draw every noise family equally often, then a source within it "
+                             "(default: every source equally often)")
     parser.add_argument("--rooms", type=int, default=300,
                         help="with --augment: simulated rooms drawn once at the start (default 300)")
     parser.add_argument("--val-split", default="validation",
