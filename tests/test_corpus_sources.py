@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +17,17 @@ from training.sources import NOISE_SETS, SPEECH_SETS
 
 from .conftest import DATA
 
-RESERVED = {"pocketsphinx-testdata", "alsa-utils", "etw-data", "searchandrescue-data", "gnome-shell-pomodoro-data",
-            "megaglest-data"}  # ../shared/DATA.md: independent evaluation only
+DATA_NOTES = Path(__file__).resolve().parents[2] / "shared" / "DATA.md"  # the workplace's data notes, if present
+
+
+def reserved_packages() -> set[str]:
+    """The packages DATA.md reserves for independent evaluation (read from it, so no file here names them)."""
+    if not DATA_NOTES.is_file():
+        pytest.skip("no ../shared/DATA.md beside the checkout")
+    text = DATA_NOTES.read_text()
+    section = text[text.index("## Reserved for independent evaluation"):]
+    section = section[: section.index("\n\n", section.index("\n") + 1)]
+    return set(re.findall(r"`([a-z0-9][a-z0-9.+-]+)`", section))
 
 
 def _wav_bytes(audio: np.ndarray) -> bytes:
@@ -72,7 +83,8 @@ def test_no_reserved_package_is_used_and_out_of_domain_packages_serve_nothing_el
         splits_by_package.setdefault(voices.package, set()).update(voices.speakers.values())
     for noise in NOISE_SETS.values():
         splits_by_package.setdefault(noise.package, set()).add(noise.split)
-    assert not RESERVED & set(splits_by_package)
+    reserved = reserved_packages()
+    assert len(reserved) >= 5 and not reserved & set(splits_by_package)
     mixed = {package: splits for package, splits in splits_by_package.items() if "ood" in splits and splits != {"ood"}}
     assert not mixed, mixed
     assert {"train", "valvoice"} <= splits_by_package["openttd-opensfx"]
