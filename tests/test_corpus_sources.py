@@ -88,3 +88,14 @@ def test_no_reserved_package_is_used_and_out_of_domain_packages_serve_nothing_el
     mixed = {package: splits for package, splits in splits_by_package.items() if "ood" in splits and splits != {"ood"}}
     assert not mixed, mixed
     assert {"train", "valvoice"} <= splits_by_package["openttd-opensfx"]
+
+
+def test_every_noise_family_has_several_training_sources():
+    """Family balancing draws each family an eighth of the time: a family of one or two recordings
+    would be learnt by heart. Counted as entries here (a per-file entry, e.g. LMMS's drums, is many)."""
+    per_family = Counter(noise.family for noise in NOISE_SETS.values() if noise.split == "train")
+    assert set(per_family) >= {"crowd", "wind_rain_water", "nature", "machines", "traffic_engines", "household",
+                               "music", "percussion"}
+    assert min(per_family.values()) >= 2, per_family
+    assert min(per_family[family] for family in ("crowd", "wind_rain_water", "nature")) >= 5, per_family
+    assert sum(per_family.values()) >= 40

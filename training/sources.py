@@ -110,6 +110,41 @@ _MOH = "usr/share/asterisk/moh"
 _STUX = "usr/share/games/supertux2/sounds"
 _STUX_MUSIC = "usr/share/games/supertux2/music"
 _LINCITY = "usr/share/games/lincity-ng/sounds"
+_S3D = "usr/share/games/scorched3d/data/globalmods"   # 11 kHz recordings: nothing above 5.5 kHz
+_FLARE = "usr/share/games/flare/mods"
+_BTANKS = "usr/share/games/btanks/data/sounds"
+_WIDELANDS = "usr/share/games/widelands/data/sound"
+_S3D_MISC = "data/wav/misc"
+_FLARE_ENV = "soundfx/environment"
+# (source, package, file, family): game ambiences recorded from life (licences in each package's copyright)
+_AMBIENCES = [
+    ("s3d_cheering", "scorched3d-data", f"{_S3D}/apoc/{_S3D_MISC}/cheeringloop.wav", "crowd"),
+    ("s3d_city", "scorched3d-data", f"{_S3D}/apoc/{_S3D_MISC}/citysounds.wav", "crowd"),
+    ("s3d_birds1", "scorched3d-data", f"{_S3D}/none/{_S3D_MISC}/birds1.wav", "nature"),
+    ("s3d_birds2", "scorched3d-data", f"{_S3D}/none/{_S3D_MISC}/birds2.wav", "nature"),
+    ("s3d_frogs", "scorched3d-data", f"{_S3D}/none/{_S3D_MISC}/frogs.wav", "nature"),
+    ("s3d_ocean", "scorched3d-data", f"{_S3D}/none/{_S3D_MISC}/oceanwaves.wav", "wind_rain_water"),
+    ("s3d_rain", "scorched3d-data", f"{_S3D}/none/{_S3D_MISC}/rain.wav", "wind_rain_water"),
+    ("s3d_factory", "scorched3d-data", f"{_S3D}/apoc/{_S3D_MISC}/factoryloop1.wav", "machines"),
+    ("s3d_cessna", "scorched3d-data", f"{_S3D}/apoc/{_S3D_MISC}/cessna.wav", "traffic_engines"),
+    ("s3d_helicopter", "scorched3d-data", f"{_S3D}/apoc/{_S3D_MISC}/helicopter.wav", "traffic_engines"),
+    ("s3d_jet", "scorched3d-data", f"{_S3D}/none/{_S3D_MISC}/jet.wav", "traffic_engines"),
+    ("flare_rain", "flare-game", f"{_FLARE}/empyrean_campaign/{_FLARE_ENV}/rain.ogg", "wind_rain_water"),
+    ("flare_wind", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/wind_loop.ogg", "wind_rain_water"),
+    ("flare_cave_wind", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/cave_wind_loop.ogg", "wind_rain_water"),
+    ("flare_droplets", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/cave_droplets_loop.ogg", "wind_rain_water"),
+    ("flare_river", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/river_loop.ogg", "wind_rain_water"),
+    ("flare_birds", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/bird_twitter_loop.ogg", "nature"),
+    ("flare_owl", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/forest_owl_loop.ogg", "nature"),
+    ("flare_raven", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/raven_loop.ogg", "nature"),
+    ("flare_anvil", "flare-game", f"{_FLARE}/fantasycore/{_FLARE_ENV}/anvil_loop.ogg", "machines"),
+    ("btanks_city", "btanks-data", f"{_BTANKS}/ambient/city.ogg", "traffic_engines"),
+    ("btanks_country", "btanks-data", f"{_BTANKS}/ambient/country.ogg", "nature"),
+    ("btanks_forest", "btanks-data", f"{_BTANKS}/ambient/forest.ogg", "nature"),
+    ("btanks_swamp", "btanks-data", f"{_BTANKS}/ambient/swamp.ogg", "nature"),
+    ("btanks_helicopter", "btanks-data", f"{_BTANKS}/helicopter.ogg", "traffic_engines"),
+    ("btanks_train", "btanks-data", f"{_BTANKS}/train.ogg", "traffic_engines"),
+]
 
 NOISE_SETS: dict[str, NoiseSet] = {
     # training
@@ -139,7 +174,19 @@ NOISE_SETS: dict[str, NoiseSet] = {
     # OpenTTD's OpenSFX: real recordings (freesound.org, CC-BY 3.0 / CC0), split out of its catalogue
     **{f"opensfx_{index:02d}": NoiseSet("openttd-opensfx", f"{OPENSFX_FOLDER}/{index:02d}.wav", family, split)
        for family, split, indices in _OPENSFX for index in indices},
+    # ambiences and machines for the thin families (crowd, wind/rain/water, nature): one source per file
+    **{name: NoiseSet(package, path, family, "train") for name, package, path, family in _AMBIENCES},
+    # the same kinds as one source per set (many short takes of one recording chain)
+    "widelands_birds": NoiseSet("widelands-data", f"{_WIDELANDS}/animals/bird*.ogg", "nature", "train"),
+    "widelands_beasts": NoiseSet("widelands-data", f"{_WIDELANDS}/animals/[cmsw][oot]*_0*.ogg", "nature", "train"),
+    "widelands_tavern": NoiseSet("widelands-data", f"{_WIDELANDS}/*/taverns/*.ogg", "crowd", "train"),
+    "widelands_saws": NoiseSet("widelands-data", f"{_WIDELANDS}/atlanteans/saw/*.ogg", "machines", "train"),
+    "widelands_stone": NoiseSet("widelands-data", f"{_WIDELANDS}/atlanteans/cutting/*.ogg", "machines", "train"),
+    "widelands_smiths": NoiseSet("widelands-data", f"{_WIDELANDS}/smiths/*.ogg", "machines", "train"),
+    "widelands_mill": NoiseSet("widelands-data", f"{_WIDELANDS}/mill/*.ogg", "machines", "train"),
     # validation sources (model selection, never trained on)
+    "plee_rain": NoiseSet("plee-the-bear-data", "usr/share/games/plee-the-bear/sound/weather/rain.ogg",
+                          "wind_rain_water", "valvoice"),
     "moh_simplicity": NoiseSet("asterisk-moh-opsound-g722", f"{_MOH}/macroform-the_simplicity.g722", "music",
                                "valvoice"),
     "wesnoth_morning": NoiseSet("wesnoth-1.16-data", f"{_WES}/ambient/morning.ogg", "nature", "valvoice"),
