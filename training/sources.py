@@ -178,7 +178,8 @@ NOISE_SETS: dict[str, NoiseSet] = {
     **{name: NoiseSet(package, path, family, "train") for name, package, path, family in _AMBIENCES},
     # the same kinds as one source per set (many short takes of one recording chain)
     "widelands_birds": NoiseSet("widelands-data", f"{_WIDELANDS}/animals/bird*.ogg", "nature", "train"),
-    "widelands_beasts": NoiseSet("widelands-data", f"{_WIDELANDS}/animals/[cmsw][oot]*_0*.ogg", "nature", "train"),
+    "widelands_beasts": NoiseSet("widelands-data", f"{_WIDELANDS}/animals/[cmsw][oot]*_0*.ogg", "nature",
+                                 "train"),  # coyote, moose, stag, wolf
     "widelands_tavern": NoiseSet("widelands-data", f"{_WIDELANDS}/*/taverns/*.ogg", "crowd", "train"),
     "widelands_saws": NoiseSet("widelands-data", f"{_WIDELANDS}/atlanteans/saw/*.ogg", "machines", "train"),
     "widelands_stone": NoiseSet("widelands-data", f"{_WIDELANDS}/atlanteans/cutting/*.ogg", "machines", "train"),
