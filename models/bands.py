@@ -18,9 +18,13 @@ Latency is ``frame - hop`` samples (10 ms) plus ``lookahead`` hops: with look-ah
 of a frame are decided from the features of the frames after it too (the GRU's output for
 frame t is applied to frame t - lookahead); the deep filter looks only backwards.
 With ``pitch`` on, RNNoise's pitch comb filter (models/pitch.py) cleans between the
-harmonics before the gains, and each band's pitch correlation is a feature.
+harmonics before the gains, and each band's pitch correlation is a feature. With ``noise_floor``
+on, each band's level above its noise floor is one more: the floor follows the minimum of the
+band's smoothed log energy and rises slowly (minimum statistics), so steady noise shows as a
+level near its floor whatever the speech does.
 
-State = (input history, overlap-add tail, GRU hidden, band means, low-bin magnitudes,
+State = (input history, overlap-add tail, GRU hidden, band means (and, with noise_floor, the
+smoothed band energies and floors after them), low-bin magnitudes,
 previous low-bin spectra, older input for the pitch search, the spectra of the frames
 waiting for their gains (look-ahead): the frame's and, for pitch models, its delayed frame's).
 """
@@ -64,6 +68,9 @@ class BandSpec:
     lookahead: int = 0         # frames the gains may look ahead: each adds one hop of latency
     learned_comb: bool = False  # the network sets each band's comb strength (PercepNet's r_b), starting at
                                 # pitch_strength (its head starts at zero)
+    noise_floor: bool = False   # each band's level above its tracked noise floor as features (minimum statistics)
+    floor_smooth_ms: float = 30.0   # the floor tracks the band energies smoothed over this time constant ...
+    floor_rise_db: float = 5.0      # ... and rises at most this many dB per second (it falls at once)
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
@@ -71,7 +78,7 @@ class BandSpec:
                 or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
                 or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz \
                 or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2 \
-                or self.learned_comb and not self.pitch:
+                or self.learned_comb and not self.pitch or self.floor_smooth_ms <= 0 or self.floor_rise_db <= 0:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -112,6 +119,16 @@ def erb_band_matrix(bins: int, sample_rate: int, bands: int) -> Tensor:
     return weights.float()
 
 
+def running_floor(values: Tensor, start: Tensor, rise: float) -> Tensor:
+    """Minimum tracking along dim 1 of ``values`` ``(B, T, C)`` from ``start`` ``(B, C)``: ``(B, T, C)``.
+
+    f_t = min(f_{t-1} + rise, x_t), for all t at once: f_t = rise t + min(start + rise, min_{s<=t} (x_s - rise s)).
+    """
+    ramp = rise * torch.arange(values.shape[1], device=values.device, dtype=values.dtype)[None, :, None]
+    lowest = torch.cummin(values - ramp, dim=1).values
+    return ramp + torch.minimum(lowest, (start + rise)[:, None, :])
+
+
 def running_mean(values: Tensor, start: Tensor, alpha: float) -> Tensor:
     """Exponential mean along dim 1 of ``values`` ``(B, T, C)`` from ``start`` ``(B, C)``: ``(B, T, C)``.
 
@@ -140,11 +157,15 @@ class BandDenoiser(StreamingModel):
         self.bins = spec.frame // 2 + 1
         self.df_bins = min(self.bins, int(math.ceil(spec.df_hz / (spec.sample_rate / spec.frame))))
         self.alpha = math.exp(-spec.hop / (spec.sample_rate * spec.norm_seconds))
+        self.floor_alpha = math.exp(-spec.hop_ms / spec.floor_smooth_ms)
+        self.floor_rise = spec.floor_rise_db / 10 * spec.hop_ms / 1000  # log10 energy per frame
+        self.statistics = 3 if spec.noise_floor else 1  # band means (+ smoothed energies and floors)
         self.register_buffer("window", torch.hann_window(spec.frame, periodic=True).sqrt(), persistent=False)
         self.register_buffer("band_matrix", erb_band_matrix(self.bins, spec.sample_rate, spec.bands),
                              persistent=False)
         self.pitch_history = spec.pitch_periods[1] if spec.pitch else 0
-        features = 2 * spec.bands + 2 * self.df_bins + (spec.bands if spec.pitch else 0)
+        features = 2 * spec.bands + 2 * self.df_bins + (spec.bands if spec.pitch else 0) \
+            + (spec.bands if spec.noise_floor else 0)
         self.encode = nn.Linear(features, spec.hidden)
         self.gru = nn.GRU(spec.hidden, spec.hidden, spec.layers, batch_first=True)
         self.gain_head = nn.Linear(spec.hidden, spec.bands)
@@ -174,7 +195,8 @@ class BandDenoiser(StreamingModel):
             zeros(batch, overlap),
             zeros(batch, overlap),
             zeros(spec.layers, batch, spec.hidden),
-            torch.full((batch, spec.bands), UNSET_LOG, device=device),  # running log10 band energies
+            torch.full((batch, self.statistics * spec.bands), UNSET_LOG, device=device),  # running log10 band
+                                                                # energies (+ smoothed ones and floors: noise_floor)
             zeros(batch, self.df_bins),                                  # running low-bin power (0: unset)
             zeros(batch, spec.df_order - 1, self.df_bins, 2),           # previous low-bin spectra
             zeros(batch, self.pitch_history),                           # input before the frame history (pitch)
@@ -235,8 +257,9 @@ class BandDenoiser(StreamingModel):
         magnitude2 = torch.view_as_real(seen).square().sum(-1)                            # (B, k, bins)
         band_energy = magnitude2 @ self.band_matrix.T                                     # (B, k, bands)
         log_bands = torch.log10(band_energy + LOG_EPS)
-        means = torch.where(means <= UNSET_LOG, log_bands[:, 0], means)
+        means = torch.where(means <= UNSET_LOG, log_bands[:, 0].repeat(1, self.statistics), means)
         power = torch.where(power <= 0, magnitude2[:, 0, : self.df_bins], power)
+        means, *floor_start = means.split(spec.bands, dim=-1)
         band_means = running_mean(log_bands, means, self.alpha)
         level = log_bands - band_means                                                    # vs its own past
         shape = log_bands - band_means.mean(-1, keepdim=True)                             # vs the mean level
@@ -251,6 +274,12 @@ class BandDenoiser(StreamingModel):
             features = torch.cat([features, energies[2]], dim=-1)
             if ahead is not None:  # the comb works on the frames the gains are for
                 energies = band_correlation(spectrum, delayed, self.band_matrix)
+        statistics = band_means
+        if floor_start:  # the level above the noise floor, from the smoothed energies' running minimum
+            smoothed = running_mean(log_bands, floor_start[0], self.floor_alpha)
+            floors = running_floor(smoothed, floor_start[1], self.floor_rise)
+            features = torch.cat([features, 0.5 * (log_bands - floors)], dim=-1)
+            statistics = torch.cat([band_means, smoothed, floors], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
         band_gains = torch.sigmoid(self.gain_head(x))
@@ -265,7 +294,7 @@ class BandDenoiser(StreamingModel):
         else:
             enhanced = spectrum * gains
         if not self.df_bins:  # a band-gain model only (df_hz = 0)
-            return enhanced, (hidden, band_means[:, -1], power, past)
+            return enhanced, (hidden, statistics[:, -1], power, past)
         taps = self.df_head(x).reshape(*x.shape[:2], spec.df_order, self.df_bins, 2)
         taps = torch.view_as_complex(taps.contiguous())                                   # (B, k, order, df)
         low = spectrum[..., : self.df_bins]
@@ -275,7 +304,7 @@ class BandDenoiser(StreamingModel):
                        for lag in range(spec.df_order))
         enhanced = torch.cat([enhanced[..., : self.df_bins] + filtered, enhanced[..., self.df_bins:]], dim=-1)
         new_past = torch.view_as_real(history[:, history.shape[1] - (spec.df_order - 1):])
-        return enhanced, (hidden, band_means[:, -1], low_power[:, -1], new_past)
+        return enhanced, (hidden, statistics[:, -1], low_power[:, -1], new_past)
 
     def _gru(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """nn.GRU, minus its per-call wrapper cost when not training: same kernel."""

@@ -37,6 +37,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "bands-pitch": ("bands", vars(BandSpec(df_hz=0.0, pitch=True)).copy()),
     "bands-comb": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, learned_comb=True)).copy()),
     "bands-ahead": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, lookahead=1)).copy()),
+    "bands-floor": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, noise_floor=True)).copy()),
 }
 
 

@@ -9,7 +9,8 @@ from rtdenoise.models.registry import PRESETS, build_preset
 
 from .contract import verify_contract
 
-CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead", "bands-comb"]
+CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead", "bands-comb",
+                   "bands-floor"]
 
 
 @pytest.mark.parametrize("name", CONTRACT_MODELS)
@@ -35,14 +36,32 @@ def test_band_model_is_level_invariant_and_its_bands_cover_every_bin():
         weights = erb_band_matrix(rate // 100 + 1, rate, bands)
         assert torch.allclose(weights.sum(0), torch.ones(weights.shape[1]))
         assert (weights.sum(1) > 0).all()  # no empty band
+    for preset in ("bands", "bands-floor"):  # the noise floor's features: levels above a floor of the same input
+        torch.manual_seed(0)
+        model = build_preset(preset).eval()
+        torch.nn.init.normal_(model.gain_head.weight, std=0.5)
+        noisy = torch.randn(1, 16000) * 0.05
+        with torch.no_grad():
+            quiet, loud = model(noisy), model(noisy * 100)
+        # once the running normalisation has settled (1 s time constant), the loud copy is the quiet one x 100
+        assert torch.allclose(loud[:, 8000:] / 100, quiet[:, 8000:], atol=2e-3 * quiet.abs().max())
+
+
+def test_noise_floor_falls_at_once_and_rises_slowly():
+    """The vectorised floor is the recurrence f = min(f + rise, x); after a step up it climbs at the rise rate."""
+    from rtdenoise.models.bands import running_floor
+
     torch.manual_seed(0)
-    model = build_preset("bands").eval()
-    torch.nn.init.normal_(model.gain_head.weight, std=0.5)
-    noisy = torch.randn(1, 16000) * 0.05
-    with torch.no_grad():
-        quiet, loud = model(noisy), model(noisy * 100)
-    # once the running normalisation has settled (1 s time constant), the loud copy is the quiet one x 100
-    assert torch.allclose(loud[:, 8000:] / 100, quiet[:, 8000:], atol=2e-3 * quiet.abs().max())
+    values, start, rise = torch.randn(2, 300, 4), torch.randn(2, 4), 0.005
+    floor, expected = start.clone(), []
+    for frame in range(values.shape[1]):
+        floor = torch.minimum(floor + rise, values[:, frame])
+        expected.append(floor)
+    assert torch.allclose(running_floor(values, start, rise), torch.stack(expected, 1), atol=1e-5)
+    step = torch.cat([torch.zeros(1, 100, 1), torch.full((1, 100, 1), 3.0), torch.full((1, 100, 1), -1.0)], 1)
+    tracked = running_floor(step, torch.zeros(1, 1), rise)[0, :, 0]
+    assert tracked[99] == 0 and torch.isclose(tracked[199], torch.tensor(100 * rise))  # speech 30 dB up: +5 dB in 1 s
+    assert tracked[200] == -1  # quieter noise: followed at once
 
 
 def test_lab_preset_is_the_lab_spec():

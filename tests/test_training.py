@@ -82,6 +82,27 @@ def test_si_sdr_of_a_scaled_copy_is_high():
     assert si_sdr(x + torch.randn(2, 4000), x).mean().abs() < 1.0
 
 
+def test_the_relative_speech_loss_weighs_quiet_noise_like_loud_noise(noisy_audio, clean_audio):
+    """Per mixture, relative to the noisy input's own loss: a mixture with 20 dB less noise is no longer
+    drowned out by a loud one (its share of the gradient grows), and it needs the noisy input."""
+    from training.losses import denoising_loss, relative_speech_loss, speech_preserving
+
+    clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32)).repeat(2, 1)
+    noise = torch.from_numpy((noisy_audio - clean_audio)[None, :16000].astype(np.float32)) * torch.tensor([[1.0], [0.1]])
+    noisy = clean + noise
+    shares = []
+    for loss in (lambda e: speech_preserving(e, clean, suppression_weight=0.5),
+                 lambda e: relative_speech_loss(e, clean, noisy, 0.5)):
+        estimate = (clean + 0.5 * noise).requires_grad_()
+        loss(estimate).backward()
+        norms = estimate.grad.norm(dim=-1)
+        shares.append((norms[1] / norms.sum()).item())
+    assert shares[1] > shares[0] + 0.1  # measured 0.68 -> 0.84
+    assert denoising_loss(noisy, clean, "speech-stoi-relative", 0.5, noisy).isfinite()
+    with pytest.raises(ValueError, match="noisy input"):
+        denoising_loss(clean, clean, "speech-stoi-relative")
+
+
 @pytest.mark.slow
 def test_short_training_run_lowers_the_loss(tmp_path, fixture_split):
     pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 12, seed=3)
@@ -237,6 +258,10 @@ def test_evaluate_scores_recorded_mixtures_per_band_and_with_a_limit(tmp_path, f
     assert sdr_i["noisy input"] == pytest.approx(0.0, abs=1e-6)
     assert sdr_i["gru"] > sdr_i["gru max 12 dB"] > sdr_i["noisy input"] + 1.0
     assert results["gru"]["overall"]["pesq"] > results["noisy input"]["overall"]["pesq"]
+    assert evaluate.main(["--data", str(path), "--model", "gru", "--every", "2", "--no-baselines",
+                          "--json", str(tmp_path / "every.json")]) == 0  # mixtures 0 and 2: one at 0 dB, one at 10
+    every = json.loads((tmp_path / "every.json").read_text())["gru"]
+    assert every["overall"]["clips"] == 2 and set(every["snr"]) == {"+0 dB", "+10 dB"}
 
 
 @pytest.mark.parametrize("name", ["RNNoise", "DeepFilterNet3"])
@@ -380,6 +405,12 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
         assert torch.allclose(learned(audio), default(audio), atol=1e-6)  # sigmoid(0 + offset) = the fixed strength
     with pytest.raises(SystemExit, match="comb_head"):
         warm_start("bands-pitch", {"arch": "bands", "spec": learned.spec_dict(), "state_dict": learned.state_dict()})
+    floored = warm_start("bands-floor", checkpoint).eval()  # the noise-floor features start at zero weight
+    assert floored.encode.in_features == default.encode.in_features + default.spec.bands
+    with torch.no_grad():
+        assert torch.equal(floored(audio), default(audio))
+    with pytest.raises(SystemExit, match="does not fit"):
+        warm_start("bands-ahead", {"arch": "bands", "spec": floored.spec_dict(), "state_dict": floored.state_dict()})
 
 
 @pytest.mark.slow

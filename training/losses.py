@@ -42,14 +42,15 @@ def multi_resolution_stft(estimate: Tensor, clean: Tensor,
 
 
 def speech_preserving(estimate: Tensor, clean: Tensor, sizes: tuple[int, ...] = (256, 512, 1024),
-                      gamma: float = 0.3, suppression_weight: float = 2.0) -> Tensor:
+                      gamma: float = 0.3, suppression_weight: float = 2.0, per_item: bool = False) -> Tensor:
     """Compressed magnitude + compressed complex MR-STFT, with removed speech costing extra.
 
     Over-suppression (estimate quieter than the clean speech in a bin) costs
     ``1 + suppression_weight`` times what residual noise costs: losing speech hurts
-    intelligibility more than leaving a little noise.
+    intelligibility more than leaving a little noise. ``per_item``: one value per signal ``(B,)``.
     """
-    total = estimate.new_zeros(())
+    total = estimate.new_zeros(estimate.shape[:1] if per_item else ())
+    reduce = (lambda x: x.mean((-2, -1))) if per_item else (lambda x: x.mean())
     for size in sizes:
         window = torch.hann_window(size, device=estimate.device)
         est, ref = (torch.stft(x, size, size // 4, window=window, return_complex=True) for x in (estimate, clean))
@@ -57,7 +58,7 @@ def speech_preserving(estimate: Tensor, clean: Tensor, sizes: tuple[int, ...] = 
         difference = est_mag - ref_mag
         magnitude = difference.square() + suppression_weight * torch.relu(-difference).square()
         complex_term = (est_mag * est / est.abs().clamp_min(1e-8) - ref_mag * ref / ref.abs().clamp_min(1e-8))
-        total = total + magnitude.mean() + 0.3 * complex_term.abs().square().mean()
+        total = total + reduce(magnitude) + 0.3 * reduce(complex_term.abs().square())
     return total / len(sizes)
 
 
@@ -66,15 +67,28 @@ def mask_nan(tensor: Tensor) -> Tensor:
     return torch.nan_to_num(tensor, nan=0.0)
 
 
-LOSSES = ("l1", "masked_l1", "sisdr", "mrstft", "speech", "speech-stoi")
+LOSSES = ("l1", "masked_l1", "sisdr", "mrstft", "speech", "speech-stoi", "speech-stoi-relative")
 STOI_WEIGHT = 10.0  # (1 - STOI) of a noisy input is ~0.13 where the speech loss is ~3
 
 
-def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weight: float = 2.0) -> Tensor:
+def relative_speech_loss(estimate: Tensor, clean: Tensor, noisy: Tensor, suppression_weight: float) -> Tensor:
+    """``speech_preserving`` with each mixture weighted by 1 / sqrt(the noisy input's own loss) (mean weight 1):
+    quiet or nearly clean mixtures count as much as loud, noisy ones, whose errors are larger in absolute terms."""
+    per_item = speech_preserving(estimate, clean, suppression_weight=suppression_weight, per_item=True)
+    with torch.no_grad():
+        start = speech_preserving(noisy, clean, suppression_weight=suppression_weight, per_item=True)
+        weights = (start + 0.1 * start.mean() + 1e-12).rsqrt()
+        weights = weights / weights.mean()
+    return (weights * per_item).mean()
+
+
+def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weight: float = 2.0,
+                   noisy: Tensor | None = None) -> Tensor:
     """The loss named ``name`` (one of ``LOSSES``); ``suppression_weight`` as in ``speech_preserving``.
 
     mrstft: MR-STFT + SI-SDR; speech: speech_preserving + SI-SDR; speech-stoi: speech plus
-    a differentiable STOI term, so that intelligibility itself is trained for.
+    a differentiable STOI term, so that intelligibility itself is trained for; speech-stoi-relative:
+    the same with each mixture's speech term relative to its noisy input's (``noisy``, lined up with ``clean``).
     """
     if name == "l1":
         return l1(estimate, clean)
@@ -89,11 +103,17 @@ def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weigh
         voiced = clean.square().mean(-1) > 1e-8
         sdr = si_sdr(estimate[voiced], clean[voiced]).clamp(max=40).mean() if voiced.any() else 0.0
         return multi_resolution_stft(estimate, clean) - 0.05 * sdr
-    if name in ("speech", "speech-stoi"):
+    if name in ("speech", "speech-stoi", "speech-stoi-relative"):
         voiced = clean.square().mean(-1) > 1e-8
         sdr = si_sdr(estimate[voiced], clean[voiced]).clamp(max=40).mean() if voiced.any() else 0.0
-        total = 10 * speech_preserving(estimate, clean, suppression_weight=suppression_weight) - 0.01 * sdr
-        if name == "speech-stoi" and voiced.any():
+        if name == "speech-stoi-relative":
+            if noisy is None:
+                raise ValueError("loss speech-stoi-relative needs the noisy input")
+            speech = relative_speech_loss(estimate, clean, mask_nan(noisy), suppression_weight)
+        else:
+            speech = speech_preserving(estimate, clean, suppression_weight=suppression_weight)
+        total = 10 * speech - 0.01 * sdr
+        if name != "speech" and voiced.any():
             total = total + STOI_WEIGHT * (1 - stoi(estimate[voiced], clean[voiced]).mean())
         return total
     raise ValueError(f"unknown loss {name!r} ({', '.join(LOSSES)})")

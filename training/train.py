@@ -88,7 +88,7 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     """One batch through ``trainer`` (the chunk loop, maybe under DistributedDataParallel)."""
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
     estimate, target = align(model, trainer(noisy), clean)
-    loss = denoising_loss(estimate, target, config.loss, config.suppression_weight)
+    loss = denoising_loss(estimate, target, config.loss, config.suppression_weight, noisy[..., : target.shape[-1]])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
@@ -109,7 +109,8 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
     for noisy, clean in pairs:
         noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
         estimate, target = align(model, model(noisy), clean)
-        totals["loss"] += denoising_loss(estimate, target, config.loss, config.suppression_weight).item()
+        totals["loss"] += denoising_loss(estimate, target, config.loss, config.suppression_weight,
+                                         noisy[..., : target.shape[-1]]).item()
         target = torch.nan_to_num(target)
         totals["si_sdr"] += si_sdr(estimate, target).mean().item()
         totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()

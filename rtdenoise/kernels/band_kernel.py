@@ -35,6 +35,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._df = model.df_bins
         self._order = spec.df_order
         self._alpha = np.float32(model.alpha)
+        self._floor_alpha = np.float32(model.floor_alpha)
+        self._floor_rise = np.float32(model.floor_rise)
+        self._bands = spec.bands
         self._floor = np.float32(spec.gain_floor)
         self._min_gain = np.float32(spec.min_gain)
         self._window = model.window.cpu().numpy().astype(np.float32)
@@ -48,7 +51,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._history = np.zeros((channels, overlap), np.float32)
         self._tail = np.zeros((channels, overlap), np.float32)
         self._hidden = np.zeros((spec.layers, channels, spec.hidden), np.float32)
-        self._means = np.zeros((channels, spec.bands), np.float32)
+        self._means = np.zeros((channels, model.statistics * spec.bands), np.float32)
         self._power = np.zeros((channels, self._df), np.float32)
         self._past = np.zeros((channels, spec.df_order - 1, self._df, 2), np.float32)
         self._periods = spec.pitch_periods if spec.pitch else None
@@ -88,8 +91,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         log_bands = np.log10(band_energy + np.float32(LOG_EPS))
         if np.minimum.reduce(self._means, axis=None) <= UNSET_LOG:  # a fresh stream: its first frame starts them
             unset = self._means <= UNSET_LOG
-            self._means[unset] = log_bands[:, 0][unset]
-        band_means = self._running(log_bands, self._means)
+            self._means[unset] = np.tile(log_bands[:, 0], self._means.shape[1] // self._bands)[unset]
+        bands = self._bands
+        band_means = self._running(log_bands, self._means[:, :bands])
         shape = log_bands - np.add.reduce(band_means, axis=-1, keepdims=True) / np.float32(band_means.shape[-1])
         shape *= np.float32(0.25)
         parts = [log_bands - band_means, shape]
@@ -103,6 +107,12 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         if self._periods:
             energies = band_correlation(seen, self._delayed, self._to_bands, band_energy)
             parts.append(energies[2])
+        if self._means.shape[1] > bands:  # noise_floor: the level above each band's tracked floor
+            smoothed = self._running(log_bands, self._means[:, bands: 2 * bands], self._floor_alpha)
+            floors = self._lowest(smoothed, self._means[:, 2 * bands:])
+            floors -= log_bands
+            floors *= np.float32(-0.5)
+            parts.append(floors)
         features = np.concatenate(parts, axis=-1)
         if self._periods and seen is not spectrum:  # the comb works on the frames the gains are for
             energies = band_correlation(spectrum, delayed, self._to_bands,
@@ -143,12 +153,23 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._past[...] = history[:, history.shape[1] - (order - 1):][..., None].view(np.float32)
         return enhanced
 
-    def _running(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
+    def _running(self, values: np.ndarray, start: np.ndarray, alpha: np.float32 | None = None) -> np.ndarray:
         """Exponential mean over the frames of ``values`` ``(C, k, n)`` from ``start`` ``(C, n)`` (advanced in place)."""
         out = np.empty_like(values)
-        alpha, rest = self._alpha, np.float32(1) - self._alpha
+        alpha = self._alpha if alpha is None else alpha
+        rest = np.float32(1) - alpha
         for index in range(values.shape[1]):
             start *= alpha
             start += rest * values[:, index]
+            out[:, index] = start
+        return out
+
+    def _lowest(self, values: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """Floors tracked over the frames of ``values`` ``(C, k, n)`` from ``start`` ``(C, n)`` (advanced in place):
+        f = min(f + rise, x)."""
+        out = np.empty_like(values)
+        for index in range(values.shape[1]):
+            start += self._floor_rise
+            np.minimum(start, values[:, index], out=start)
             out[:, index] = start
         return out
