@@ -38,6 +38,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._floor_alpha = np.float32(model.floor_alpha)
         self._floor_rise = np.float32(model.floor_rise)
         self._bands = spec.bands
+        self._noise_floor = spec.noise_floor
         self._floor = np.float32(spec.gain_floor)
         self._min_gain = np.float32(spec.min_gain)
         self._window = model.window.cpu().numpy().astype(np.float32)
@@ -107,7 +108,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         if self._periods:
             energies = band_correlation(seen, self._delayed, self._to_bands, band_energy)
             parts.append(energies[2])
-        if self._means.shape[1] > bands:  # noise_floor: the level above each band's tracked floor
+        if self._noise_floor:  # the level above each band's tracked floor
             smoothed = self._running(log_bands, self._means[:, bands: 2 * bands], self._floor_alpha)
             floors = self._lowest(smoothed, self._means[:, 2 * bands:])
             floors -= log_bands
