@@ -157,11 +157,15 @@ def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
         time.sleep(1.5)
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_out.monitor"], check=True, env=env)
         time.sleep(2.0)
-        sources = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
-                                 capture_output=True, text=True, check=True).stdout
-        names = {line.split()[0]: line.split()[1] for line in subprocess.run(
-            ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
-            check=True).stdout.splitlines()}
+        for _ in range(10):  # a loaded machine: the server may still be moving the stream; read both lists again
+            names = {line.split()[0]: line.split()[1] for line in subprocess.run(
+                ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
+                check=True).stdout.splitlines()}
+            sources = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
+                                     capture_output=True, text=True, check=True).stdout
+            if "rt_out.monitor" in [names.get(line.split()[1]) for line in sources.splitlines()]:
+                break
+            time.sleep(0.5)
         live.send_signal(signal.SIGINT)
         _, err = live.communicate(timeout=30)
     finally:
