@@ -21,7 +21,9 @@ With ``pitch`` on, RNNoise's pitch comb filter (models/pitch.py) cleans between 
 harmonics before the gains, and each band's pitch correlation is a feature. With ``noise_floor``
 on, each band's level above its noise floor is one more: the floor follows the minimum of the
 band's smoothed log energy and rises slowly (minimum statistics), so steady noise shows as a
-level near its floor whatever the speech does.
+level near its floor whatever the speech does. With ``low_gain_exponent`` above 1, the gains of the
+bands under ``low_exponent_hz`` (150 Hz: below most voices' pitch) are raised to that power, so
+rumble and hum there are removed more deeply than the network alone would.
 
 State = (input history, overlap-add tail, GRU hidden, band means (and, with noise_floor, the
 smoothed band energies and floors after them), low-bin magnitudes,
@@ -71,6 +73,8 @@ class BandSpec:
     noise_floor: bool = False   # each band's level above its tracked noise floor as features (minimum statistics)
     floor_smooth_ms: float = 30.0   # the floor tracks the band energies smoothed over this time constant ...
     floor_rise_db: float = 5.0      # ... and rises at most this many dB per second (it falls at once)
+    low_gain_exponent: float = 1.0  # the gains of the bands centred below low_exponent_hz are raised to this
+    low_exponent_hz: float = 150.0  # power (>= 1): rumble and hum under the voice's pitch removed more deeply
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
@@ -78,7 +82,8 @@ class BandSpec:
                 or not 0 <= self.gain_floor < 1 or not 0 <= self.min_gain < 1 or self.df_hz < 0 \
                 or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz \
                 or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2 \
-                or self.learned_comb and not self.pitch or self.floor_smooth_ms <= 0 or self.floor_rise_db <= 0:
+                or self.learned_comb and not self.pitch or self.floor_smooth_ms <= 0 or self.floor_rise_db <= 0 \
+                or not 1 <= self.low_gain_exponent <= 8 or self.low_exponent_hz < 0:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -163,6 +168,8 @@ class BandDenoiser(StreamingModel):
         self.register_buffer("window", torch.hann_window(spec.frame, periodic=True).sqrt(), persistent=False)
         self.register_buffer("band_matrix", erb_band_matrix(self.bins, spec.sample_rate, spec.bands),
                              persistent=False)
+        centres_hz = self.band_matrix.argmax(1) * (spec.sample_rate / spec.frame)  # the bands run from low to high
+        self.low_bands = int((centres_hz < spec.low_exponent_hz).sum()) if spec.low_gain_exponent != 1 else 0
         self.pitch_history = spec.pitch_periods[1] if spec.pitch else 0
         features = 2 * spec.bands + 2 * self.df_bins + (spec.bands if spec.pitch else 0) \
             + (spec.bands if spec.noise_floor else 0)
@@ -285,6 +292,9 @@ class BandDenoiser(StreamingModel):
         band_gains = torch.sigmoid(self.gain_head(x))
         if spec.gain_floor:
             band_gains = band_gains.clamp_min(spec.gain_floor)
+        if self.low_bands:
+            low = self.low_bands
+            band_gains = torch.cat([band_gains[..., :low] ** spec.low_gain_exponent, band_gains[..., low:]], dim=-1)
         if spec.min_gain:
             band_gains = spec.min_gain + (1.0 - spec.min_gain) * band_gains
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)

@@ -38,6 +38,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "bands-comb": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, learned_comb=True)).copy()),
     "bands-ahead": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, lookahead=1)).copy()),
     "bands-floor": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, noise_floor=True)).copy()),
+    "bands-wide": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=160)).copy()),
 }
 
 

@@ -165,7 +165,9 @@ def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
                                   BandSpec(hidden=16, layers=1, df_order=2, lookahead=2),
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, learned_comb=True),
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, noise_floor=True),
-                                  BandSpec(hidden=16, layers=1, df_order=2, noise_floor=True, lookahead=1)])
+                                  BandSpec(hidden=16, layers=1, df_order=2, noise_floor=True, lookahead=1),
+                                  BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, low_gain_exponent=3.0,
+                                           min_gain=0.1)])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.manual_seed(0)

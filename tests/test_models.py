@@ -1,6 +1,7 @@
 """Both models: shapes, the streaming contract, near-identity start, checkpoints."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,6 +63,30 @@ def test_noise_floor_falls_at_once_and_rises_slowly():
     tracked = running_floor(step, torch.zeros(1, 1), rise)[0, :, 0]
     assert tracked[99] == 0 and torch.isclose(tracked[199], torch.tensor(100 * rise))  # speech 30 dB up: +5 dB in 1 s
     assert tracked[200] == -1  # quieter noise: followed at once
+
+
+def test_the_low_gain_exponent_removes_more_under_150_hz_and_nothing_else(noisy_audio):
+    """Raising the gains of the bands under 150 Hz to a power only deepens what is removed there."""
+    from dataclasses import replace
+
+    from rtdenoise.models.bands import BandDenoiser, BandSpec
+
+    torch.manual_seed(0)
+    plain = build_preset("bands-pitch").eval()
+    torch.nn.init.normal_(plain.gain_head.weight, std=0.5)  # gains well inside (0, 1)
+    deeper = BandDenoiser(replace(plain.spec, low_gain_exponent=3.0)).eval()
+    deeper.load_state_dict(plain.state_dict())
+    assert plain.low_bands == 0 and deeper.low_bands == 3  # centres 0, 50 and 100 Hz at 16 kHz
+    audio = torch.from_numpy(noisy_audio[None, :32000].astype(np.float32))
+    with torch.no_grad():
+        spectra = [torch.stft(model(audio)[0], 1024, 256, window=torch.hann_window(1024), return_complex=True).abs()
+                   for model in (plain, deeper)]
+    below, above = slice(0, 150 * 1024 // 16000), slice(400 * 1024 // 16000, None)  # a 20 ms frame's gains
+    assert spectra[1][below].square().sum() < 0.8 * spectra[0][below].square().sum()  # smear ~100 Hz at 1024
+    change_above = (spectra[1][above] - spectra[0][above]).square().sum() / spectra[0][above].square().sum()
+    assert change_above < 1e-4
+    with pytest.raises(ValueError):
+        BandSpec(low_gain_exponent=0.5)  # never louder than the network's gains
 
 
 def test_lab_preset_is_the_lab_spec():

@@ -413,6 +413,32 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
         warm_start("bands-ahead", {"arch": "bands", "spec": floored.spec_dict(), "state_dict": floored.state_dict()})
 
 
+def test_a_wider_network_grows_gate_by_gate_with_live_new_units_and_the_same_output(noisy_audio, tmp_path):
+    from rtdenoise.models import resolve_model_path
+    from training.warm_start import main as grow
+
+    default, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    out = tmp_path / "wide.pt"
+    grow(["--model", "bands-wide", "--init", str(resolve_model_path("bands")), "--seed", "3", "--out", str(out)])
+    wide, info = load_checkpoint(out)
+    old, new = default.spec.hidden, wide.spec.hidden
+    assert new > old and info["training"]["recipe"]["model"] == "bands-wide"
+    for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1", "bias_ih_l1"):
+        grown, trained = getattr(wide.gru, name).detach(), getattr(default.gru, name).detach()
+        for gate in range(3):  # each of r, z, n holds the trained gate in its leading block
+            rows = grown[gate * new: gate * new + old]
+            assert torch.equal(rows[:, :old] if rows.dim() == 2 else rows, trained[gate * old: (gate + 1) * old])
+            if rows.dim() == 2:
+                assert not rows[:, old:].any()  # new units feed no trained unit
+            assert grown[gate * new + old: (gate + 1) * new].abs().sum() > 0  # the new units start alive
+    assert not wide.gain_head.weight[:, old:].any() and wide.encode.weight[old:].abs().sum() > 0
+    audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(wide.eval()(audio), default.eval()(audio), atol=1e-6)
+    with pytest.raises(SystemExit, match="overwrite"):
+        grow(["--model", "bands-wide", "--init", str(out), "--out", str(out)])
+
+
 @pytest.mark.slow
 def test_train_only_the_grown_deep_filter_keeps_every_other_weight(tmp_path, fixture_split, capsys):
     from rtdenoise.models import resolve_model_path
@@ -475,6 +501,25 @@ def test_averaging_checkpoints_gives_the_mean_weights_and_refuses_other_networks
     assert checkpoint["training"]["averaged"] == [str(shipped), str(moved)]
     with pytest.raises(Exception, match="a different network"):
         average.main([str(shipped), str(resolve_model_path("gru")), "--out", str(tmp_path / "never.pt")])
+    assert not (tmp_path / "never.pt").exists()
+
+
+def test_one_checkpoint_takes_a_low_gain_exponent_with_its_weights_unchanged(tmp_path):
+    from rtdenoise.models.registry import build_preset, save_checkpoint
+    from training import average
+
+    source = save_checkpoint(build_preset("bands-pitch"), tmp_path / "p.pt", name="p")
+    assert average.main([str(source), "--out", str(tmp_path / "low.pt"), "--low-gain-exponent", "3"]) == 0
+    model, checkpoint = load_checkpoint(tmp_path / "low.pt")
+    assert checkpoint["spec"]["low_gain_exponent"] == 3 and model.low_bands == 3
+    original, _ = load_checkpoint(source)
+    assert all(torch.equal(value, original.state_dict()[name]) for name, value in model.state_dict().items())
+    for inputs, option in (([source], []), ([source], ["--low-gain-exponent", "0.5"]),
+                           ([save_checkpoint(build_preset("gru-small"), tmp_path / "g.pt", name="g")],
+                            ["--low-gain-exponent", "2"])):
+        with pytest.raises(SystemExit) as refused:  # one checkpoint and no setting; louder; not a band model
+            average.main([*map(str, inputs), "--out", str(tmp_path / "never.pt"), *option])
+        assert refused.value.code == 2
     assert not (tmp_path / "never.pt").exists()
 
 

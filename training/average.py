@@ -5,7 +5,9 @@
 Epochs of one fine-tune sit in one basin of the loss but bounce around its floor (a small
 validation set cannot tell them apart); their mean is usually better and steadier than any
 one of them. All inputs must hold the same architecture and spec. ``--pitch-strength`` sets the
-comb strength of a pitch band model in the result (a setting, not a weight).
+comb strength of a pitch band model in the result, ``--low-gain-exponent`` how much more deeply a
+band model removes what lies under 150 Hz (settings, not weights); with a setting, one checkpoint
+is enough.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import torch
 
 from rtdenoise.errors import finite_float
-from rtdenoise.models.registry import CheckpointError, load_checkpoint, save_checkpoint
+from rtdenoise.models.registry import CheckpointError, build_model, load_checkpoint, save_checkpoint
 
 
 def average_checkpoints(paths: list[Path], settings: tuple[str, ...] = ()) -> tuple[torch.nn.Module, dict]:
@@ -37,24 +39,39 @@ def average_checkpoints(paths: list[Path], settings: tuple[str, ...] = ()) -> tu
     return model, first
 
 
+def with_settings(model: torch.nn.Module, arch: str, settings: dict, parser: argparse.ArgumentParser) -> torch.nn.Module:
+    """``model``'s network rebuilt with the spec entries in ``settings`` changed, holding its weights."""
+    spec = getattr(model, "spec", None)
+    option = "--" + next(iter(settings)).replace("_", "-")
+    if "pitch_strength" in settings and not getattr(spec, "pitch", False):
+        parser.error("--pitch-strength: the checkpoints are not a band model with the pitch comb")
+    if arch != "bands":
+        parser.error(f"{option}: the checkpoints are not a band model")
+    try:
+        rebuilt = build_model(arch, dataclasses.asdict(dataclasses.replace(spec, **settings)))
+    except ValueError:
+        parser.error(f"{option}: out of range ({', '.join(f'{k} {v:g}' for k, v in settings.items())})")
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", type=Path, nargs="+", help="checkpoints of one network (two or more)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--pitch-strength", type=finite_float, help="the comb strength of a pitch band model, 0..1")
+    parser.add_argument("--low-gain-exponent", type=finite_float,
+                        help="a band model's gains under 150 Hz raised to this power, 1..8 (1: as the network says)")
     args = parser.parse_args(argv)
-    if len(args.checkpoints) < 2:
-        parser.error("give two or more checkpoints to average")
+    settings = {name: value for name, value in (("pitch_strength", args.pitch_strength),
+                                                ("low_gain_exponent", args.low_gain_exponent)) if value is not None}
+    if len(args.checkpoints) < (1 if settings else 2):
+        parser.error("give two or more checkpoints to average (or one with a setting to change)")
     if args.out.resolve() in {path.resolve() for path in args.checkpoints}:
         parser.error(f"--out {args.out} is one of the inputs; it would be overwritten")
-    model, first = average_checkpoints(args.checkpoints, ("pitch_strength",) if args.pitch_strength is not None else ())
-    if args.pitch_strength is not None:
-        if not getattr(getattr(model, "spec", None), "pitch", False):
-            parser.error("--pitch-strength: the checkpoints are not a band model with the pitch comb")
-        try:
-            model.spec = dataclasses.replace(model.spec, pitch_strength=args.pitch_strength)
-        except ValueError:
-            parser.error(f"--pitch-strength {args.pitch_strength}: give a value from 0 to 1")
+    model, first = average_checkpoints(args.checkpoints, tuple(settings))
+    if settings:
+        model = with_settings(model, first["arch"], settings, parser)
     training = dict(first.get("training", {}))
     training["averaged"] = [str(path) for path in args.checkpoints]
     save_checkpoint(model, args.out, name=args.out.stem, trained=True, training=training,

@@ -1,16 +1,24 @@
 """Start a larger model of the same architecture from a trained smaller one (e.g. band gains -> + deep filter).
 
 Each trained tensor is copied into the leading block of the new model's tensor of the same
-name and the rest of that tensor is zeroed. For the band model this keeps the output
-unchanged: the new input features (the low bins' spectrum) meet zero weights and the new
-deep-filter head starts at zero, so training begins exactly where the smaller model ended.
+name (for a GRU's stacked gate tensors, into each gate's leading block). Weights from new
+inputs to trained units are zeroed, and new heads start at zero. For the band model this keeps
+the output unchanged: the new input features (the low bins' spectrum, the pitch correlations)
+meet zero weights and the new deep-filter head starts at zero, so training begins exactly where
+the smaller model ended. A wider network (more hidden units) keeps the new units' own weights
+at their fresh random start (units that all started at zero would stay alike); only their
+weights into trained units and heads are zero, so the output is still unchanged at the start.
 """
 from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
 
 import torch
 
 from rtdenoise.models import StreamingModel
-from rtdenoise.models.registry import build_preset
+from rtdenoise.models.registry import build_preset, read_checkpoint, save_checkpoint
 
 
 def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
@@ -27,13 +35,55 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
     unknown = sorted(set(trained) - set(model.state_dict()))
     if unknown:
         raise SystemExit(f"--init: preset {preset!r} has no {unknown[0]} (the checkpoint has)")
+    hidden = spec.get("hidden"), model.spec_dict().get("hidden")
     with torch.no_grad():
         for name, target in model.state_dict().items():
             weights = trained.get(name)
-            target.zero_()  # a layer the checkpoint lacks (e.g. a new head) starts at zero
             if weights is None:
+                target.zero_()  # a layer the checkpoint lacks (e.g. a new head) starts at zero
                 continue
             if weights.dim() != target.dim() or any(s > t for s, t in zip(weights.shape, target.shape)):
                 raise SystemExit(f"--init: {name} of the checkpoint does not fit preset {preset!r}")
-            target[tuple(slice(0, s) for s in weights.shape)] = weights
+            gates = 3 if name.startswith("gru.") else 1  # nn.GRU stacks its r, z, n gates along the rows
+            if gates > 1 and weights.shape[0] % gates:
+                raise SystemExit(f"--init: {name} of the checkpoint is not a GRU's three gates")
+            _grow_into(target.view(gates, target.shape[0] // gates, *target.shape[1:]),
+                       weights.view(gates, weights.shape[0] // gates, *weights.shape[1:]),
+                       new_units=bool(hidden[0] and hidden[1] and hidden[1] > hidden[0]))
     return model
+
+
+def _grow_into(target: torch.Tensor, weights: torch.Tensor, new_units: bool) -> None:
+    """``weights`` ``(gates, rows, ...)`` into the leading block of each gate of ``target``; the trained rows'
+    new columns become zero; the new rows keep their fresh values when ``new_units``, else they become zero."""
+    rows = weights.shape[1]
+    if not new_units:
+        target[:, rows:] = 0
+    trained_rows = target[:, :rows]
+    trained_rows.zero_()
+    trained_rows[(slice(None), slice(None), *(slice(0, s) for s in weights.shape[2:]))] = weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the grown network as a checkpoint, so that several runs can start from the very same weights."""
+    parser = argparse.ArgumentParser(prog="python -m training.warm_start", description=main.__doc__)
+    parser.add_argument("--model", required=True, help="the larger preset, e.g. bands-wide")
+    parser.add_argument("--init", type=Path, required=True, help="the trained checkpoint it grows from")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the new units' random start (default 0)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.out.exists() and args.out.resolve() == args.init.resolve():
+        raise SystemExit("--out must not overwrite --init")
+    torch.manual_seed(args.seed)
+    start = read_checkpoint(args.init)
+    model = warm_start(args.model, start)
+    path = save_checkpoint(model, args.out, name=args.model, notes=f"{args.init.name} grown into {args.model}",
+                           training={"recipe": {"model": args.model}, "grown_from": str(args.init), "seed": args.seed})
+    print(f"wrote {path}: {args.model} starting from {args.init}")
+    return 0
+
+
+if __name__ == "__main__":
+    from rtdenoise.errors import run_command
+
+    sys.exit(run_command(main, "python -m training.warm_start"))

@@ -41,6 +41,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._noise_floor = spec.noise_floor
         self._floor = np.float32(spec.gain_floor)
         self._min_gain = np.float32(spec.min_gain)
+        self._low_bands, self._low_exponent = model.low_bands, np.float32(spec.low_gain_exponent)
         self._window = model.window.cpu().numpy().astype(np.float32)
         bands = model.band_matrix.cpu().numpy().astype(np.float32)
         self._to_bands, self._to_bins = np.ascontiguousarray(bands.T), np.ascontiguousarray(bands)
@@ -130,6 +131,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         expit(gains, out=gains)
         if self._floor:
             np.maximum(gains, self._floor, out=gains)
+        if self._low_bands:
+            low = gains[..., : self._low_bands]
+            np.power(low, self._low_exponent, out=low)
         if self._min_gain:
             gains *= np.float32(1) - self._min_gain
             gains += self._min_gain
