@@ -382,6 +382,16 @@ def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_pat
     assert len(history) == 2 and all("val_stoi" in h and "val_stoi_noisy" in h for h in history)
 
 
+def narrow_pitch_checkpoint() -> dict:
+    """A 2x128 pitch band model without look-ahead (the network of the default before it was widened):
+    the shipped bands-ahead's weights, which are that network's, in the spec without the look-ahead."""
+    from rtdenoise.models import resolve_model_path
+
+    _, checkpoint = load_checkpoint(resolve_model_path("bands-ahead"))
+    spec = {**checkpoint["spec"], "lookahead": 0, "low_gain_exponent": 1.0}
+    return {"arch": "bands", "spec": spec, "state_dict": checkpoint["state_dict"]}
+
+
 def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy_audio):
     from rtdenoise.models import resolve_model_path
     from training.warm_start import warm_start
@@ -398,7 +408,12 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
     assert pitched.spec.pitch
     with pytest.raises(SystemExit, match="pitch"):
         warm_start("bands", load_checkpoint(resolve_model_path("bands"))[1])  # the default has pitch features
-    default, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    from rtdenoise.models.registry import build_model
+
+    checkpoint = narrow_pitch_checkpoint()
+    default = build_model("bands", checkpoint["spec"])
+    default.load_state_dict(checkpoint["state_dict"])
+    default.eval()
     learned = warm_start("bands-comb", checkpoint).eval()  # a new head (the per-band comb strengths) starts at zero
     assert learned.spec.learned_comb and learned.spec.pitch_strength == default.spec.pitch_strength
     with torch.no_grad():
@@ -414,12 +429,15 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
 
 
 def test_a_wider_network_grows_gate_by_gate_with_live_new_units_and_the_same_output(noisy_audio, tmp_path):
-    from rtdenoise.models import resolve_model_path
+    from rtdenoise.models.registry import build_model, save_checkpoint
     from training.warm_start import main as grow
 
-    default, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    checkpoint = narrow_pitch_checkpoint()
+    default = build_model("bands", checkpoint["spec"])
+    default.load_state_dict(checkpoint["state_dict"])
+    narrow = save_checkpoint(default, tmp_path / "narrow.pt", name="narrow")
     out = tmp_path / "wide.pt"
-    grow(["--model", "bands-wide", "--init", str(resolve_model_path("bands")), "--seed", "3", "--out", str(out)])
+    grow(["--model", "bands-wide", "--init", str(narrow), "--seed", "3", "--out", str(out)])
     wide, info = load_checkpoint(out)
     old, new = default.spec.hidden, wide.spec.hidden
     assert new > old and info["training"]["recipe"]["model"] == "bands-wide"
