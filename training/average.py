@@ -39,7 +39,8 @@ def average_checkpoints(paths: list[Path], settings: tuple[str, ...] = ()) -> tu
     return model, first
 
 
-def with_settings(model: torch.nn.Module, arch: str, settings: dict, parser: argparse.ArgumentParser) -> torch.nn.Module:
+def with_settings(model: torch.nn.Module, arch: str, settings: dict,
+                  parser: argparse.ArgumentParser) -> torch.nn.Module:
     """``model``'s network rebuilt with the spec entries in ``settings`` changed, holding its weights."""
     spec = getattr(model, "spec", None)
     option = "--" + next(iter(settings)).replace("_", "-")

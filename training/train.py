@@ -240,7 +240,8 @@ def starting_model(config: TrainConfig, args: argparse.Namespace, resume: dict |
     start = read_checkpoint(args.init)
     if args.model_given and PRESETS.get(config.model, ("", {}))[0] == start["arch"] \
             and PRESETS[config.model][1] != start["spec"]:
-        say(f"starting preset {config.model} from the weights of {args.init} (new inputs and heads at zero: the same output)", flush=True)
+        say(f"starting preset {config.model} from the weights of {args.init} "
+            "(new inputs and heads at zero: the same output)", flush=True)
         return warm_start(config.model, start)  # e.g. band gains grown into band gains + deep filter
     say(f"starting from the weights of {args.init}", flush=True)
     if not args.model_given:  # its own network: name it as the checkpoint does, not by the default preset
