@@ -39,6 +39,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "bands-ahead": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, lookahead=1)).copy()),
     "bands-floor": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, noise_floor=True)).copy()),
     "bands-wide": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=160)).copy()),
+    "bands-wider": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=192)).copy()),
 }
 
 

@@ -11,7 +11,7 @@ from rtdenoise.models.registry import PRESETS, build_preset
 from .contract import verify_contract
 
 CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead", "bands-comb",
-                   "bands-floor", "bands-wide"]
+                   "bands-floor", "bands-wide", "bands-wider"]
 
 
 @pytest.mark.parametrize("name", CONTRACT_MODELS)

@@ -103,6 +103,21 @@ def test_the_relative_speech_loss_weighs_quiet_noise_like_loud_noise(noisy_audio
         denoising_loss(clean, clean, "speech-stoi-relative")
 
 
+def test_the_stoi_weight_scales_only_the_stoi_term(clean_audio, noisy_audio):
+    """--stoi-weight w: the speech-stoi loss grows by exactly (w - 10) x (1 - STOI) of the estimate."""
+    from training.losses import STOI_WEIGHT, denoising_loss
+    from training.stoi_loss import stoi
+
+    clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32))
+    noisy = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    base = denoising_loss(noisy, clean, "speech-stoi", 0.5)
+    heavier = denoising_loss(noisy, clean, "speech-stoi", 0.5, stoi_weight=2 * STOI_WEIGHT)
+    expected = STOI_WEIGHT * (1 - stoi(noisy, clean).mean())
+    assert expected > 0.5 and torch.isclose(heavier - base, expected, rtol=1e-4)
+    assert torch.equal(denoising_loss(noisy, clean, "speech", 0.5, stoi_weight=0.0),
+                       denoising_loss(noisy, clean, "speech", 0.5))
+
+
 @pytest.mark.slow
 def test_short_training_run_lowers_the_loss(tmp_path, fixture_split):
     pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 12, seed=3)
@@ -575,3 +590,14 @@ def test_averaging_can_set_the_comb_strength_of_a_pitch_model_only(tmp_path):
             average.main([*map(str, inputs), "--out", str(tmp_path / "never.pt"), "--pitch-strength", strength])
         assert refused.value.code == 2
     assert not (tmp_path / "never.pt").exists()
+
+
+def test_an_average_records_the_most_epochs_any_of_its_checkpoints_trained(tmp_path):
+    from rtdenoise.models.registry import build_preset, save_checkpoint
+    from training import average
+
+    inputs = [save_checkpoint(build_preset("bands-small"), tmp_path / f"e{count}.pt", name="e",
+                              training={"epochs": count}) for count in (6, 26, 11)]
+    assert average.main([*map(str, inputs), "--out", str(tmp_path / "mean.pt")]) == 0
+    training = load_checkpoint(tmp_path / "mean.pt")[1]["training"]
+    assert training["epochs"] == 26 and training["averaged"] == [str(path) for path in inputs]

@@ -23,9 +23,11 @@ from rtdenoise.models.registry import CheckpointError, build_model, load_checkpo
 
 
 def average_checkpoints(paths: list[Path], settings: tuple[str, ...] = ()) -> tuple[torch.nn.Module, dict]:
-    """The first checkpoint's model holding the mean of every checkpoint's weights, and its checkpoint dict;
-    the spec entries named in ``settings`` may differ (they are set afterwards)."""
+    """The first checkpoint's model holding the mean of every checkpoint's weights, and its checkpoint dict
+    (its ``training.epochs`` the most any input trained); the spec entries named in ``settings`` may
+    differ (they are set afterwards)."""
     model, first = load_checkpoint(paths[0])
+    epochs = [first.get("training", {}).get("epochs")]
     network = lambda spec: {key: value for key, value in spec.items() if key not in settings}  # noqa: E731
     total = {name: value.double() for name, value in first["state_dict"].items()}
     for path in paths[1:]:
@@ -34,8 +36,12 @@ def average_checkpoints(paths: list[Path], settings: tuple[str, ...] = ()) -> tu
             raise CheckpointError(f"{path}: a different network from {paths[0]} ({other['arch']} {other['spec']})")
         for name, value in other["state_dict"].items():
             total[name] += value.double()
+        epochs.append(other.get("training", {}).get("epochs"))
     model.load_state_dict({name: (value / len(paths)).to(first["state_dict"][name].dtype)
                            for name, value in total.items()})
+    counted = [count for count in epochs if isinstance(count, int)]
+    if counted:
+        first = {**first, "training": {**first.get("training", {}), "epochs": max(counted)}}
     return model, first
 
 

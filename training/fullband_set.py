@@ -8,8 +8,11 @@ recordings of the out-of-domain noise packages (extremetuxracer, frozen-bubble, 
 plus white and pink noise. A file is used only if its spectrum, not its header, shows
 content above 8 kHz: its 8-16 kHz level within ``MAX_HIGH_BAND_DROP_DB`` of its 0-8 kHz level.
 Everything is resampled to 48 kHz (scipy's polyphase resampler) and mixed at -5..15 dB SNR
-(measured over the full band). Saved in the lab format with ``sample_rate`` in each clip's
-metadata; ``python -m training.evaluate --data data/lab/fullband.pt`` scores it fullband.
+(measured over the full band). Each syllable loses its DC offset and anything under
+``LOW_CUT_HZ`` (a microphone chain's low cut; some gcin-voice syllables carry a DC offset of
+half their level, which SI-SDR would otherwise ask a denoiser to keep). Saved in the lab
+format with ``sample_rate`` in each clip's metadata; ``python -m training.evaluate --data
+data/lab/fullband.pt`` scores it fullband.
 """
 from __future__ import annotations
 
@@ -40,6 +43,15 @@ NOISES = {  # name -> (package, pattern, family)
 SYNTHETIC = ("white", "pink")
 SNRS = (-5.0, 0.0, 5.0, 10.0, 15.0)
 FLOOR_DB = 55.0  # the clean speech's own noise floor, this far below its level
+LOW_CUT_HZ = 40.0
+
+
+def without_rumble(audio: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """``audio`` without its DC offset and what lies under ``LOW_CUT_HZ`` (zero-phase Butterworth, order 4)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    highpass = butter(4, LOW_CUT_HZ, "highpass", fs=rate, output="sos")
+    return sosfiltfilt(highpass, audio - audio.mean()).astype(np.float32)
 
 
 def resample_to(audio: np.ndarray, rate: int, target: int = RATE) -> np.ndarray:
@@ -91,7 +103,8 @@ def build(cache: Path, clips: int = 40, seconds: float = 4.0, seed: int = 0, rat
     """``clips`` mixtures ``(noisy, clean)`` made at 48 kHz, then taken to ``rate``, and their metadata."""
     rng = np.random.default_rng(seed)
     package, pattern, speaker, sex = SPEECH
-    syllables = [a for a in (read_fullband(p) for p in package_files(cache, package, pattern)) if a is not None]
+    syllables = [without_rumble(a) for a in (read_fullband(p) for p in package_files(cache, package, pattern))
+                 if a is not None]
     if len(syllables) < MIN_SPEECH_CLIPS:
         raise ValueError(f"{cache / package}: fewer than {MIN_SPEECH_CLIPS} clips with content above 8 kHz")
     sources: dict[str, tuple[str, list]] = {}  # noise name -> (family, its recordings); None: synthetic

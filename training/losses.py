@@ -83,8 +83,9 @@ def relative_speech_loss(estimate: Tensor, clean: Tensor, noisy: Tensor, suppres
 
 
 def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weight: float = 2.0,
-                   noisy: Tensor | None = None) -> Tensor:
-    """The loss named ``name`` (one of ``LOSSES``); ``suppression_weight`` as in ``speech_preserving``.
+                   noisy: Tensor | None = None, stoi_weight: float = STOI_WEIGHT) -> Tensor:
+    """The loss named ``name`` (one of ``LOSSES``); ``suppression_weight`` as in ``speech_preserving``;
+    ``stoi_weight`` what a unit of (1 - STOI) costs in the speech-stoi losses.
 
     mrstft: MR-STFT + SI-SDR; speech: speech_preserving + SI-SDR; speech-stoi: speech plus
     a differentiable STOI term, so that intelligibility itself is trained for; speech-stoi-relative:
@@ -114,6 +115,6 @@ def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weigh
             speech = speech_preserving(estimate, clean, suppression_weight=suppression_weight)
         total = 10 * speech - 0.01 * sdr
         if name != "speech" and voiced.any():
-            total = total + STOI_WEIGHT * (1 - stoi(estimate[voiced], clean[voiced]).mean())
+            total = total + stoi_weight * (1 - stoi(estimate[voiced], clean[voiced]).mean())
         return total
     raise ValueError(f"unknown loss {name!r} ({', '.join(LOSSES)})")

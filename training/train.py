@@ -36,7 +36,7 @@ from .augment import ChainConfig, RecordingChain
 from .distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world, shard_indices,
                           wrap_for_training)
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
-from .losses import LOSSES, denoising_loss, si_sdr
+from .losses import LOSSES, STOI_WEIGHT, denoising_loss, si_sdr
 from .plots import plot_example, plot_history
 from .warm_start import warm_start
 
@@ -57,6 +57,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     validation_pairs: int = 64
     suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
+    stoi_weight: float = STOI_WEIGHT  # speech-stoi losses: what a unit of (1 - STOI) costs
     train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
 
 
@@ -88,7 +89,8 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     """One batch through ``trainer`` (the chunk loop, maybe under DistributedDataParallel)."""
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
     estimate, target = align(model, trainer(noisy), clean)
-    loss = denoising_loss(estimate, target, config.loss, config.suppression_weight, noisy[..., : target.shape[-1]])
+    loss = denoising_loss(estimate, target, config.loss, config.suppression_weight, noisy[..., : target.shape[-1]],
+                          config.stoi_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
@@ -110,7 +112,7 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
         noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
         estimate, target = align(model, model(noisy), clean)
         totals["loss"] += denoising_loss(estimate, target, config.loss, config.suppression_weight,
-                                         noisy[..., : target.shape[-1]]).item()
+                                         noisy[..., : target.shape[-1]], config.stoi_weight).item()
         target = torch.nan_to_num(target)
         totals["si_sdr"] += si_sdr(estimate, target).mean().item()
         totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
@@ -168,7 +170,7 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
                 "--tbptt-ms": config.tbptt_ms}
     at_least_zero = {"--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
                      "--workers": args.workers, "--threads": args.threads,
-                     "--suppression-weight": config.suppression_weight}
+                     "--suppression-weight": config.suppression_weight, "--stoi-weight": config.stoi_weight}
     for option, value in positive.items():
         require_positive(option, value)
     for option, value in at_least_zero.items():
@@ -360,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", choices=LOSSES)
     parser.add_argument("--suppression-weight", type=finite_float,
                         help="speech losses: extra cost of removed speech over residual noise (default 2)")
+    parser.add_argument("--stoi-weight", type=finite_float,
+                        help=f"speech-stoi losses: what a unit of (1 - STOI) costs (default {STOI_WEIGHT:g})")
     parser.add_argument("--train-only", metavar="PREFIXES",
                         help="train only the parameters whose names start with these (comma-separated, e.g. "
                              "df_head after growing a model: the rest keeps its trained weights)")
@@ -411,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(model=args.model)
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
-    for key in ("loss", "suppression_weight", "train_only", "optimizer", "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
+    for key in ("loss", "suppression_weight", "stoi_weight", "train_only", "optimizer", "lr", "batch", "epochs",
+                "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
