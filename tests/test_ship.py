@@ -22,7 +22,8 @@ def scores(pesq: float) -> dict:
 def files(tmp_path):
     """A trained checkpoint with its own recipe, the checkpoint it grew from, and an evaluation file."""
     history = save_checkpoint(build_preset("bands-small"), tmp_path / "old.pt", name="old", trained=True,
-                              training={"recipe": {"lr": 1.0}, "stages": ["stage 1: old"], "hardware": "a CPU"})
+                              training={"recipe": {"lr": 1.0}, "stages": ["stage 1: old"], "hardware": "a CPU",
+                                        "averaged": ["h1.pt", "h2.pt"]})
     new = save_checkpoint(build_preset("bands-small"), tmp_path / "new.pt", name="new", trained=True,
                           training={"recipe": {"lr": 3e-4}, "epochs": 7, "averaged": ["a.pt", "b.pt"]})
     evaluation = tmp_path / "ood.json"
@@ -53,6 +54,12 @@ def test_keep_recipe_keeps_the_historys_recipe_when_only_a_setting_changed(files
     assert ship.main([str(new), "--out", str(out), "--name", "x", "--history", str(history), "--keep-recipe"]) == 0
     training = load_checkpoint(out)[1]["training"]
     assert training["recipe"] == {"lr": 1.0} and "epochs" not in training
+
+    single = save_checkpoint(build_preset("bands-small"), tmp_path / "single.pt", name="s", trained=True,
+                             training={"recipe": {"lr": 2.0}})  # one run, not averaged
+    assert ship.main([str(single), "--out", str(out), "--name", "x", "--history", str(history)]) == 0
+    training = load_checkpoint(out)[1]["training"]
+    assert training["recipe"] == {"lr": 2.0} and "averaged" not in training and training["hardware"] == "a CPU"
 
 
 @pytest.mark.parametrize("metrics", ["ood={json}:missing", "ood={json}:noisy input", "ood={dir}/none.json:new"])

@@ -61,7 +61,8 @@ def scores_entry(label: str, path: Path, system: str) -> dict[str, Any]:
 def merged_training(own: dict[str, Any], history: dict[str, Any], stages: list[str],
                     keep_recipe: bool) -> dict[str, Any]:
     """The history's training record with the new checkpoint's recipe (unless kept) and new stages."""
-    training = copy.deepcopy(history)
+    training = {key: value for key, value in copy.deepcopy(history).items()
+                if keep_recipe or key not in OWN_TRAINING_KEYS}  # never the history's recipe beside new weights
     if not keep_recipe:
         training.update({key: own[key] for key in OWN_TRAINING_KEYS if key in own})
     training["stages"] = list(training.get("stages", [])) + stages
