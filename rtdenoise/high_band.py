@@ -9,8 +9,9 @@ band with the model's own gain in its top octave:
   zero-phase resampler as the model path), high band = input − low band, so the
   two add up to the input exactly;
 * each hop, the gain the model applied to 4-8 kHz (energy out / energy in,
-  ≤ 1) is ramped sample by sample and read at the time each output sample sits
-  at (the resamplers are zero-phase);
+  ≤ 1), raised to ``GAIN_EXPONENT``, is ramped sample by sample over the hop's
+  first half and read at the time each output sample sits at (the resamplers
+  are zero-phase);
 * output = the model's low band + that gain × the high band, delayed to line up.
 
 No extra algorithmic latency: the high band waits in a buffer for the model's
@@ -25,6 +26,8 @@ from .resample import StreamResampler
 MIN_RATE_FOR_HIGH_BAND = 32000  # below this, nothing changes (the band above 8 kHz is small or absent)
 GAIN_FROM_HZ = 4000.0          # the model's top octave, whose gain drives the high band
 SILENT_BAND = 1e-10            # input energy (per hop) below which the gain is left where it was
+GAIN_EXPONENT = 0.8            # the high band's gain is the top octave's raised to this (keeps more speech)
+RAMP_FRACTION = 0.5            # each hop's gain is reached this far into the hop, ramped from the last one's
 
 
 def wants_high_band(stream_rate: int, model_rate: int) -> bool:
@@ -46,7 +49,7 @@ class HighBand:
         top = np.flatnonzero(np.fft.rfftfreq(hop, 1.0 / model_rate) >= GAIN_FROM_HZ)
         phase = 2 * np.pi * np.outer(np.arange(hop), top) / hop  # the windowed DFT's top-octave rows, as reals
         self.top_dft = window[:, None] * np.concatenate([np.cos(phase), np.sin(phase)], axis=1)
-        self.ramp = (np.arange(1, hop + 1, dtype=np.float32) / hop)[None]
+        self.ramp = np.minimum(np.arange(1, hop + 1, dtype=np.float32) / (RAMP_FRACTION * hop), 1.0)[None]
         self.previous = np.ones((channels, 1), np.float32)   # last hop's gain: each hop ramps from it
 
     def feed(self, block: np.ndarray, at_model_rate: np.ndarray) -> None:
@@ -79,7 +82,7 @@ class HighBand:
         power = np.square(hops.astype(np.float64) @ self.top_dft).sum(-1).reshape(2, channels, frames)
         power_out, power_in = power
         ratio = np.sqrt(power_out / np.maximum(power_in, SILENT_BAND))
-        gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0), np.nan).astype(np.float32)
+        gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0) ** GAIN_EXPONENT, np.nan).astype(np.float32)
         out = np.empty((channels, used), np.float32)
         for index in range(frames):
             target = np.where(np.isnan(gain[:, index:index + 1]), self.previous, gain[:, index:index + 1])

@@ -78,3 +78,15 @@ def test_live_48k_output_is_the_offline_output_delayed_by_the_latency(gru, fullb
     live = run(gru, fullband_speech, 48000, 480, offline=False)
     delay = gru.latency_samples * 3
     assert np.abs(live[delay:len(offline)] - offline[: len(offline) - delay]).max() < 1e-4
+
+
+def test_high_band_gain_is_reached_half_way_into_each_hop_and_keeps_more_than_the_top_octave():
+    from rtdenoise.high_band import HighBand
+
+    band = HighBand(48000, 16000, channels=1, hop=160, delay=0)
+    dry = np.random.default_rng(1).standard_normal((1, 320)).astype(np.float32)
+    gains = band.gains(0.25 * dry, dry)[0]  # the model took 12 dB off its top octave
+    expected = 0.25 ** 0.8                   # the high band loses 9.6 dB of it
+    assert gains[0] > 0.99 * (1 - (1 - expected) / 80)  # ramped from the last hop's gain (1) ...
+    np.testing.assert_allclose(gains[79:], expected, rtol=1e-5)  # ... reached half way in, then held
+    assert np.all(np.diff(gains[:80]) < 0)
