@@ -85,7 +85,7 @@ def test_si_sdr_of_a_scaled_copy_is_high():
 def test_the_relative_speech_loss_weighs_quiet_noise_like_loud_noise(noisy_audio, clean_audio):
     """Per mixture, relative to the noisy input's own loss: a mixture with 20 dB less noise is no longer
     drowned out by a loud one (its share of the gradient grows), and it needs the noisy input."""
-    from training.losses import denoising_loss, relative_speech_loss, speech_preserving
+    from training.losses import LossSettings, denoising_loss, relative_speech_loss, speech_preserving
 
     clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32)).repeat(2, 1)
     noise = torch.from_numpy((noisy_audio - clean_audio)[None, :16000].astype(np.float32)) * torch.tensor([[1.0], [0.1]])
@@ -98,24 +98,24 @@ def test_the_relative_speech_loss_weighs_quiet_noise_like_loud_noise(noisy_audio
         norms = estimate.grad.norm(dim=-1)
         shares.append((norms[1] / norms.sum()).item())
     assert shares[1] > shares[0] + 0.1  # measured 0.68 -> 0.84
-    assert denoising_loss(noisy, clean, "speech-stoi-relative", 0.5, noisy).isfinite()
+    assert denoising_loss(noisy, clean, LossSettings("speech-stoi-relative", 0.5), noisy).isfinite()
     with pytest.raises(ValueError, match="noisy input"):
-        denoising_loss(clean, clean, "speech-stoi-relative")
+        denoising_loss(clean, clean, LossSettings("speech-stoi-relative"))
 
 
 def test_the_stoi_weight_scales_only_the_stoi_term(clean_audio, noisy_audio):
     """--stoi-weight w: the speech-stoi loss grows by exactly (w - 10) x (1 - STOI) of the estimate."""
-    from training.losses import STOI_WEIGHT, denoising_loss
+    from training.losses import STOI_WEIGHT, LossSettings, denoising_loss
     from training.stoi_loss import stoi
 
     clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32))
     noisy = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
-    base = denoising_loss(noisy, clean, "speech-stoi", 0.5)
-    heavier = denoising_loss(noisy, clean, "speech-stoi", 0.5, stoi_weight=2 * STOI_WEIGHT)
+    base = denoising_loss(noisy, clean, LossSettings("speech-stoi", 0.5))
+    heavier = denoising_loss(noisy, clean, LossSettings("speech-stoi", 0.5, stoi_weight=2 * STOI_WEIGHT))
     expected = STOI_WEIGHT * (1 - stoi(noisy, clean).mean())
     assert expected > 0.5 and torch.isclose(heavier - base, expected, rtol=1e-4)
-    assert torch.equal(denoising_loss(noisy, clean, "speech", 0.5, stoi_weight=0.0),
-                       denoising_loss(noisy, clean, "speech", 0.5))
+    assert torch.equal(denoising_loss(noisy, clean, LossSettings("speech", 0.5, stoi_weight=0.0)),
+                       denoising_loss(noisy, clean, LossSettings("speech", 0.5)))
 
 
 @pytest.mark.slow

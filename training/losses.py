@@ -1,6 +1,8 @@
 """Training losses: L1 (lab), NaN-masked L1 (seed 2), SI-SDR, multi-resolution STFT and STOI."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -82,15 +84,24 @@ def relative_speech_loss(estimate: Tensor, clean: Tensor, noisy: Tensor, suppres
     return (weights * per_item).mean()
 
 
-def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weight: float = 2.0,
-                   noisy: Tensor | None = None, stoi_weight: float = STOI_WEIGHT) -> Tensor:
-    """The loss named ``name`` (one of ``LOSSES``); ``suppression_weight`` as in ``speech_preserving``;
-    ``stoi_weight`` what a unit of (1 - STOI) costs in the speech-stoi losses.
+@dataclass(frozen=True)
+class LossSettings:
+    """Which loss (one of ``LOSSES``) and its weights: ``suppression_weight`` as in
+    ``speech_preserving``, ``stoi_weight`` what a unit of (1 - STOI) costs in the speech-stoi losses."""
+
+    name: str = "speech"
+    suppression_weight: float = 2.0
+    stoi_weight: float = STOI_WEIGHT
+
+
+def denoising_loss(estimate: Tensor, clean: Tensor, settings: LossSettings, noisy: Tensor | None = None) -> Tensor:
+    """The loss ``settings`` names.
 
     mrstft: MR-STFT + SI-SDR; speech: speech_preserving + SI-SDR; speech-stoi: speech plus
     a differentiable STOI term, so that intelligibility itself is trained for; speech-stoi-relative:
     the same with each mixture's speech term relative to its noisy input's (``noisy``, lined up with ``clean``).
     """
+    name, suppression_weight = settings.name, settings.suppression_weight
     if name == "l1":
         return l1(estimate, clean)
     if name == "masked_l1":
@@ -115,6 +126,6 @@ def denoising_loss(estimate: Tensor, clean: Tensor, name: str, suppression_weigh
             speech = speech_preserving(estimate, clean, suppression_weight=suppression_weight)
         total = 10 * speech - 0.01 * sdr
         if name != "speech" and voiced.any():
-            total = total + stoi_weight * (1 - stoi(estimate[voiced], clean[voiced]).mean())
+            total = total + settings.stoi_weight * (1 - stoi(estimate[voiced], clean[voiced]).mean())
         return total
     raise ValueError(f"unknown loss {name!r} ({', '.join(LOSSES)})")

@@ -36,7 +36,7 @@ from .augment import ChainConfig, RecordingChain
 from .distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world, shard_indices,
                           wrap_for_training)
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
-from .losses import LOSSES, STOI_WEIGHT, denoising_loss, si_sdr
+from .losses import LOSSES, STOI_WEIGHT, LossSettings, denoising_loss, si_sdr
 from .plots import plot_example, plot_history
 from .warm_start import warm_start
 
@@ -59,6 +59,10 @@ class TrainConfig:
     suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
     stoi_weight: float = STOI_WEIGHT  # speech-stoi losses: what a unit of (1 - STOI) costs
     train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
+
+    @property
+    def loss_settings(self) -> LossSettings:
+        return LossSettings(self.loss, self.suppression_weight, self.stoi_weight)
 
 
 def set_seed(seed: int) -> None:
@@ -89,8 +93,7 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     """One batch through ``trainer`` (the chunk loop, maybe under DistributedDataParallel)."""
     noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
     estimate, target = align(model, trainer(noisy), clean)
-    loss = denoising_loss(estimate, target, config.loss, config.suppression_weight, noisy[..., : target.shape[-1]],
-                          config.stoi_weight)
+    loss = denoising_loss(estimate, target, config.loss_settings, noisy[..., : target.shape[-1]])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
@@ -111,8 +114,7 @@ def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: to
     for noisy, clean in pairs:
         noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
         estimate, target = align(model, model(noisy), clean)
-        totals["loss"] += denoising_loss(estimate, target, config.loss, config.suppression_weight,
-                                         noisy[..., : target.shape[-1]], config.stoi_weight).item()
+        totals["loss"] += denoising_loss(estimate, target, config.loss_settings, noisy[..., : target.shape[-1]]).item()
         target = torch.nan_to_num(target)
         totals["si_sdr"] += si_sdr(estimate, target).mean().item()
         totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
