@@ -285,7 +285,7 @@ def test_published_baselines_clean_recorded_audio_in_line_with_the_input(name, f
     from scipy.signal import correlate
 
     from training.baselines import available
-    from training.evaluate import si_sdr_db
+    from training.metrics import si_sdr_db
 
     systems = available()
     if name not in systems:

@@ -29,44 +29,14 @@ from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 from .baselines import available as published_baselines, spectral_gate
 from .dataset import load_pairs
 from .fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
-from .level_diagnostics import DIAGNOSTICS, level_diagnostics
-
-METRICS = ("pesq", "stoi", "si_sdr", "si_sdr_i")
-
-
-def si_sdr_db(estimate: np.ndarray, clean: np.ndarray) -> float:
-    estimate, clean = estimate - estimate.mean(), clean - clean.mean()
-    target = clean * (estimate @ clean) / (clean @ clean + 1e-12)
-    return float(10 * np.log10((target @ target + 1e-12) / ((estimate - target) @ (estimate - target) + 1e-12)))
-
-
-def score(estimate: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
-    from pesq import pesq
-    from pystoi import stoi
-
-    try:
-        pesq_wb = float(pesq(16000, clean, estimate, "wb"))
-    except Exception:  # pesq refuses clips it finds no speech in
-        pesq_wb = float("nan")
-    sdr = si_sdr_db(estimate, clean)
-    return {"pesq": pesq_wb, "stoi": float(stoi(clean, estimate, 16000, extended=False)),
-            "si_sdr": sdr, "si_sdr_i": sdr - si_sdr_db(noisy, clean), **level_diagnostics(estimate, clean, noisy)}
-
+from .level_diagnostics import DIAGNOSTICS
+from .metrics import METRICS, group_keys, score, summarise
 
 def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
     engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True,
                                chunk_samples=model.hop * max(1, 1600 // model.hop),
                                max_attenuation_db=max_attenuation_db, sample_rate=rate)
     return np.concatenate([engine.process(noisy[:, None]), engine.flush()])[:, 0]
-
-
-def group_keys(meta: dict | None, noisy: np.ndarray, clean: np.ndarray) -> dict[str, str]:
-    if meta is None:
-        snr = 10 * np.log10(np.sum(clean ** 2) / (np.sum((noisy - clean) ** 2) + 1e-12))
-        return {"snr": f"{5 * round(snr / 5):+d} dB"}
-    sex = meta.get("sex", "unknown").replace("_lowered", "")
-    return {"snr": f"{int(round(meta['snr_db'])):+d} dB", "noise": meta.get("noise_type", "?"), "voice": sex,
-            "speaker": meta.get("speaker", "?")}
 
 
 def evaluate(pairs, metas, systems: dict, limit: int | None = None, rate: int = 16000) -> dict:
@@ -85,19 +55,6 @@ def evaluate(pairs, metas, systems: dict, limit: int | None = None, rate: int = 
             rows[name].append({**score(estimate, clean, noisy), **keys})
     metrics = METRICS + DIAGNOSTICS if rate == 16000 else FULLBAND_METRICS
     return {name: summarise(clip_rows, metrics) for name, clip_rows in rows.items()}
-
-
-def summarise(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> dict:
-    def mean(subset):
-        return {m: float(np.nanmean([r[m] for r in subset])) for m in metrics} | {"clips": len(subset)}
-
-    result = {"overall": mean(rows)}
-    for key in ("snr", "noise", "voice", "speaker"):
-        order = (lambda g: float(g.split()[0])) if key == "snr" else (lambda g: g)
-        groups = sorted({r[key] for r in rows if key in r}, key=order)
-        if groups:
-            result[key] = {g: mean([r for r in rows if r.get(key) == g]) for g in groups}
-    return result
 
 
 def print_tables(results: dict) -> None:
