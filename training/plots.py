@@ -21,10 +21,20 @@ def plot_history(history: list[dict], path: Path) -> None:
     ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_sdr.plot(epochs, [h["val_si_sdr_improvement"] for h in history], marker="o", color="tab:green")
+    with_streams = all("val_stream_loss" in h for h in history)  # stream validation beside the fresh clips
+    ax_sdr.plot(epochs, [h["val_si_sdr_improvement"] for h in history], marker="o", color="tab:green",
+                label="fresh clips")
+    if with_streams:
+        ax_sdr.plot(epochs, [h["val_stream_si_sdr_improvement"] for h in history], marker="s", color="tab:olive",
+                    label="streams")
+        ax_sdr.legend()
     ax_sdr.set(xlabel="epoch", ylabel="dB", title="validation SI-SDR improvement")
     if with_pesq:
-        axes[2].plot(epochs, [h["val_pesq"] for h in history], marker="o", color="tab:purple")
+        axes[2].plot(epochs, [h["val_pesq"] for h in history], marker="o", color="tab:purple", label="fresh clips")
+        if with_streams and all("val_stream_pesq" in h for h in history):
+            axes[2].plot(epochs, [h["val_stream_pesq"] for h in history], marker="s", color="tab:pink",
+                         label="streams")
+            axes[2].legend()
         axes[2].set(xlabel="epoch", ylabel="PESQ-WB", title="validation PESQ-WB")
     for ax in axes:  # whole epochs only, even for a run of one or two
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -21,7 +21,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from .augment import ChainConfig, RecordingChain
 from .distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world, shard_indices,
                           wrap_for_training)
 from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
+from .stream_mix import StreamConfig, StreamMixer
 from .losses import LOSSES, STOI_WEIGHT, LossSettings, denoising_loss, si_sdr
 from .plots import plot_example, plot_history
 from .warm_start import warm_start
@@ -59,10 +60,14 @@ class TrainConfig:
     suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
     stoi_weight: float = STOI_WEIGHT  # speech-stoi losses: what a unit of (1 - STOI) costs
     train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
+    stream_seconds: float = 0.0      # > 0: train on streams this long whose conditions change (stream_mix.py)
 
     @property
     def loss_settings(self) -> LossSettings:
         return LossSettings(self.loss, self.suppression_weight, self.stoi_weight)
+
+
+STREAM_PIECE_SECONDS = 6.0  # the longest piece of a training stream (StreamConfig's default)
 
 
 def set_seed(seed: int) -> None:
@@ -104,27 +109,54 @@ def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Ten
     return loss.item()
 
 
+def piece_estimates(model: StreamingModel, entry: tuple, device: torch.device):
+    """``(estimate, target, noisy)`` of a validation entry, each ``(1, n)`` and lined up: a fresh pair
+    ``(noisy, clean)`` gives one; a stream ``(noisy, clean, spans)`` is run whole and gives one per piece
+    that holds speech (a piece of noise alone has no SI-SDR)."""
+    noisy, clean = trim_to_hop(entry[0].to(device), model.hop), trim_to_hop(entry[1].to(device), model.hop)
+    estimate, target = align(model, model(noisy), clean)
+    noisy = noisy[..., : target.shape[-1]]
+    if len(entry) == 2:
+        yield estimate, target, noisy
+        return
+    for start, end in entry[2]:
+        end = min(end, target.shape[-1])
+        if end - start >= model.sample_rate // 2 and torch.nan_to_num(target[..., start:end]).square().mean() > 1e-8:
+            yield estimate[..., start:end], target[..., start:end], noisy[..., start:end]
+
+
 @torch.no_grad()
-def validate(model: StreamingModel, pairs: list, config: TrainConfig, device: torch.device,
+def validate(model: StreamingModel, entries: list, config: TrainConfig, device: torch.device,
              with_pesq: bool = False, with_stoi: bool = False) -> dict:
-    """Mean loss, SI-SDR of the estimate and its improvement over the noisy input (and PESQ-WB if asked)."""
+    """Mean loss, SI-SDR of the estimate and its improvement over the noisy input (and PESQ-WB, STOI if asked)
+    over fresh pairs; where ``entries`` also holds streams (``(noisy, clean, spans)``), the same figures over
+    their pieces as ``stream_<name>``."""
     model.eval()
+    fresh = [e for e in entries if len(e) == 2]
+    streams = [e for e in entries if len(e) == 3]
+    result = {}
+    for prefix, group in (("", fresh), ("stream_", streams)):
+        if group:
+            pieces = [piece for entry in group for piece in piece_estimates(model, entry, device)]
+            result.update({prefix + k: v for k, v in piece_metrics(model, pieces, config, with_pesq, with_stoi).items()})
+    model.train()
+    return result
+
+
+def piece_metrics(model: StreamingModel, pieces: list, config: TrainConfig, with_pesq: bool, with_stoi: bool) -> dict:
+    """The means of ``validate`` over ``(estimate, target, noisy)`` pieces."""
     totals = {"loss": 0.0, "si_sdr": 0.0, "si_sdr_noisy": 0.0}
     pesq_scores, stoi_pairs = [], []
-    for noisy, clean in pairs:
-        noisy, clean = trim_to_hop(noisy.to(device), model.hop), trim_to_hop(clean.to(device), model.hop)
-        estimate, target = align(model, model(noisy), clean)
-        totals["loss"] += denoising_loss(estimate, target, config.loss_settings, noisy[..., : target.shape[-1]]).item()
+    for estimate, target, noisy in pieces:
+        totals["loss"] += denoising_loss(estimate, target, config.loss_settings, noisy).item()
         target = torch.nan_to_num(target)
         totals["si_sdr"] += si_sdr(estimate, target).mean().item()
-        totals["si_sdr_noisy"] += si_sdr(noisy[..., : target.shape[-1]], target).mean().item()
+        totals["si_sdr_noisy"] += si_sdr(noisy, target).mean().item()
         if with_pesq:
             pesq_scores.append(pesq_wb(estimate, target, model.sample_rate))
         if with_stoi:
-            stoi_pairs.append((stoi_of(estimate, target, model.sample_rate),
-                               stoi_of(noisy[..., : target.shape[-1]], target, model.sample_rate)))
-    model.train()
-    result = {k: v / len(pairs) for k, v in totals.items()}
+            stoi_pairs.append((stoi_of(estimate, target, model.sample_rate), stoi_of(noisy, target, model.sample_rate)))
+    result = {k: v / len(pieces) for k, v in totals.items()}
     result["si_sdr_improvement"] = result["si_sdr"] - result["si_sdr_noisy"]
     if with_pesq:
         result["pesq"] = float(np.nanmean(pesq_scores)) if np.isfinite(pesq_scores).any() else math.nan
@@ -153,16 +185,22 @@ def pesq_wb(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> f
 
 
 def selection_score(metrics: dict, select_by: str, config: TrainConfig, lab: bool) -> float:
-    """The validation figure that picks the best checkpoint (higher is better)."""
+    """The validation figure that picks the best checkpoint (higher is better): with stream validation
+    (``stream_`` figures), the worse of the fresh pairs' and the streams' figure."""
     if select_by == "auto":
         select_by = "loss" if lab or config.loss in ("l1", "masked_l1") else "si_sdr"
-    if select_by == "pesq":
-        return metrics["pesq"] if math.isfinite(metrics["pesq"]) else -math.inf
-    if select_by == "composite":  # PESQ, but never at the cost of intelligibility
-        if not math.isfinite(metrics["pesq"]) or metrics["stoi"] < metrics["stoi_noisy"]:
-            return -math.inf
-        return metrics["pesq"]
-    return -metrics["loss"] if select_by == "loss" else metrics["si_sdr_improvement"]
+
+    def one(prefix: str) -> float:
+        figure = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+        if select_by == "pesq":
+            return figure["pesq"] if math.isfinite(figure["pesq"]) else -math.inf
+        if select_by == "composite":  # PESQ, but never at the cost of intelligibility
+            if not math.isfinite(figure["pesq"]) or figure["stoi"] < figure["stoi_noisy"]:
+                return -math.inf
+            return figure["pesq"]
+        return -figure["loss"] if select_by == "loss" else figure["si_sdr_improvement"]
+
+    return min(one(prefix) for prefix in ("", "stream_") if prefix + "loss" in metrics)
 
 
 def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
@@ -170,7 +208,7 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
     positive = {"--lr": config.lr, "--batch": config.batch, "--epochs": config.epochs,
                 "--steps-per-epoch": config.steps_per_epoch, "--segment-seconds": config.segment_seconds,
                 "--tbptt-ms": config.tbptt_ms}
-    at_least_zero = {"--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
+    at_least_zero = {"--stream-seconds": config.stream_seconds, "--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
                      "--workers": args.workers, "--threads": args.threads,
                      "--suppression-weight": config.suppression_weight, "--stoi-weight": config.stoi_weight}
     for option, value in positive.items():
@@ -207,7 +245,10 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
         del plan["validation_pairs"], plan["segment_seconds"]
     else:
         del plan["held_out"]
-    plan["held_out" if train_pairs is not None and not args.val else "validation_pairs"] = len(val_pairs)
+    streams = sum(len(entry) == 3 for entry in val_pairs)
+    plan["held_out" if train_pairs is not None and not args.val else "validation_pairs"] = len(val_pairs) - streams
+    if streams:
+        plan["validation_streams"] = streams
     if args.max_minutes:
         plan["max_minutes"] = args.max_minutes
     return plan
@@ -267,9 +308,12 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
     else:
         chain = RecordingChain(ChainConfig(room_probability=args.room_probability, early_ms=args.early_ms,
                                            rir_bank=args.rooms)) if args.augment else None
-        mix_config = MixConfig(seconds=config.segment_seconds)
+        # streams are made of pieces of at most STREAM_PIECE_SECONDS, mixed at that length and cut
+        mix_seconds = max(config.segment_seconds, STREAM_PIECE_SECONDS) if config.stream_seconds else \
+            config.segment_seconds
+        mix_config = MixConfig(seconds=mix_seconds)
         if args.augment:
-            mix_config = MixConfig(seconds=config.segment_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
+            mix_config = MixConfig(seconds=mix_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
                                    pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
                                    raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
                                    clean_probability=args.clean_probability,
@@ -286,13 +330,33 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
             val_pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
         if args.val:
             val_pairs = load_pairs(args.val)[0]
-        loader = torch.utils.data.DataLoader(OnTheFlyDataset(mixer, config.seed, rank=world.rank),
+        source = mixer
+        if config.stream_seconds:
+            source = StreamMixer(mixer, StreamConfig(seconds=config.stream_seconds))
+            val_pairs = val_pairs + validation_streams(val_mixer, config)
+        loader = torch.utils.data.DataLoader(OnTheFlyDataset(source, config.seed, rank=world.rank),
                                              batch_size=config.batch,
                                              num_workers=args.workers,
                                              persistent_workers=args.workers > 0)
         stream = iter(loader)
         train_pairs = None
     return train_pairs, val_pairs, stream
+
+
+def validation_streams(val_mixer: Mixer, config: TrainConfig) -> list:
+    """Streams of changing validation pieces, as much audio in all as the fresh validation pairs:
+    ``(noisy, clean, spans)`` entries for ``validate``."""
+    pieces = Mixer(val_mixer.split, replace(val_mixer.config, seconds=STREAM_PIECE_SECONDS), synthetic=False,
+                   chain=val_mixer.chain)
+    seconds = 32.0
+    count = max(1, round(config.validation_pairs * config.segment_seconds / seconds))
+    mixer = StreamMixer(pieces, StreamConfig(seconds=seconds))
+    rng = np.random.default_rng(54321)
+    streams = []
+    for _ in range(count):
+        noisy, clean, meta = mixer.mix(rng)
+        streams.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None], meta["spans"]))
+    return streams
 
 
 @dataclass
@@ -341,6 +405,10 @@ def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best:
           f"improvement {metrics['si_sdr_improvement']:+.2f})"
           + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
           + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
+          + (f"  | streams: SI-SDRi {metrics['stream_si_sdr_improvement']:+.2f}" if "stream_loss" in metrics else "")
+          + (f" PESQ-WB {metrics['stream_pesq']:.3f}" if "stream_pesq" in metrics else "")
+          + (f" STOI {metrics['stream_stoi']:.3f} (noisy {metrics['stream_stoi_noisy']:.3f})"
+             if "stream_stoi" in metrics else "")
           + ("  *best" if improved else ""), flush=True)
     plot_history(run.history, run.plots / "loss_curve.png")
     noisy, clean = val_pairs[0]
@@ -376,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-per-epoch", type=int)
     parser.add_argument("--segment-seconds", type=finite_float)
     parser.add_argument("--tbptt-ms", type=finite_float)
+    parser.add_argument("--stream-seconds", type=finite_float,
+                        help="corpus training: train on streams this long (e.g. 16) whose speaker, noise, SNR and "
+                             "level change every 1.5-6 s, with the state carried through; validation adds streams "
+                             "and keeps the checkpoint whose worse figure (fresh clips or streams) is best")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=0, help="mixing worker processes")
@@ -418,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
     for key in ("loss", "suppression_weight", "stoi_weight", "train_only", "optimizer", "lr", "batch", "epochs",
-                "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed"):
+                "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed", "stream_seconds"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
@@ -489,6 +561,9 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
         best = selection_score(start, args.select_by, config, args.lab)
         say(f"initial weights: val loss {start['loss']:.4f}  val SI-SDR improvement "
               f"{start['si_sdr_improvement']:+.2f}" + (f"  val PESQ-WB {start['pesq']:.3f}" if "pesq" in start else "")
+              + (f"  | streams: SI-SDRi {start['stream_si_sdr_improvement']:+.2f}" if "stream_loss" in start else "")
+              + (f" PESQ-WB {start['stream_pesq']:.3f} STOI {start['stream_stoi']:.3f}" if "stream_pesq" in start
+                 else "")
               + "  (an epoch must beat this to be kept)", flush=True)
 
     out_of_time = False

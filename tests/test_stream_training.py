@@ -1,0 +1,122 @@
+"""Streams whose conditions change: the stream mixer, stream validation, training on streams."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from training import train
+from training.dataset import SAMPLE_RATE, MixConfig, Mixer
+from training.stream_mix import StreamConfig, StreamMixer, fade_in_noise, join, level_step
+
+from .conftest import DATA
+
+
+def test_a_stream_is_pieces_of_changing_mixtures_laid_end_to_end(fixture_split):
+    mixer = Mixer(fixture_split, MixConfig(seconds=6.0))
+    streams = StreamMixer(mixer, StreamConfig(seconds=20.0, pause_probability=0.3))
+    noisy, clean, meta = streams.mix(np.random.default_rng(3))
+    spans = meta["spans"]
+    assert len(noisy) == len(clean) == 20 * SAMPLE_RATE and spans[0][0] == 0 and spans[-1][1] == len(noisy)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(1.5 * SAMPLE_RATE <= end - start <= 6 * SAMPLE_RATE for start, end in spans[:-1])
+    levels = [10 * np.log10(np.mean(noisy[s:e] ** 2) + 1e-12) for s, e in spans]
+    assert max(levels) - min(levels) > 3  # the level changes from piece to piece
+    for (start, end), kind in zip(spans, meta["pieces"]):
+        if kind == "noise only":
+            assert not clean[start:end].any() and noisy[start:end].any()
+    assert np.abs(noisy).max() <= 0.99 + 1e-6
+
+
+def test_fade_in_and_level_step_keep_speech_and_noise_in_line():
+    rng = np.random.default_rng(0)
+    clean, noise = rng.standard_normal(16000).astype(np.float32) * 0.1, rng.standard_normal(16000).astype(np.float32) * 0.1
+    faded = fade_in_noise(clean + noise, clean, 8000)
+    np.testing.assert_allclose(faded[:1], clean[:1], atol=1e-6)   # no noise at the start
+    np.testing.assert_allclose(faded[8000:], (clean + noise)[8000:], atol=1e-6)
+    stepped_noisy, stepped_clean = level_step(clean + noise, clean, 4000, 12.0)
+    np.testing.assert_allclose(stepped_noisy - stepped_clean, (noise * (stepped_clean / clean)), rtol=1e-4, atol=1e-6)
+    assert np.abs(stepped_noisy).max() <= 0.99 + 1e-6  # +12 dB would clip: the step is limited
+    assert np.allclose(stepped_clean[:4000], clean[:4000])
+    noisy, _, spans = join([(clean[:100], clean[:100]), (noise[:50], clean[:50])])
+    assert spans == [(0, 100), (100, 150)] and len(noisy) == 150
+
+
+def test_validation_scores_each_piece_of_a_stream_and_selection_takes_the_worse_figure():
+    from rtdenoise.models.registry import build_preset
+
+    model = build_preset("bands-small").eval()
+    rng = np.random.default_rng(1)
+    clean = np.sin(np.arange(32000) * 0.05).astype(np.float32) * 0.1
+    noisy = clean + rng.standard_normal(32000).astype(np.float32) * 0.02
+    stream = (torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None], [(0, 16000), (16000, 32000)])
+    fresh = (stream[0][:, :16000], stream[1][:, :16000])
+    pieces = list(train.piece_estimates(model, stream, torch.device("cpu")))
+    assert len(pieces) == 2 and all(p[0].shape == p[1].shape == p[2].shape for p in pieces)
+    metrics = train.validate(model, [fresh, stream], train.TrainConfig(loss="speech"), torch.device("cpu"))
+    assert {"si_sdr_improvement", "stream_si_sdr_improvement"} <= set(metrics)
+    config = train.TrainConfig(loss="speech")
+    both = {"loss": 1.0, "si_sdr_improvement": 5.0, "stream_loss": 2.0, "stream_si_sdr_improvement": 2.0}
+    assert train.selection_score(both, "si_sdr", config, False) == 2.0
+    assert train.selection_score(both, "loss", config, False) == -2.0
+    assert train.selection_score({"loss": 1.0, "si_sdr_improvement": 5.0}, "si_sdr", config, False) == 5.0
+
+
+def test_a_band_model_trains_on_streams_and_validates_both_ways(tmp_path, clean_audio):
+    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
+    corpus = tmp_path / "corpus"
+    entries = []
+    for index, (group, split, audio) in enumerate([
+            ("voice_a", "train", clean_audio[:40000]), ("voice_b", "train", clean_audio[40000:]),
+            ("voice_c", "valvoice", clean_audio[20000:60000])]):
+        entries.append((("speech", group, split, audio)))
+    entries += [("noise", "birds", "train", noise), ("noise", "birds_val", "valvoice", noise[::-1].copy())]
+    manifest = []
+    for index, (kind, group, split, audio) in enumerate(entries):
+        path = corpus / kind / group / f"{index}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio, 16000, subtype="FLOAT")
+        manifest.append({"path": str(path.relative_to(corpus)), "kind": kind, "group": group, "split": split,
+                         "sex": "female", "type": "nature"})
+    (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": manifest}))
+    out = tmp_path / "bands.pt"
+    assert train.main(["--model", "bands-small", "--corpus", str(corpus), "--augment", "--rooms", "4",
+                       "--loss", "speech", "--val-split", "valvoice", "--stream-seconds", "8",
+                       "--batch", "2", "--segment-seconds", "1", "--steps-per-epoch", "2", "--epochs", "2",
+                       "--out", str(out), "--quiet"]) == 0
+    saved = torch.load(out.with_name("bands.last.pt"), weights_only=True)
+    assert saved["training"]["recipe"]["stream_seconds"] == 8.0
+    assert all("val_stream_si_sdr_improvement" in h for h in saved["history"])
+
+
+def test_evaluate_scores_each_mixture_in_the_stream_and_in_the_hard_streams(tmp_path, fixture_split, capsys):
+    from training import evaluate
+    from training.dataset import save_pairs
+    from training.stream_eval import HARD_KINDS
+
+    mixer = Mixer(fixture_split, MixConfig(seconds=2.0, pitch_shift_probability=0, silence_probability=0,
+                                           synthetic_probability=0, synthetic_only_probability=0,
+                                           babble_probability=0))
+    rng = np.random.default_rng(2)
+    mixes = [mixer.mix(rng, snr) for snr in (0.0, 5.0, 10.0, 0.0, 5.0, 10.0, 0.0)]
+    path = save_pairs([(torch.from_numpy(n)[None], torch.from_numpy(c)[None]) for n, c, _ in mixes],
+                      tmp_path / "test.pt", [meta for _, _, meta in mixes])
+    assert evaluate.main(["--data", str(path), "--model", "bands", "--no-baselines", "--stream",
+                          "--json", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "fresh clips and streams" in printed and "noise removed during the long pauses" in printed
+    results = json.loads((tmp_path / "r.json").read_text())
+    for name in ("noisy input", "bands"):
+        assert {f"{name} (stream)"} | {f"{name} ({kind})" for kind in HARD_KINDS} <= set(results)
+    fresh, stream = results["noisy input"], results["noisy input (stream)"]
+    # the noisy input cut from the stream is each mixture itself: the spans line up exactly
+    assert stream["overall"]["clips"] == 7
+    for metric in ("pesq", "stoi", "si_sdr"):
+        assert stream["overall"][metric] == pytest.approx(fresh["overall"][metric], abs=1e-9)
+    assert results["bands (stream)"]["overall"]["si_sdr_i"] != pytest.approx(results["bands"]["overall"]["si_sdr_i"])
+    assert results["bands (stream)"]["overall"]["si_sdr_i"] > 1.0
+    assert results["bands (after pause)"]["overall"]["pause_noise_removed_db"] > 6.0
+    assert results["noisy input (after pause)"]["overall"]["pause_noise_removed_db"] == pytest.approx(0.0, abs=1e-6)

@@ -1,0 +1,127 @@
+"""Step 4 of the pipeline (evaluate), stream mode: a test set's mixtures joined into streams whose
+conditions change, each mixture scored from the stream's output (``training.evaluate --stream``).
+
+A microphone is one endless stream, so a model is judged there too. Rows:
+
+* ``stream``: every mixture, in a seeded order, end to end: speaker, noise, SNR and level change
+  every few seconds while each system's state carries on.
+* hard streams, each made of every ``HARD_EVERY``-th mixture (a seeded choice of changes):
+  ``fade-in`` the mixture's noise rises from silence over 1-3 s; ``level step`` its level changes by
+  +12 or -12 dB half way through (the reference too); ``after pause`` 10-30 s of its own noise alone
+  come first (the row also gives how much of that noise was removed); ``new speaker`` its speech is laid
+  over the noise of the mixture before it, which goes on unchanged (only the speaker changes).
+"""
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from .dataset import SAMPLE_RATE
+from .metrics import group_keys, score, summarise
+from .stream_mix import fade_in_noise, join, level_step
+
+HARD_EVERY = 6
+HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker")
+System = Callable[[np.ndarray], np.ndarray]
+
+
+def stream_order(count: int, seed: int) -> list[int]:
+    """The seeded order in which ``count`` mixtures are joined."""
+    return [int(i) for i in np.random.default_rng(seed).permutation(count)]
+
+
+def ping_pong(noise: np.ndarray, samples: int) -> np.ndarray:
+    """``samples`` of ``noise`` played forwards and backwards in turn (no jump at the turns), ending on
+    a backwards pass, so that its last sample is ``noise[0]``: it runs on into the mixture seamlessly."""
+    cycle = np.concatenate([noise, noise[::-1]])
+    repeats = samples // len(cycle) + 2
+    return np.tile(cycle, repeats)[-samples:]
+
+
+def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: list[int],
+                rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, int | None]]:
+    """The pieces of one hard stream: ``(noisy, clean, index of the mixture scored or None)``; a scored piece
+    may begin with unscored context (the pause), which ``score_stream`` cuts off by its length."""
+    pieces = []
+    for position, index in enumerate(chosen):
+        noisy, clean = arrays[index]
+        if kind == "fade-in":
+            pieces.append((fade_in_noise(noisy, clean, int(rng.uniform(1.0, 3.0) * SAMPLE_RATE)), clean, index))
+        elif kind == "level step":
+            stepped = level_step(noisy, clean, len(noisy) // 2, 12.0 if position % 2 == 0 else -12.0)
+            pieces.append((*stepped, index))
+        elif kind == "after pause":
+            pause = ping_pong(noisy - clean, int(rng.uniform(10.0, 30.0) * SAMPLE_RATE))
+            pieces.append((pause, np.zeros_like(pause), None))
+            pieces.append((noisy, clean, index))
+        elif kind == "new speaker":
+            before = arrays[chosen[position - 1]]   # the mixture before (the last one, for the first)
+            noise = (before[0] - before[1])[::-1]   # goes on from where that mixture ended
+            length = min(len(noise), len(clean))
+            pieces.append((before[0], before[1], None))
+            pieces.append((clean[:length] + noise[:length], clean[:length], index))
+        else:
+            raise ValueError(f"unknown hard stream {kind!r}")
+    return pieces
+
+
+def score_stream(system: System, pieces: list[tuple[np.ndarray, np.ndarray, int | None]],
+                 metas: list[dict] | None) -> tuple[list[dict], list[float]]:
+    """Run ``system`` over the pieces end to end and score every piece that names its mixture;
+    also the noise removed (dB) in each unscored piece without speech (a pause)."""
+    noisy, clean, spans = join([(p[0], p[1]) for p in pieces])
+    estimate = np.asarray(system(noisy), dtype=np.float64)[: len(noisy)]
+    rows, removed = [], []
+    for (start, end), (piece_noisy, piece_clean, index) in zip(spans, pieces):
+        segment = estimate[start:end]
+        if index is None:
+            if not piece_clean.any():
+                removed.append(10 * np.log10((np.mean(np.square(piece_noisy, dtype=np.float64)) + 1e-20)
+                                             / (np.mean(np.square(segment)) + 1e-20)))
+            continue
+        mixture_noisy, mixture_clean = (x.astype(np.float64) for x in (piece_noisy, piece_clean))
+        keys = group_keys(metas[index] if metas else None, mixture_noisy, mixture_clean)
+        rows.append({**score(segment, mixture_clean, mixture_noisy), **keys})
+    return rows, removed
+
+
+def evaluate_streams(pairs, metas, systems: dict[str, System], seed: int = 0) -> dict:
+    """For each system: ``"NAME (stream)"`` (all mixtures joined, summarised like the fresh scores) and
+    ``"NAME (KIND)"`` for each hard stream (its ``overall`` has ``pause_noise_removed_db`` after a pause)."""
+    arrays = [tuple(t.reshape(-1).numpy().astype(np.float32) for t in pair) for pair in pairs]
+    order = stream_order(len(arrays), seed)
+    streams = {"stream": [(*arrays[i], i) for i in order]}
+    chosen = order[::HARD_EVERY]
+    for offset, kind in enumerate(HARD_KINDS):
+        streams[kind] = hard_pieces(kind, arrays, chosen, np.random.default_rng([seed, offset]))
+    results: dict[str, dict] = defaultdict(dict)
+    for name, system in tqdm(systems.items(), desc="streams", unit="system", file=sys.stderr):
+        for kind, pieces in streams.items():
+            rows, removed = score_stream(system, pieces, metas)
+            summary = summarise(rows, tuple(k for k in rows[0] if isinstance(rows[0][k], float)))
+            if removed:
+                summary["overall"]["pause_noise_removed_db"] = float(np.mean(removed))
+            results[f"{name} ({kind})"] = summary
+    return dict(results)
+
+
+def print_stream_tables(fresh: dict, streams: dict) -> None:
+    """Fresh and stream side by side for every system, then each hard stream (PESQ-WB / STOI / SI-SDRi)."""
+    names = list(fresh)
+    kinds = ("stream",) + HARD_KINDS
+    width = max(16, *(len(name) + 2 for name in names))
+    print("\nfresh clips and streams: PESQ-WB / STOI / SI-SDRi (dB); after pause: noise removed in the pause")
+    print(f"{'system':<{width}}" + "".join(f"{title:>24}" for title in ("fresh",) + kinds))
+    for name in names:
+        cells = [fresh[name]["overall"]] + [streams.get(f"{name} ({kind})", {}).get("overall") for kind in kinds]
+        text = "".join(f"{c['pesq']:>9.3f} /{c['stoi']:>6.3f} /{c['si_sdr_i']:>+6.2f}" if c else f"{'-':>24}"
+                       for c in cells)
+        print(f"{name:<{width}}" + text)
+    pauses = {name: streams.get(f"{name} (after pause)", {}).get("overall", {}).get("pause_noise_removed_db")
+              for name in names}
+    print("noise removed during the long pauses (dB): "
+          + ", ".join(f"{name} {db:.1f}" for name, db in pauses.items() if db is not None))

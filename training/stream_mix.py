@@ -1,0 +1,101 @@
+"""Step 2 of the pipeline (dataset), for streams: mixtures joined into one stream whose conditions change.
+
+A microphone is one endless stream: the speaker, the noise, the SNR and the level change
+every few seconds while the model's state carries on. :class:`StreamMixer` makes training
+streams of that kind from a :class:`~training.dataset.Mixer` (pieces of 1.5-6 s, each a
+fresh mixture, some with the noise fading in, a level step mid-sentence or no speech at
+all); :func:`join` lays any pieces end to end and says where each one lies, so that a
+stream's output can be scored piece by piece (``training.evaluate --stream``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import SAMPLE_RATE, Mixer
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    seconds: float = 16.0                          # one training stream
+    piece_seconds: tuple[float, float] = (1.5, 6.0)
+    pause_probability: float = 0.12                # a piece of noise alone (no speech)
+    fade_probability: float = 0.15                 # the piece's noise fades in over fade_seconds
+    fade_seconds: tuple[float, float] = (1.0, 3.0)
+    level_step_probability: float = 0.2            # the whole piece's level steps by +-level_step_db mid-piece
+    level_step_db: tuple[float, float] = (3.0, 12.0)
+
+    def __post_init__(self) -> None:
+        low, high = self.piece_seconds
+        if not 0 < low <= high or self.seconds < low:
+            raise ValueError(f"invalid stream settings {self}")
+
+
+def join(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, list[Span]]:
+    """``(noisy, clean)`` pieces end to end: the stream's noisy and clean audio and each piece's ``[start, end)``."""
+    spans, start = [], 0
+    for noisy, _ in pieces:
+        spans.append((start, start + len(noisy)))
+        start += len(noisy)
+    return (np.concatenate([p[0] for p in pieces]).astype(np.float32),
+            np.concatenate([p[1] for p in pieces]).astype(np.float32), spans)
+
+
+def fade_in_noise(noisy: np.ndarray, clean: np.ndarray, samples: int) -> np.ndarray:
+    """The noise (noisy - clean) raised linearly from silence over ``samples``."""
+    ramp = np.minimum(1.0, np.arange(len(noisy)) / max(1, samples)).astype(np.float32)
+    return clean + ramp * (noisy - clean)
+
+
+def level_step(noisy: np.ndarray, clean: np.ndarray, at: int, gain_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals' level changed by ``gain_db`` from sample ``at`` on (over 10 ms), never past 0.99 peak."""
+    after = np.abs(noisy[at:]).max(initial=0.0)
+    gain = min(10 ** (gain_db / 20), 0.99 / after) if after > 0 else 10 ** (gain_db / 20)
+    ramp = np.clip((np.arange(len(noisy)) - at) / (SAMPLE_RATE // 100), 0.0, 1.0).astype(np.float32)
+    scale = 1.0 + (gain - 1.0) * ramp
+    return noisy * scale, clean * scale
+
+
+class StreamMixer:
+    """``(noisy, clean, meta)`` streams of ``config.seconds`` made of changing pieces (see the module docstring).
+
+    ``mixer`` mixes the pieces; its own length must be at least the longest piece.
+    """
+
+    def __init__(self, mixer: Mixer, config: StreamConfig | None = None) -> None:
+        self.mixer = mixer
+        self.config = config or StreamConfig()
+        self.length = int(self.config.seconds * SAMPLE_RATE)
+        if mixer.length < int(self.config.piece_seconds[1] * SAMPLE_RATE):
+            raise ValueError("the piece mixer is shorter than the longest piece")
+
+    def piece(self, rng: np.random.Generator, samples: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """One piece of ``samples``: a fresh mixture, maybe changed; returns (noisy, clean, what was done)."""
+        cfg = self.config
+        noisy, clean, _ = self.mixer.mix(rng)
+        noisy, clean = noisy[:samples], clean[:samples]
+        if rng.random() < cfg.pause_probability:
+            return noisy - clean, np.zeros_like(clean), "noise only"
+        if rng.random() < cfg.fade_probability:
+            return fade_in_noise(noisy, clean, int(rng.uniform(*cfg.fade_seconds) * SAMPLE_RATE)), clean, "fade-in"
+        if rng.random() < cfg.level_step_probability:
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            noisy, clean = level_step(noisy, clean, int(rng.integers(samples // 4, 3 * samples // 4)),
+                                      sign * rng.uniform(*cfg.level_step_db))
+            return noisy, clean, "level step"
+        return noisy, clean, "mixture"
+
+    def mix(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+        low, high = (int(s * SAMPLE_RATE) for s in self.config.piece_seconds)
+        pieces, kinds, total = [], [], 0
+        while total < self.length:
+            samples = min(int(rng.integers(low, high + 1)), self.length - total)
+            noisy, clean, kind = self.piece(rng, samples)
+            pieces.append((noisy, clean))
+            kinds.append(kind)
+            total += samples
+        noisy, clean, spans = join(pieces)
+        return noisy, clean, {"spans": spans, "pieces": kinds}
