@@ -381,7 +381,7 @@ def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best:
                        with_stoi=args.select_by == "composite")
     skipped = int(np.isnan(losses).sum())
     if skipped:
-        say(f"epoch {epoch + 1}: {skipped} of {len(losses)} steps skipped (loss or gradient not finite)", flush=True)
+        print(f"epoch {epoch + 1}: {skipped} of {len(losses)} steps skipped (loss or gradient not finite)", flush=True)
     record = {"epoch": epoch + 1, "train_loss": float(np.nanmean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
               "elapsed_s": time.time() - run.started, "skipped_steps": skipped}
     run.history.append(record)
