@@ -24,7 +24,7 @@ def __getattr__(name: str):
 
         return getattr(engine, name)
     if name == "denoise_file":
-        from .offline import denoise_file
+        from .files.offline import denoise_file
 
         return denoise_file
     raise AttributeError(f"module 'rtdenoise' has no attribute {name!r}")

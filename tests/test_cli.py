@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.cli import main
-from rtdenoise.resample import StreamResampler
+from rtdenoise.engine.resample import StreamResampler
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_the_output_extension_picks_the_format(tmp_path, noisy_audio, small_mode
 
 
 def test_a_wav_too_big_for_wav_is_written_as_rf64_and_rf64_stays_rf64():
-    from rtdenoise.audio_io import AudioInfo, output_format
+    from rtdenoise.files.audio_io import AudioInfo, output_format
 
     seven_hours = AudioInfo(Path("long.flac"), 48000, 2, 48000 * 3600 * 7, "FLAC", "PCM_16")  # 4.8 GB as WAV
     assert output_format(Path("long.wav"), seven_hours) == ("RF64", "PCM_16")

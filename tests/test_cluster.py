@@ -11,14 +11,14 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.engine import load_model
-from rtdenoise.offline import denoise_file
+from rtdenoise.files.offline import denoise_file
 
 DATA = Path(__file__).parent / "data"
 
 
 def test_a_local_ray_cluster_cleans_a_folder_like_one_process_and_reports_a_failure(tmp_path):
     pytest.importorskip("ray")
-    from rtdenoise.cluster import FileJob, denoise_on_ray
+    from rtdenoise.files.cluster import FileJob, denoise_on_ray
 
     folder = tmp_path / "in"
     folder.mkdir()

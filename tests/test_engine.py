@@ -37,7 +37,7 @@ def test_offline_output_lines_up_with_input(noisy_audio, block):
 @pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_resampled_streams_keep_length_and_content(noisy_audio, rate, channels):
-    from rtdenoise.resample import StreamResampler
+    from rtdenoise.engine.resample import StreamResampler
 
     resampler = StreamResampler(16000, rate, 1)
     audio = np.concatenate([resampler.process(noisy_audio[None, :16000]), resampler.flush()], axis=1)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtdenoise import realtime
+from rtdenoise.live import runner as realtime
 from rtdenoise.cli import main
 
 

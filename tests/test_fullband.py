@@ -81,7 +81,7 @@ def test_live_48k_output_is_the_offline_output_delayed_by_the_latency(gru, fullb
 
 
 def test_high_band_gain_is_reached_half_way_into_each_hop_and_keeps_more_than_the_top_octave():
-    from rtdenoise.high_band import HighBand
+    from rtdenoise.engine.high_band import HighBand
 
     band = HighBand(48000, 16000, channels=1, hop=160, delay=0)
     dry = np.random.default_rng(1).standard_normal((1, 320)).astype(np.float32)

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.engine import StreamingDenoiser, load_model
-from rtdenoise.gate import GateSettings, VoiceGate
+from rtdenoise.engine.gate import GateSettings, VoiceGate
 
 from .conftest import DATA
 

@@ -15,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtdenoise.audio_io import NAME_MAX, partial_path
+from rtdenoise.files.audio_io import NAME_MAX, partial_path
 from rtdenoise.engine import INPUT_LIMIT, OUTPUT_MARGIN, StreamingDenoiser, load_model
 from rtdenoise.models import list_pretrained
 from rtdenoise.models.registry import CheckpointError, load_checkpoint, read_checkpoint
@@ -162,7 +162,7 @@ def test_stale_partials_of_a_killed_run_are_removed_by_the_next(tmp_path):
 
 
 def test_an_output_that_appears_meanwhile_is_not_replaced(tmp_path, noisy_audio):
-    from rtdenoise.offline import denoise_file
+    from rtdenoise.files.offline import denoise_file
 
     model, _ = load_model("gru", "cpu")
     source = tmp_path / "in.wav"

@@ -14,8 +14,8 @@ import soundfile as sf
 
 from rtdenoise.engine import StreamingDenoiser
 from rtdenoise.models import save_checkpoint
-from rtdenoise.realtime import LiveConfig, LiveRunner
-from rtdenoise.ringbuffer import AudioRing, HistoryRing
+from rtdenoise.live.runner import LiveConfig, LiveRunner
+from rtdenoise.live.ringbuffer import AudioRing, HistoryRing
 
 
 class Status:
@@ -77,7 +77,7 @@ def test_microphone_path_driven_by_hand_matches_the_engine(noisy_audio, tmp_path
 
 
 def test_a_stalled_microphone_is_reported_and_the_recording_kept(noisy_audio, tmp_path, monkeypatch):
-    import rtdenoise.realtime as realtime
+    import rtdenoise.live.runner as realtime
 
     monkeypatch.setattr(realtime, "STALL_SECONDS", 1.0)  # far above the 10 ms gaps, even under load
     events = []
@@ -106,7 +106,7 @@ def test_file_source_without_speakers_runs_in_real_time(noisy_path, tmp_path):
 
 
 def test_a_live_recording_lines_up_with_the_offline_output(noisy_path, tmp_path):
-    from rtdenoise.offline import denoise_file
+    from rtdenoise.files.offline import denoise_file
 
     model = small_model()
     runner = LiveRunner(model, LiveConfig(input_file=noisy_path, play=False, prime_ms=0,
@@ -258,7 +258,7 @@ def test_live_opens_the_microphone_at_its_own_rate_and_keeps_the_high_band(pulse
 
 def test_a_stalled_worker_catches_up_and_latency_returns_below_its_bound(noisy_audio):
     """Callbacks in real time from a feeder thread; the worker stalls 0.6 s once; the queue must drain within 1 s."""
-    from rtdenoise.realtime import MAX_BACKLOG_BLOCKS
+    from rtdenoise.live.runner import MAX_BACKLOG_BLOCKS
 
     model = small_model()
     runner = LiveRunner(model, LiveConfig(prime_ms=0, play=True, sample_rate=16000))

@@ -104,7 +104,7 @@ def test_parallel_jobs_give_the_same_outputs(tmp_path, noisy_path, model_path):
 
 def test_parallel_progress_moves_while_files_are_running(tmp_path, noisy_audio):
     """With --jobs 2 the bar advances block by block, not only when a whole file ends; it adds up."""
-    from rtdenoise.batch import denoise_many
+    from rtdenoise.files.batch import denoise_many
 
     pairs = []
     for index in range(2):
@@ -155,7 +155,7 @@ def test_a_signal_in_a_worker_stops_it_between_blocks_without_a_partial(tmp_path
     import os
     import threading
 
-    from rtdenoise import batch
+    from rtdenoise.files import batch
     from rtdenoise.engine import load_model
 
     source = tmp_path / "long.wav"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rtdenoise.engine import load_model
-from rtdenoise.streams import MultiStreamEngine, state_batch_dims
+from rtdenoise.engine.streams import MultiStreamEngine, state_batch_dims
 
 
 def _alone(model, audio: np.ndarray) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The noisy-audio tensor dataset: mixing, the lab format, splits.
 
+Pipeline step 2 of 5 (corpus -> dataset -> train -> evaluate -> ship): dataset.
+
 The lab format is a ``torch.save``d list of ``(noisy, clean)`` float tensors of
 shape ``(1, N)`` at 16 kHz. :class:`Mixer` makes such pairs from clean speech
 and noise (SNR -5..20 dB, level and pitch augmentation, synthetic noises on
@@ -347,7 +349,7 @@ def paired_folders(root: str | Path) -> dict[str, list[Pair]]:
     """
     import soundfile as sf
 
-    from rtdenoise.resample import StreamResampler
+    from rtdenoise.engine.resample import StreamResampler
 
     def load(path: Path) -> torch.Tensor:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from rtdenoise.audio_io import AudioError
+from rtdenoise.files.audio_io import AudioError
 from rtdenoise.errors import first_line
-from rtdenoise.realtime import DeviceError, LiveConfig, LiveRunner
+from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Controller(QObject):
             if request.virtual_mic:
                 if request.input_file is not None:
                     raise ValueError("the virtual microphone cleans a microphone: choose one as the source")
-                from rtdenoise.virtual_mic import VirtualMic
+                from rtdenoise.live.virtual_mic import VirtualMic
 
                 self.mic = VirtualMic(request.virtual_mic, microphone=str(request.input_device or "microphone"))
                 self.mic.__enter__()
@@ -71,7 +71,7 @@ class Controller(QObject):
             return False
         self.runner = runner
         if self.mic is not None:
-            from rtdenoise.virtual_mic import MicWatch
+            from rtdenoise.live.virtual_mic import MicWatch
 
             self.watch = MicWatch(self.mic, runner, self.notice.emit)
         return True

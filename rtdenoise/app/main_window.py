@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QStackedWidget,
                                QVBoxLayout, QWidget)
 
-from rtdenoise.audio_io import AUDIO_SUFFIXES
-from rtdenoise.realtime import DeviceError, list_devices
+from rtdenoise.files.audio_io import AUDIO_SUFFIXES
+from rtdenoise.live.runner import DeviceError, list_devices
 
 from .controller import Controller, SessionRequest
 from .spectrogram import SpectrogramView
@@ -102,7 +102,7 @@ class MainWindow(QMainWindow):
         self.plot_timer = QTimer(self, interval=PLOT_INTERVAL_MS, timeout=self.refresh_plots)
         self.stats_timer = QTimer(self, interval=STATS_INTERVAL_MS, timeout=self.refresh_stats)
         if settings is not None:
-            from . import settings as remembered
+            from rtdenoise.app import settings as remembered
 
             remembered.restore(self, settings)
         self._make_tray()
@@ -365,7 +365,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
         self.controller.stop()
         if self.settings is not None:
-            from . import settings as remembered
+            from rtdenoise.app import settings as remembered
 
             remembered.save(self, self.settings)
         super().closeEvent(event)

@@ -1,7 +1,8 @@
 """Fixed-shape fast paths of ``model.step``: numpy kernels for the CPU, a CUDA graph for the GPU.
 
 Each equals the model's own step within float32 rounding (tested); the engine picks one
-per model and device (``rtdenoise.engine._fast_kind``).
+per model and device (``rtdenoise.engine.denoiser._fast_kind``).
+May import ``rtdenoise.models`` only: the engine uses the kernels, not the other way round.
 """
 from .band_kernel import NumpyBandStep
 from .cuda_graph import GraphedStep

@@ -7,7 +7,7 @@ from typing import Callable
 from rtdenoise.models import StreamingModel
 
 from .audio_io import AudioError, FileSink, output_format, partial_path, probe, read_blocks
-from .engine import StreamingDenoiser
+from rtdenoise.engine import StreamingDenoiser
 
 BLOCK_SECONDS = 1.0
 
@@ -42,7 +42,7 @@ def denoise_file(
     ``progress`` is called with the seconds of audio just consumed;
     ``max_attenuation_db`` limits how much is removed (see :class:`StreamingDenoiser`);
     with ``overwrite`` False a file that appears at ``target`` meanwhile is never replaced;
-    ``gate_db`` adds the voice gate (silence between words, see :mod:`rtdenoise.gate`).
+    ``gate_db`` adds the voice gate (silence between words, see :mod:`rtdenoise.engine.gate`).
 
     Returns:
         A summary dict (frames, seconds, sample_rate, channels, and the engine's safety counters:

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import torch
 
-from .bench import bench_audio
-from .streams import MultiStreamEngine
+from .one_stream import bench_audio
+from rtdenoise.engine.streams import MultiStreamEngine
 
 WARMUP_HOPS = 20
 
@@ -62,7 +62,7 @@ def search_max_streams(model, device: str, limit: int, hops: int = 300) -> tuple
 
 def run_stream_bench(model_name: str, device: str, threads: int, counts: list[int], max_streams: int | None,
                      hops: int = 300) -> dict:
-    from .engine import load_model
+    from rtdenoise.engine import load_model
 
     torch.set_num_threads(threads)
     model, checkpoint = load_model(model_name, device)

@@ -16,8 +16,8 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from .errors import first_line
-from .resample import MAX_RATE, MIN_RATE
+from rtdenoise.errors import first_line
+from rtdenoise.engine.resample import MAX_RATE, MIN_RATE
 
 _SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
     ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}

@@ -15,8 +15,8 @@ from collections.abc import Hashable, Mapping
 import numpy as np
 import torch
 
-from .kernels.cuda_graph import GraphedStep
-from .models import State, StreamingModel
+from rtdenoise.kernels.cuda_graph import GraphedStep
+from rtdenoise.models import State, StreamingModel
 
 
 def state_batch_dims(model: StreamingModel) -> tuple[int, ...]:

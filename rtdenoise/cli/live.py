@@ -1,19 +1,18 @@
-"""Sub-commands beyond denoise/info: live, gui and bench (registered from cli.py)."""
+"""``rtdenoise live``: a microphone (or a file) cleaned live to the speakers or a virtual microphone."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
-from .errors import finite_float
-from .safety import safety_note
+from rtdenoise.engine.safety import safety_note
+from rtdenoise.errors import finite_float
+
+from .options import add_max_attenuation_option, add_model_options
 
 
-def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argparse.ArgumentParser], None],
-             add_max_attenuation_option: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     live = sub.add_parser("live", help="denoise a microphone (or a file) live to speakers")
     live.add_argument("--input", default=None, help="input device (index or name, see --list-devices)")
     live.add_argument("--file", type=Path, help="play this file through the live path instead of a microphone")
@@ -41,66 +40,11 @@ def register(sub: argparse._SubParsersAction, add_model_options: Callable[[argpa
     add_model_options(live)
     live.set_defaults(func=cmd_live)
 
-    autostart = sub.add_parser("autostart", help="start the virtual microphone at login (XDG autostart entry)")
-    switch = autostart.add_mutually_exclusive_group(required=True)
-    switch.add_argument("--enable", action="store_true", help="write the entry (~/.config/autostart)")
-    switch.add_argument("--disable", action="store_true", help="remove it")
-    autostart.add_argument("--name", default="rtdenoise", help="name of the virtual microphone")
-    autostart.add_argument("--input", default=None, help="microphone (default: follow the default input)")
-    add_model_options(autostart)
-    autostart.set_defaults(func=cmd_autostart)
-
-    gui = sub.add_parser("gui", help="the desktop app")
-    gui.add_argument("--input", type=Path, dest="input_file", help="start with this file as the source")
-    gui.add_argument("--screenshot", type=Path, help="save a screenshot of the window before quitting")
-    gui.add_argument("--quit-after", type=finite_float, default=0, help="start, run this many seconds, then quit")
-    gui.add_argument("--no-output", action="store_true", help="do not play to speakers")
-    add_model_options(gui)
-    gui.set_defaults(func=cmd_gui)
-
-    bench = sub.add_parser("bench", help="measure real-time factor, chunk times, latency and memory")
-    bench.add_argument("--model", action="append", default=None, help="model(s) to measure (default: all shipped)")
-    bench.add_argument("--device", default="cpu", help="cpu or cuda")
-    bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
-    bench.add_argument("--chunk-ms", type=finite_float, default=10.0, help="audio per model step (default 10)")
-    bench.add_argument("--seconds", type=finite_float, default=20.0, help="audio to process per measurement")
-    bench.add_argument("--repeats", type=int, default=3, help="runs per figure; medians are reported")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--paced-seconds", type=finite_float, default=5.0,
-                       help="also feed chunks in real time (one per chunk duration) for this long; 0: skip")
-    bench.add_argument("--rate", type=int, default=None,
-                       help="stream sample rate, e.g. 48000 (default: the model's): resampling and, from 32 kHz, "
-                            "the kept high band are measured too")
-    bench.add_argument("--no-fast-path", action="store_true",
-                       help="plain model.step per chunk (no CUDA graph, no numpy CPU kernels), for comparison")
-    bench.add_argument("--streams", type=int, action="append", metavar="N",
-                       help="measure N concurrent streams stepped as one batch (repeatable)")
-    bench.add_argument("--max-streams", type=int, metavar="LIMIT",
-                       help="search the largest real-time stream count up to LIMIT (p99 hop time under the hop)")
-    bench.set_defaults(func=cmd_bench)
-
-
-def bench_streams(args: argparse.Namespace) -> int:
-    from .bench_streams import print_stream_report, run_stream_bench
-    from .errors import require_at_least
-    from .models.registry import default_model_name
-
-    for count in args.streams or []:
-        require_at_least("--streams", count, 1)
-    if args.max_streams is not None:
-        require_at_least("--max-streams", args.max_streams, 1)
-    if args.model and len(args.model) > 1:
-        raise ValueError("--streams and --max-streams measure one --model at a time")
-    report = run_stream_bench(args.model[0] if args.model else default_model_name(), args.device, args.threads,
-                              args.streams or [], args.max_streams)
-    print(json.dumps(report, indent=1) if args.json else print_stream_report(report))
-    return 0
-
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from .engine import load_model
-    from .errors import require_at_least
-    from .realtime import latency_arg, list_devices
+    from rtdenoise.engine import load_model
+    from rtdenoise.errors import require_at_least
+    from rtdenoise.live.runner import latency_arg, list_devices
 
     if args.list_devices:
         inputs, outputs, reason = list_devices()
@@ -132,13 +76,13 @@ def virtual_mic_for(args: argparse.Namespace):
 
     if not args.virtual_mic:
         return contextlib.nullcontext()
-    from .virtual_mic import VirtualMic
+    from rtdenoise.live.virtual_mic import VirtualMic
 
     return VirtualMic(args.name, microphone=str(args.input or "default microphone"))
 
 
 def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
-    from .realtime import DeviceError, LiveConfig, LiveRunner, device_arg
+    from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner, device_arg
 
     output = args.output
     if mic is not None:
@@ -162,7 +106,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
           f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops",
           file=sys.stderr, flush=True)
     started = time.monotonic()
-    from .virtual_mic import MicWatch
+    from rtdenoise.live.virtual_mic import MicWatch
 
     watch = MicWatch(mic, runner, lambda text: print(f"live: {text}", file=sys.stderr, flush=True)) \
         if mic is not None else None
@@ -204,40 +148,3 @@ def stop_on_signals():
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda signum, frame: ending.set())
     return ending
-
-
-def cmd_autostart(args: argparse.Namespace) -> int:
-    from . import autostart
-
-    if args.disable:
-        path = autostart.disable()
-        print(f"removed {path}" if path else f"no autostart entry in {autostart.autostart_dir()}; nothing to do")
-        return 0
-    live_args = ["--name", args.name] + (["--input", args.input] if args.input else []) \
-        + (["--model", args.model] if args.model else [])
-    print(f"wrote {autostart.enable(live_args)}: the virtual microphone {args.name!r} starts at your next login")
-    return 0
-
-
-def cmd_gui(args: argparse.Namespace) -> int:
-    from .app.main import run_app
-
-    return run_app(args)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench, print_report
-    from .resample import check_sample_rate
-    from .errors import require_at_least, require_positive
-
-    require_positive("--chunk-ms", args.chunk_ms)
-    for option, value, smallest in (("--seconds", args.seconds, 0.1), ("--repeats", args.repeats, 1),
-                                    ("--threads", args.threads, 1), ("--paced-seconds", args.paced_seconds, 0)):
-        require_at_least(option, value, smallest)
-    if args.streams or args.max_streams:
-        return bench_streams(args)
-    report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
-                       fast_path=not args.no_fast_path,
-                       paced_seconds=args.paced_seconds, rate=args.rate and check_sample_rate(args.rate))
-    print(json.dumps(report, indent=1) if args.json else print_report(report))
-    return 0

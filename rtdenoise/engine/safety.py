@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def safety_note(counters: dict) -> str:
     """`` (…)`` listing the engine's non-zero safety counters, or "" when it repaired nothing."""
-    from .engine import INPUT_LIMIT
+    from rtdenoise.engine import INPUT_LIMIT
 
     parts = [f"{counters[key]} {words}" for key, words in (
         ("nonfinite_samples", "NaN/Inf samples replaced by silence"),

@@ -55,14 +55,14 @@ def _actor_classes(ray):
         def __init__(self, job: FileJob, counter) -> None:
             import torch
 
-            from .engine import load_model
+            from rtdenoise.engine import load_model
 
             torch.set_num_threads(1)
             self.job, self.counter, self.stopping = job, counter, False
             self.model = load_model(job.model_name, job.device)[0]
 
         def denoise(self, source: str, target: str) -> tuple[dict | None, str | None]:
-            from .errors import first_line
+            from rtdenoise.errors import first_line
             from .offline import denoise_file
 
             unsent = [0.0, time.monotonic()]  # seconds done, when last sent: one message per PROGRESS_SECONDS

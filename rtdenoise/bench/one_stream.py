@@ -15,10 +15,10 @@ import torch
 
 from rtdenoise.models import list_pretrained
 
-from .engine import StreamingDenoiser, load_model
-from .offline import chunk_samples_for
+from rtdenoise.engine import StreamingDenoiser, load_model
+from rtdenoise.files.offline import chunk_samples_for
 
-SAMPLE = Path(__file__).parent / "samples" / "noisy_speech.wav"
+SAMPLE = Path(__file__).parent.parent / "samples" / "noisy_speech.wav"
 
 
 def _cpu_name() -> str:

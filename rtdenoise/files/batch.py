@@ -73,7 +73,7 @@ def _init_worker(model_name: str | None, device: str, threads: int, seconds_done
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent around the fork
     _die_with_parent(parent)
     torch.set_num_threads(threads)
-    from .engine import load_model
+    from rtdenoise.engine import load_model
 
     _worker_model = load_model(model_name, device)[0]
 

@@ -19,11 +19,11 @@ import numpy as np
 
 from rtdenoise.models import StreamingModel
 
-from .audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
-from .engine import StreamingDenoiser
-from .errors import first_line
-from .offline import chunk_samples_for
-from .resample import check_sample_rate
+from rtdenoise.files.audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
+from rtdenoise.engine import StreamingDenoiser
+from rtdenoise.errors import first_line
+from rtdenoise.files.offline import chunk_samples_for
+from rtdenoise.engine.resample import check_sample_rate
 from .ringbuffer import AudioRing, HistoryRing
 
 STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
@@ -135,7 +135,7 @@ class LiveConfig:
             raise ValueError(f"the plotted history must be positive, got {self.history_seconds:g} s")
         latency_arg(str(self.latency))  # raises on anything PortAudio would refuse mid-start
         if self.gate_db is not None:
-            from .gate import GateSettings, VoiceGate
+            from rtdenoise.engine.gate import GateSettings, VoiceGate
 
             VoiceGate(16000, 1, GateSettings(threshold_db=self.gate_db))  # a bad level: one line now
         records = [Path(p).resolve() for p in (self.record_path, self.record_input_path) if p is not None]

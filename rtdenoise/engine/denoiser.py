@@ -16,7 +16,7 @@ import torch
 from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoint, resolve_model_path
 from rtdenoise.models.bands import BandDenoiser
 
-from .kernels import FixedShapeStep, GraphedStep, NumpyBandStep, NumpyFIRStep, NumpyGRUStep
+from rtdenoise.kernels import FixedShapeStep, GraphedStep, NumpyBandStep, NumpyFIRStep, NumpyGRUStep
 from .gate import GateSettings, VoiceGate
 from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate
@@ -101,9 +101,9 @@ class StreamingDenoiser:
             ``(1 - a) * enhanced + a * input`` with ``a = 10 ** (-dB / 20)``, the input
             delayed to line up with the model's output (None: no limit).
         keep_high_band: at 32 kHz and above, keep the band above the model's Nyquist and denoise
-            it with the model's own top-octave gain (see :mod:`rtdenoise.high_band`); False:
+            it with the model's own top-octave gain (see :mod:`rtdenoise.engine.high_band`); False:
             resample to the model's rate and back, deleting that band.
-        gate_db: a voice gate after the denoiser (see :mod:`rtdenoise.gate`): silence where the cleaned
+        gate_db: a voice gate after the denoiser (see :mod:`rtdenoise.engine.gate`): silence where the cleaned
             level stays below this many dBFS, words kept whole; adds its look-back (60 ms) to the latency.
         output_guard: hold every output sample within OUTPUT_MARGIN times the input's
             recent peak (a safety limiter against broken models and hostile input; on in

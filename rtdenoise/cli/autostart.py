@@ -1,0 +1,30 @@
+"""``rtdenoise autostart``: start the virtual microphone at login (an XDG autostart entry)."""
+from __future__ import annotations
+
+import argparse
+
+from .options import add_model_options
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    autostart = sub.add_parser("autostart", help="start the virtual microphone at login (XDG autostart entry)")
+    switch = autostart.add_mutually_exclusive_group(required=True)
+    switch.add_argument("--enable", action="store_true", help="write the entry (~/.config/autostart)")
+    switch.add_argument("--disable", action="store_true", help="remove it")
+    autostart.add_argument("--name", default="rtdenoise", help="name of the virtual microphone")
+    autostart.add_argument("--input", default=None, help="microphone (default: follow the default input)")
+    add_model_options(autostart)
+    autostart.set_defaults(func=cmd_autostart)
+
+
+def cmd_autostart(args: argparse.Namespace) -> int:
+    from rtdenoise.live import autostart
+
+    if args.disable:
+        path = autostart.disable()
+        print(f"removed {path}" if path else f"no autostart entry in {autostart.autostart_dir()}; nothing to do")
+        return 0
+    live_args = ["--name", args.name] + (["--input", args.input] if args.input else []) \
+        + (["--model", args.model] if args.model else [])
+    print(f"wrote {autostart.enable(live_args)}: the virtual microphone {args.name!r} starts at your next login")
+    return 0
