@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rtdenoise.models import load_checkpoint
-from training import train
+from training import train, train_steps
 from training.dataset import Mixer, MixConfig, build_pairs, save_pairs
 from training.distributed import World, finish_together, leave_world, wrap_for_training
 
@@ -22,16 +22,16 @@ CONFIG = train.TrainConfig(model="gru-small", loss="speech-stoi", tbptt_ms=250.0
 
 def _model_and_batch(fixture_pairs: list) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    model = train.make_model("gru-small", None)
+    model = train_steps.make_model("gru-small", None)
     noisy = torch.cat([p[0] for p in fixture_pairs])
     clean = torch.cat([p[1] for p in fixture_pairs])
     return model, noisy, clean
 
 
 def _one_step(model, noisy, clean, world: World) -> None:
-    trainer = wrap_for_training(model, train.chunk_samples(model, CONFIG), world, torch.device("cpu"))
+    trainer = wrap_for_training(model, train_steps.chunk_samples(model, CONFIG), world, torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    train.train_step(trainer, model, noisy, clean, CONFIG, optimizer)
+    train_steps.train_step(trainer, model, noisy, clean, CONFIG, optimizer)
 
 
 def _rank_step(rank: int, store: str, pairs: list, out: str) -> None:

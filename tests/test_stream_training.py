@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from training import train
+from training import train, validation
 from training.dataset import SAMPLE_RATE, MixConfig, Mixer
 from training.stream_mix import StreamConfig, StreamMixer, fade_in_noise, join, level_step
 
@@ -54,15 +54,15 @@ def test_validation_scores_each_piece_of_a_stream_and_selection_takes_the_worse_
     noisy = clean + rng.standard_normal(32000).astype(np.float32) * 0.02
     stream = (torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None], [(0, 16000), (16000, 32000)])
     fresh = (stream[0][:, :16000], stream[1][:, :16000])
-    pieces = list(train.piece_estimates(model, stream, torch.device("cpu")))
+    pieces = list(validation.piece_estimates(model, stream, torch.device("cpu")))
     assert len(pieces) == 2 and all(p[0].shape == p[1].shape == p[2].shape for p in pieces)
-    metrics = train.validate(model, [fresh, stream], train.TrainConfig(loss="speech"), torch.device("cpu"))
+    metrics = validation.validate(model, [fresh, stream], train.TrainConfig(loss="speech"), torch.device("cpu"))
     assert {"si_sdr_improvement", "stream_si_sdr_improvement"} <= set(metrics)
     config = train.TrainConfig(loss="speech")
     both = {"loss": 1.0, "si_sdr_improvement": 5.0, "stream_loss": 2.0, "stream_si_sdr_improvement": 2.0}
-    assert train.selection_score(both, "si_sdr", config, False) == 2.0
-    assert train.selection_score(both, "loss", config, False) == -2.0
-    assert train.selection_score({"loss": 1.0, "si_sdr_improvement": 5.0}, "si_sdr", config, False) == 5.0
+    assert validation.selection_score(both, "si_sdr", config, False) == 2.0
+    assert validation.selection_score(both, "loss", config, False) == -2.0
+    assert validation.selection_score({"loss": 1.0, "si_sdr_improvement": 5.0}, "si_sdr", config, False) == 5.0
 
 
 def test_a_band_model_trains_on_streams_and_validates_both_ways(tmp_path, clean_audio):

@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from rtdenoise.models import load_checkpoint
-from training import train
+from training import train, train_steps, validation
 from training.dataset import Clip, CorpusSplit, MixConfig, Mixer, build_pairs, load_pairs, random_split, save_pairs
 from training.losses import masked_l1, si_sdr
 from training.synthetic_noise import KINDS, make
@@ -172,20 +172,20 @@ def test_the_selection_figure_is_the_one_asked_for():
     kinder = {"loss": -0.35, "si_sdr_improvement": 4.0, "pesq": 1.65}
 
     def pick(select_by: str, lab: bool = False) -> dict:
-        return max((sharper, kinder), key=lambda m: train.selection_score(m, select_by, config, lab))
+        return max((sharper, kinder), key=lambda m: validation.selection_score(m, select_by, config, lab))
 
     assert pick("auto") is sharper and pick("si_sdr") is sharper and pick("loss") is sharper
     assert pick("pesq") is kinder
-    assert train.selection_score({**kinder, "pesq": float("nan")}, "pesq", config, False) == -np.inf
-    assert train.selection_score(kinder, "auto", config, lab=True) == 0.35
+    assert validation.selection_score({**kinder, "pesq": float("nan")}, "pesq", config, False) == -np.inf
+    assert validation.selection_score(kinder, "auto", config, lab=True) == 0.35
 
 
 def test_learning_rate_warms_up_then_follows_its_schedule():
-    assert train.scheduled_lr(1e-3, 1e-3, None, 0, 100) == pytest.approx(1e-5)  # first warm-up step
-    assert train.scheduled_lr(1e-3, 1e-3, None, 49, 100) == pytest.approx(5e-4)
-    assert train.scheduled_lr(4e-4, 1e-3, None, 500, 100) == pytest.approx(4e-4)  # the epoch schedule's value
-    assert train.scheduled_lr(4e-4, 1e-3, 0.0, 500, 0) == pytest.approx(1e-3)  # time budget: cosine from the top
-    assert train.scheduled_lr(4e-4, 1e-3, 1.0, 500, 0) == pytest.approx(5e-5)  # ... down to 5 %
+    assert train_steps.scheduled_lr(1e-3, 1e-3, None, 0, 100) == pytest.approx(1e-5)  # first warm-up step
+    assert train_steps.scheduled_lr(1e-3, 1e-3, None, 49, 100) == pytest.approx(5e-4)
+    assert train_steps.scheduled_lr(4e-4, 1e-3, None, 500, 100) == pytest.approx(4e-4)  # the epoch schedule's value
+    assert train_steps.scheduled_lr(4e-4, 1e-3, 0.0, 500, 0) == pytest.approx(1e-3)  # time budget: cosine from the top
+    assert train_steps.scheduled_lr(4e-4, 1e-3, 1.0, 500, 0) == pytest.approx(5e-5)  # ... down to 5 %
 
 
 @pytest.mark.slow
@@ -569,10 +569,10 @@ def test_a_step_whose_loss_is_not_finite_leaves_the_weights_alone():
     clean = torch.randn(2, 3200) * 0.1
     noisy = clean + 0.05 * torch.randn_like(clean)
     noisy[0, 1000] = float("nan")
-    assert np.isnan(train.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
+    assert np.isnan(train_steps.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
     noisy[0, 1000] = 0.0
-    assert np.isfinite(train.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
+    assert np.isfinite(train_steps.train_step(ChunkedForward(model, 1600), model, noisy, clean, config, optimizer))
     assert not torch.equal(before["encode.weight"], model.encode.weight)
 
 

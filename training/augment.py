@@ -1,5 +1,7 @@
 """The recording chain a user's voice goes through, simulated: room, microphone, band, level, clipping.
 
+Pipeline step 2 of 5 (corpus -> dataset -> train -> evaluate -> ship): dataset.
+
 Every mixture the trainer sees passes through :class:`RecordingChain`:
 
 * a room (pyroomacoustics image-source RIRs, RT60 0.1-0.9 s): the *target* keeps the

@@ -1,5 +1,7 @@
 """Average the weights of several checkpoints of one network (stochastic weight averaging).
 
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+
     python -m training.average --out runs/bands-avg.pt runs/snap/e4.pt runs/snap/e5.pt runs/snap/e6.pt
 
 Epochs of one fine-tune sit in one basin of the loss but bounce around its floor (a small

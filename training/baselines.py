@@ -1,4 +1,7 @@
-"""A classic baseline to compare against: stationary spectral gating (as noisereduce does)."""
+"""A classic baseline to compare against: stationary spectral gating (as noisereduce does).
+
+Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate.
+"""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,7 @@
 """Sound catalogues that hold many recordings in one file, split into plain WAV files.
 
+Pipeline step 1 of 5 (corpus -> dataset -> train -> evaluate -> ship): corpus.
+
 OpenTTD's ``.cat`` (the OpenSFX package): a table of little-endian ``(offset, size)``
 pairs (the first offset, with its top bit set as a format flag, also says how long the
 table is); each entry is a length-prefixed description followed by a RIFF WAV file.

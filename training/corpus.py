@@ -1,5 +1,7 @@
 """Build the clean-speech and noise corpus from Debian packages or your own folders.
 
+Pipeline step 1 of 5 (corpus -> dataset -> train -> evaluate -> ship): corpus.
+
 ``python -m training.corpus --out data/corpus`` fetches real recorded speech and
 noise with ``apt-get download`` (a fixed list, none reserved for evaluation),
 decodes everything to 16 kHz mono WAV with ffmpeg and writes ``manifest.json``.

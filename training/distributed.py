@@ -1,5 +1,7 @@
 """Data-parallel training across processes and machines: torch.distributed under ``torchrun``.
 
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+
 ``torchrun --nproc-per-node N -m training.train ...`` sets ``RANK``/``WORLD_SIZE``/
 ``LOCAL_RANK``; :func:`join_world` joins the process group (NCCL on GPUs, gloo on
 CPUs) and the model is wrapped in ``DistributedDataParallel``, so gradients are

@@ -1,5 +1,7 @@
 """Evaluate models on a lab-format test set: PESQ-WB, STOI, SI-SDR and its improvement.
 
+Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate.
+
     python -m training.evaluate --data data/lab/test.pt --model gru --model cnn-lab
 
 A set whose metadata gives a rate above 16 kHz (``training.fullband_set``) is scored fullband

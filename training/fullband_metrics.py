@@ -1,5 +1,7 @@
 """Fullband scores (``training.evaluate`` on a 48 kHz set such as ``training.fullband_set``'s).
 
+Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate.
+
 Per clip and system, at the set's rate:
 
 * ``si_sdr_i``: fullband SI-SDR improvement;

@@ -1,5 +1,7 @@
 """A 48 kHz out-of-domain test set whose speech and noise really reach above 8 kHz.
 
+Pipeline step 2 of 5 (corpus -> dataset -> train -> evaluate -> ship): dataset.
+
     python -m training.fullband_set --cache data/debs --out data/lab/fullband.pt
 
 Speech: the Mandarin syllables of gcin-voice (44.1 kHz; a voice and a package that nothing

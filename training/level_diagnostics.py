@@ -1,5 +1,7 @@
 """Where a denoiser's scores come from: how much noise it leaves in speech pauses, how much speech it keeps.
 
+Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate.
+
 Two levels per clip, both from the clean reference (so any black-box system can be measured):
 
 * ``noise_left_db``: the output's energy in the pauses of the speech (10 ms frames whose clean

@@ -1,4 +1,7 @@
-"""Training losses: L1 (lab), NaN-masked L1 (seed 2), SI-SDR, multi-resolution STFT and STOI."""
+"""Training losses: L1 (lab), NaN-masked L1 (seed 2), SI-SDR, multi-resolution STFT and STOI.
+
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass

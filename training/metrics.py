@@ -1,7 +1,7 @@
-"""Shared scoring (used by evaluate, the stream evaluation and the fullband scores): PESQ-WB, STOI,
-SI-SDR and the level diagnostics of one clip, the groups a clip belongs to, and their means.
+"""Shared scoring of one clip (PESQ-WB, STOI, SI-SDR, level diagnostics), its groups and their means.
 
-Step 4 of the pipeline (corpus -> dataset -> train -> evaluate -> ship); imports nothing of the others.
+Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate. Used by evaluate, the
+stream evaluation and the fullband scores; imports none of them.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""PNGs that let people watch training: loss curves and noisy/clean/estimate clips."""
+"""PNGs that let people watch training: loss curves and noisy/clean/estimate clips.
+
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+"""
 from __future__ import annotations
 
 from pathlib import Path

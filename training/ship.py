@@ -1,5 +1,7 @@
 """Write a checkpoint for shipping: its weights, the training history it grew from, and its scores.
 
+Pipeline step 5 of 5 (corpus -> dataset -> train -> evaluate -> ship): ship.
+
     python -m training.ship runs/bands-x.pt --out models/pretrained/bands.pt --name bands \\
         --history models/pretrained/bands.pt --metrics ood=runs/ood.json:bands-x \\
         --metrics test=runs/test.json:bands-x --notes "..." --stage "stage 16: ..." --stage "stage 17: ..."

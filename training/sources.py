@@ -1,5 +1,7 @@
 """Where the corpus comes from: Debian packages of real recorded speech and noise, and their splits.
 
+Pipeline step 1 of 5 (corpus -> dataset -> train -> evaluate -> ship): corpus.
+
 Splits are by *speaker* and by *noise source*, and the out-of-domain split (``ood``)
 goes further: its voices, its noises and the packages they come from (their
 recording chains) are never used for training, validation or model selection.

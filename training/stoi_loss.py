@@ -1,5 +1,7 @@
 """A differentiable STOI (Taal et al. 2011) for training at 16 kHz.
 
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+
 The measure follows pystoi's constants (15 one-third octave bands from 150 Hz,
 384 ms segments, -15 dB clipping) on frames of the same duration (25.6 ms, 50 %
 overlap) taken directly at 16 kHz instead of after resampling to 10 kHz, and it

@@ -1,5 +1,6 @@
-"""Step 4 of the pipeline (evaluate), stream mode: a test set's mixtures joined into streams whose
-conditions change, each mixture scored from the stream's output (``training.evaluate --stream``).
+"""Stream mode: a test set's mixtures joined into streams whose conditions change, each scored from the stream.
+
+Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate (``training.evaluate --stream``).
 
 A microphone is one endless stream, so a model is judged there too. Rows:
 

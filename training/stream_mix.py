@@ -1,4 +1,6 @@
-"""Step 2 of the pipeline (dataset), for streams: mixtures joined into one stream whose conditions change.
+"""Streams for training: mixtures joined into one stream whose conditions change.
+
+Pipeline step 2 of 5 (corpus -> dataset -> train -> evaluate -> ship): dataset.
 
 A microphone is one endless stream: the speaker, the noise, the SNR and the level change
 every few seconds while the model's state carries on. :class:`StreamMixer` makes training

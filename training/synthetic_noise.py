@@ -1,4 +1,7 @@
-"""Synthetic noises added on top of the recorded ones (training only)."""
+"""Synthetic noises added on top of the recorded ones (training only).
+
+Pipeline step 2 of 5 (corpus -> dataset -> train -> evaluate -> ship): dataset.
+"""
 from __future__ import annotations
 
 import numpy as np

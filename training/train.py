@@ -1,5 +1,7 @@
 """Train a MIMO CNN or GRU denoiser and save a checkpoint the app loads.
 
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+
     python -m training.train --model gru --corpus data/corpus --out models/pretrained/gru.pt
     python -m training.train --model cnn-lab --data data/train.pt --lab --out runs/cnn-lab.pt
 
@@ -18,10 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,179 +30,15 @@ import torch
 from tqdm import tqdm
 
 from rtdenoise.errors import finite_float, require_at_least, require_positive
-from rtdenoise.models import StreamingModel, build_model, save_checkpoint
-from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
+from rtdenoise.models.registry import PRESETS
 
-from .augment import ChainConfig, RecordingChain
-from .distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world, shard_indices,
-                          wrap_for_training)
-from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
-from .stream_mix import StreamConfig, StreamMixer
-from .losses import LOSSES, STOI_WEIGHT, LossSettings, denoising_loss, si_sdr
-from .plots import plot_example, plot_history
-from .warm_start import warm_start
-
-
-@dataclass
-class TrainConfig:
-    model: str = "gru"
-    loss: str = "mrstft"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    batch: int = 16
-    epochs: int = 30
-    steps_per_epoch: int = 200       # on-the-fly mixing only
-    segment_seconds: float = 4.0
-    tbptt_ms: float = 1000.0
-    held_out: int = 50
-    seed: int = 0
-    grad_clip: float = 5.0
-    validation_pairs: int = 64
-    suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
-    stoi_weight: float = STOI_WEIGHT  # speech-stoi losses: what a unit of (1 - STOI) costs
-    train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
-    stream_seconds: float = 0.0      # > 0: train on streams this long whose conditions change (stream_mix.py)
-
-    @property
-    def loss_settings(self) -> LossSettings:
-        return LossSettings(self.loss, self.suppression_weight, self.stoi_weight)
-
-
-STREAM_PIECE_SECONDS = 6.0  # the longest piece of a training stream (StreamConfig's default)
-
-
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def align(model: StreamingModel, estimate: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drop the model's latency so estimate[n] is compared with clean[n]."""
-    lat = model.latency_samples
-    return (estimate[..., lat:], clean[..., : clean.shape[-1] - lat]) if lat else (estimate, clean)
-
-
-def trim_to_hop(x: torch.Tensor, hop: int) -> torch.Tensor:
-    return x[..., : x.shape[-1] - x.shape[-1] % hop]
-
-
-def chunk_samples(model: StreamingModel, config: TrainConfig) -> int | None:
-    """Truncated-BPTT chunk for stateful models; None (the whole segment) for the stateless CNN."""
-    if model.arch == "mimo_cnn":
-        return None
-    return max(model.hop, int(config.tbptt_ms / 1000 * model.sample_rate) // model.hop * model.hop)
-
-
-def train_step(trainer: torch.nn.Module, model: StreamingModel, noisy: torch.Tensor, clean: torch.Tensor,
-               config: TrainConfig, optimizer: torch.optim.Optimizer) -> float:
-    """One batch through ``trainer`` (the chunk loop, maybe under DistributedDataParallel)."""
-    noisy, clean = trim_to_hop(noisy, model.hop), trim_to_hop(clean, model.hop)
-    estimate, target = align(model, trainer(noisy), clean)
-    loss = denoising_loss(estimate, target, config.loss_settings, noisy[..., : target.shape[-1]])
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
-    if not (torch.isfinite(loss) and torch.isfinite(norm)):  # one bad batch must not spoil the weights
-        optimizer.zero_grad(set_to_none=True)
-        return math.nan
-    optimizer.step()
-    return loss.item()
-
-
-def piece_estimates(model: StreamingModel, entry: tuple, device: torch.device):
-    """``(estimate, target, noisy)`` of a validation entry, each ``(1, n)`` and lined up: a fresh pair
-    ``(noisy, clean)`` gives one; a stream ``(noisy, clean, spans)`` is run whole and gives one per piece
-    that holds speech (a piece of noise alone has no SI-SDR)."""
-    noisy, clean = trim_to_hop(entry[0].to(device), model.hop), trim_to_hop(entry[1].to(device), model.hop)
-    estimate, target = align(model, model(noisy), clean)
-    noisy = noisy[..., : target.shape[-1]]
-    if len(entry) == 2:
-        yield estimate, target, noisy
-        return
-    for start, end in entry[2]:
-        end = min(end, target.shape[-1])
-        if end - start >= model.sample_rate // 2 and torch.nan_to_num(target[..., start:end]).square().mean() > 1e-8:
-            yield estimate[..., start:end], target[..., start:end], noisy[..., start:end]
-
-
-@torch.no_grad()
-def validate(model: StreamingModel, entries: list, config: TrainConfig, device: torch.device,
-             with_pesq: bool = False, with_stoi: bool = False) -> dict:
-    """Mean loss, SI-SDR of the estimate and its improvement over the noisy input (and PESQ-WB, STOI if asked)
-    over fresh pairs; where ``entries`` also holds streams (``(noisy, clean, spans)``), the same figures over
-    their pieces as ``stream_<name>``."""
-    model.eval()
-    fresh = [e for e in entries if len(e) == 2]
-    streams = [e for e in entries if len(e) == 3]
-    result = {}
-    for prefix, group in (("", fresh), ("stream_", streams)):
-        if group:
-            pieces = [piece for entry in group for piece in piece_estimates(model, entry, device)]
-            result.update({prefix + k: v for k, v in piece_metrics(model, pieces, config, with_pesq, with_stoi).items()})
-    model.train()
-    return result
-
-
-def piece_metrics(model: StreamingModel, pieces: list, config: TrainConfig, with_pesq: bool, with_stoi: bool) -> dict:
-    """The means of ``validate`` over ``(estimate, target, noisy)`` pieces."""
-    totals = {"loss": 0.0, "si_sdr": 0.0, "si_sdr_noisy": 0.0}
-    pesq_scores, stoi_pairs = [], []
-    for estimate, target, noisy in pieces:
-        totals["loss"] += denoising_loss(estimate, target, config.loss_settings, noisy).item()
-        target = torch.nan_to_num(target)
-        totals["si_sdr"] += si_sdr(estimate, target).mean().item()
-        totals["si_sdr_noisy"] += si_sdr(noisy, target).mean().item()
-        if with_pesq:
-            pesq_scores.append(pesq_wb(estimate, target, model.sample_rate))
-        if with_stoi:
-            stoi_pairs.append((stoi_of(estimate, target, model.sample_rate), stoi_of(noisy, target, model.sample_rate)))
-    result = {k: v / len(pieces) for k, v in totals.items()}
-    result["si_sdr_improvement"] = result["si_sdr"] - result["si_sdr_noisy"]
-    if with_pesq:
-        result["pesq"] = float(np.nanmean(pesq_scores)) if np.isfinite(pesq_scores).any() else math.nan
-    if with_stoi:
-        result["stoi"], result["stoi_noisy"] = (float(v) for v in np.mean(stoi_pairs, axis=0))
-    return result
-
-
-def stoi_of(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> float:
-    """STOI of one (1, N) pair."""
-    from pystoi import stoi
-
-    return float(stoi(target.reshape(-1).double().cpu().numpy(), estimate.reshape(-1).double().cpu().numpy(),
-                      sample_rate, extended=False))
-
-
-def pesq_wb(estimate: torch.Tensor, target: torch.Tensor, sample_rate: int) -> float:
-    """PESQ-WB of one (1, N) pair; NaN where PESQ finds no speech (a silent target)."""
-    from pesq import PesqError, pesq
-
-    try:
-        return float(pesq(sample_rate, target.reshape(-1).double().cpu().numpy(),
-                          estimate.reshape(-1).double().cpu().numpy(), "wb"))
-    except PesqError:
-        return math.nan
-
-
-def selection_score(metrics: dict, select_by: str, config: TrainConfig, lab: bool) -> float:
-    """The validation figure that picks the best checkpoint (higher is better): with stream validation
-    (``stream_`` figures), the worse of the fresh pairs' and the streams' figure."""
-    if select_by == "auto":
-        select_by = "loss" if lab or config.loss in ("l1", "masked_l1") else "si_sdr"
-
-    def one(prefix: str) -> float:
-        figure = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
-        if select_by == "pesq":
-            return figure["pesq"] if math.isfinite(figure["pesq"]) else -math.inf
-        if select_by == "composite":  # PESQ, but never at the cost of intelligibility
-            if not math.isfinite(figure["pesq"]) or figure["stoi"] < figure["stoi_noisy"]:
-                return -math.inf
-            return figure["pesq"]
-        return -figure["loss"] if select_by == "loss" else figure["si_sdr_improvement"]
-
-    return min(one(prefix) for prefix in ("", "stream_") if prefix + "loss" in metrics)
-
+from .distributed import World, agreed_max, device_of, finish_together, join_world, leave_world, wrap_for_training
+from .epoch_report import EpochRun, report_epoch
+from .losses import LOSSES, STOI_WEIGHT
+from .train_config import TrainConfig
+from .train_data import batches_from_pairs, training_data
+from .train_steps import chunk_samples, freeze_all_but, scheduled_lr, set_seed, starting_model, train_step
+from .validation import selection_score, validate
 
 def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
     """Refuse settings that would train nothing or fail later (a zero batch, a negative lr, ...)."""
@@ -215,24 +52,6 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
         require_positive(option, value)
     for option, value in at_least_zero.items():
         require_at_least(option, value, 0)
-
-
-def make_model(name: str, resume: dict | None) -> StreamingModel:
-    """The preset ``name``, or the network stored in ``resume`` (a checkpoint dict) with its weights."""
-    if resume is not None:
-        model = build_model(resume["arch"], resume["spec"])
-        model.load_state_dict(resume["state_dict"])
-        return model
-    if name in PRESETS:
-        return build_preset(name)
-    raise SystemExit(f"unknown model {name!r}; presets: {', '.join(PRESETS)}")
-
-
-def scheduled_lr(epoch_lr: float, base: float, progress: float | None, steps_done: int, warmup_steps: int) -> float:
-    """The lr now: cosine over the time budget when there is one (``progress`` in [0, 1]),
-    else the epoch schedule's ``epoch_lr``; times a linear warm-up over ``warmup_steps``."""
-    lr = epoch_lr if progress is None else base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-    return lr * min(1.0, (steps_done + 1) / warmup_steps) if warmup_steps else lr
 
 
 def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace,
@@ -252,173 +71,6 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
     if args.max_minutes:
         plan["max_minutes"] = args.max_minutes
     return plan
-
-
-def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: World = World()):
-    """Shuffled batches of lab pairs; under torchrun, this rank's shard of them (``batch`` per rank)."""
-    if world.size > 1:
-        order = shard_indices(len(pairs), world, seed, epoch)
-    else:
-        order = list(range(len(pairs)))
-        random.Random(seed * 1000 + epoch).shuffle(order)
-    for start in range(0, len(order), batch):
-        chosen = [pairs[i] for i in order[start:start + batch]]
-        length = min(p[0].shape[-1] for p in chosen)
-        yield (torch.cat([p[0][..., :length] for p in chosen]), torch.cat([p[1][..., :length] for p in chosen]))
-
-
-def freeze_all_but(model: StreamingModel, prefixes: str) -> None:
-    """Train only the parameters whose names start with one of the comma-separated ``prefixes``."""
-    wanted = tuple(p.strip() for p in prefixes.split(",") if p.strip())
-    names = [name for name, _ in model.named_parameters()]
-    if not any(name.startswith(wanted) for name in names):
-        raise SystemExit(f"--train-only: no parameter of {type(model).__name__} starts with {prefixes!r} "
-                         f"(they are: {', '.join(sorted({n.split('.')[0] for n in names}))})")
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.startswith(wanted))
-
-
-def starting_model(config: TrainConfig, args: argparse.Namespace, resume: dict | None, say) -> StreamingModel:
-    """The network to train: resumed, started from ``--init`` (grown into a larger preset when one is named), or fresh."""
-    if not args.init or resume is not None:
-        return make_model(config.model, resume)
-    start = read_checkpoint(args.init)
-    if args.model_given and PRESETS.get(config.model, ("", {}))[0] == start["arch"] \
-            and PRESETS[config.model][1] != start["spec"]:
-        say(f"starting preset {config.model} from the weights of {args.init} "
-            "(new inputs and heads at zero: the same output)", flush=True)
-        return warm_start(config.model, start)  # e.g. band gains grown into band gains + deep filter
-    say(f"starting from the weights of {args.init}", flush=True)
-    if not args.model_given:  # its own network: name it as the checkpoint does, not by the default preset
-        config.model = start.get("training", {}).get("recipe", {}).get("model", start["arch"])
-    return make_model(config.model, start)
-
-
-def training_data(config: TrainConfig, args: argparse.Namespace, world: World, say) -> tuple[list | None, list, object]:
-    """``(training pairs or None, validation pairs, stream of mixed batches or None)``."""
-    if args.data:
-        pairs, _ = load_pairs(args.data)
-        if args.val:
-            train_pairs, val_pairs = pairs, load_pairs(args.val)[0]
-        else:
-            held_out = min(config.held_out, max(1, len(pairs) // 6))  # the lab: 50 of 300
-            train_pairs, val_pairs = random_split(pairs, held_out, config.seed)
-            say(f"{len(train_pairs)} training pairs, {len(val_pairs)} held out for testing", flush=True)
-        stream = None
-    else:
-        chain = RecordingChain(ChainConfig(room_probability=args.room_probability, early_ms=args.early_ms,
-                                           rir_bank=args.rooms)) if args.augment else None
-        # streams are made of pieces of at most STREAM_PIECE_SECONDS, mixed at that length and cut
-        mix_seconds = max(config.segment_seconds, STREAM_PIECE_SECONDS) if config.stream_seconds else \
-            config.segment_seconds
-        mix_config = MixConfig(seconds=mix_seconds)
-        if args.augment:
-            mix_config = MixConfig(seconds=mix_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
-                                   pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
-                                   raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
-                                   clean_probability=args.clean_probability,
-                                   balance_noise_families=args.balance_noise_families)
-        mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
-        val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
-                          MixConfig(seconds=config.segment_seconds, pitch_shift_probability=0.0,
-                                    silence_probability=0.0, balance_speakers=args.augment),
-                          synthetic=False, chain=chain)
-        rng = np.random.default_rng(12345)
-        val_pairs = []
-        for index in range(config.validation_pairs):
-            noisy, clean, _ = val_mixer.mix(rng, snr_db=[-5.0, 0.0, 5.0, 10.0, 15.0][index % 5])
-            val_pairs.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]))
-        if args.val:
-            val_pairs = load_pairs(args.val)[0]
-        source = mixer
-        if config.stream_seconds:
-            source = StreamMixer(mixer, StreamConfig(seconds=config.stream_seconds))
-            val_pairs = val_pairs + validation_streams(val_mixer, config)
-        loader = torch.utils.data.DataLoader(OnTheFlyDataset(source, config.seed, rank=world.rank),
-                                             batch_size=config.batch,
-                                             num_workers=args.workers,
-                                             persistent_workers=args.workers > 0)
-        stream = iter(loader)
-        train_pairs = None
-    return train_pairs, val_pairs, stream
-
-
-def validation_streams(val_mixer: Mixer, config: TrainConfig) -> list:
-    """Streams of changing validation pieces, as much audio in all as the fresh validation pairs:
-    ``(noisy, clean, spans)`` entries for ``validate``."""
-    pieces = Mixer(val_mixer.split, replace(val_mixer.config, seconds=STREAM_PIECE_SECONDS), synthetic=False,
-                   chain=val_mixer.chain)
-    seconds = 32.0
-    count = max(1, round(config.validation_pairs * config.segment_seconds / seconds))
-    mixer = StreamMixer(pieces, StreamConfig(seconds=seconds))
-    rng = np.random.default_rng(54321)
-    streams = []
-    for _ in range(count):
-        noisy, clean, meta = mixer.mix(rng)
-        streams.append((torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None], meta["spans"]))
-    return streams
-
-
-@dataclass
-class EpochRun:
-    """What rank 0 needs to judge, save and show an epoch."""
-    model: StreamingModel
-    optimizer: torch.optim.Optimizer
-    config: TrainConfig
-    args: argparse.Namespace
-    history: list
-    plots: Path
-    last_path: Path
-    started: float
-    device: torch.device
-
-
-def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best: float) -> tuple[bool, float]:
-    """Validate, keep the checkpoint if it is the best so far, save the resumable state, print and plot.
-    Returns (improved, best)."""
-    model, config, args = run.model, run.config, run.args
-    metrics = validate(model, val_pairs, config, run.device, with_pesq=args.select_by in ("pesq", "composite"),
-                       with_stoi=args.select_by == "composite")
-    skipped = int(np.isnan(losses).sum())
-    if skipped:
-        print(f"epoch {epoch + 1}: {skipped} of {len(losses)} steps skipped (loss or gradient not finite)", flush=True)
-    record = {"epoch": epoch + 1, "train_loss": float(np.nanmean(losses)), **{f"val_{k}": v for k, v in metrics.items()},
-              "elapsed_s": time.time() - run.started, "skipped_steps": skipped}
-    run.history.append(record)
-    score = selection_score(metrics, args.select_by, config, args.lab)
-    improved = score > best
-    if improved:
-        best = score
-        save_checkpoint(model, args.out, name=args.out.stem, trained=True,
-                        training={"recipe": asdict(config), "epochs": epoch + 1,
-                                  "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
-                        metrics={"validation": metrics},
-                        notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
-    save_checkpoint(model, run.last_path, name=args.out.stem, trained=True, optimizer=run.optimizer.state_dict(),
-                    history=run.history, best=best, training={"recipe": asdict(config)})
-    if args.keep_epochs:  # every epoch's weights, for training.average
-        save_checkpoint(model, args.out.with_name(f"{args.out.stem}.e{epoch + 1}.pt"), name=args.out.stem,
-                        trained=True, training={"recipe": asdict(config), "epochs": epoch + 1},
-                        metrics={"validation": metrics})
-    print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
-          f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "
-          f"improvement {metrics['si_sdr_improvement']:+.2f})"
-          + (f"  val PESQ-WB {metrics['pesq']:.3f}" if "pesq" in metrics else "")
-          + (f"  val STOI {metrics['stoi']:.3f} (noisy {metrics['stoi_noisy']:.3f})" if "stoi" in metrics else "")
-          + (f"  | streams: SI-SDRi {metrics['stream_si_sdr_improvement']:+.2f}" if "stream_loss" in metrics else "")
-          + (f" PESQ-WB {metrics['stream_pesq']:.3f}" if "stream_pesq" in metrics else "")
-          + (f" STOI {metrics['stream_stoi']:.3f} (noisy {metrics['stream_stoi_noisy']:.3f})"
-             if "stream_stoi" in metrics else "")
-          + ("  *best" if improved else ""), flush=True)
-    plot_history(run.history, run.plots / "loss_curve.png")
-    noisy, clean = val_pairs[0]
-    with torch.no_grad():
-        model.eval()
-        estimate = model(trim_to_hop(noisy.to(run.device), model.hop)).cpu()
-        model.train()
-    plot_example(noisy, clean, estimate, model.latency_samples, run.plots / f"epoch_{epoch + 1:03d}.png",
-                 title=f"{config.model} epoch {epoch + 1}")
-    return improved, best
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
 """Start a larger model of the same architecture from a trained smaller one (e.g. band gains -> + deep filter).
 
+Pipeline step 3 of 5 (corpus -> dataset -> train -> evaluate -> ship): train.
+
 Each trained tensor is copied into the leading block of the new model's tensor of the same
 name (for a GRU's stacked gate tensors, into each gate's leading block). Weights from new
 inputs to trained units are zeroed, and new heads start at zero. For the band model this keeps
