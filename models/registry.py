@@ -40,6 +40,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "bands-floor": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, noise_floor=True)).copy()),
     "bands-wide": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=160)).copy()),
     "bands-wider": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=192)).copy()),
+    # the default's network plus each band's level above its tracked noise floor (a cue that survives a stream)
+    "bands-wider-floor": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=192,
+                                                 noise_floor=True)).copy()),
 }
 
 
