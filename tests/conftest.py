@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,15 @@ import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 torch.set_num_threads(1)
+
+# Tests never touch the user's home: settings (QSettings), autostart entries, caches and anything a
+# subprocess writes go to a private home for this run, removed at exit.
+USER_HOME = os.environ.get("HOME", "")
+_PRIVATE_HOME = tempfile.TemporaryDirectory(prefix="rtdenoise-tests-home-")
+for _variable, _folder in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
+                           ("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state")):
+    os.environ[_variable] = str(Path(_PRIVATE_HOME.name) / _folder)
+    Path(os.environ[_variable]).mkdir(parents=True, exist_ok=True)
 
 DATA = Path(__file__).parent / "data"
 
