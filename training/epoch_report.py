@@ -19,6 +19,7 @@ from .train_config import TrainConfig
 from .train_steps import trim_to_hop
 from .validation import selection_score, validate
 
+
 @dataclass
 class EpochRun:
     """What rank 0 needs to judge, save and show an epoch."""

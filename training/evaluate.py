@@ -29,12 +29,14 @@ from rtdenoise.engine import StreamingDenoiser, load_model
 from rtdenoise.errors import finite_float, require_at_least
 from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
-from .baselines import available as published_baselines, spectral_gate
+from .baselines import available as published_baselines
+from .baselines import spectral_gate
 from .dataset import load_pairs
 from .fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
 from .level_diagnostics import DIAGNOSTICS
 from .metrics import METRICS, group_keys, score, summarise
 from .stream_eval import evaluate_streams, print_stream_tables
+
 
 def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
     engine = StreamingDenoiser(model, channels=1, compensate_latency=True, coalesce=True,

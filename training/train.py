@@ -40,6 +40,7 @@ from .train_data import batches_from_pairs, training_data
 from .train_steps import chunk_samples, freeze_all_but, scheduled_lr, set_seed, starting_model, train_step
 from .validation import selection_score, validate
 
+
 def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
     """Refuse settings that would train nothing or fail later (a zero batch, a negative lr, ...)."""
     positive = {"--lr": config.lr, "--batch": config.batch, "--epochs": config.epochs,

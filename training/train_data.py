@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 from .augment import ChainConfig, RecordingChain
-from .dataset import Mixer, MixConfig, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
+from .dataset import MixConfig, Mixer, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
 from .distributed import World, shard_indices
 from .stream_mix import StreamConfig, StreamMixer
 from .train_config import STREAM_PIECE_SECONDS, TrainConfig
+
 
 def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: World = World()):
     """Shuffled batches of lab pairs; under torchrun, this rank's shard of them (``batch`` per rank)."""

@@ -18,6 +18,7 @@ from .losses import denoising_loss
 from .train_config import TrainConfig
 from .warm_start import warm_start
 
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

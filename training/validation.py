@@ -16,6 +16,7 @@ from .losses import denoising_loss, si_sdr
 from .train_config import TrainConfig
 from .train_steps import align, trim_to_hop
 
+
 def piece_estimates(model: StreamingModel, entry: tuple, device: torch.device):
     """``(estimate, target, noisy)`` of a validation entry, each ``(1, n)`` and lined up: a fresh pair
     ``(noisy, clean)`` gives one; a stream ``(noisy, clean, spans)`` is run whole and gives one per piece

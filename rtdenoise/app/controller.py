@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from rtdenoise.files.audio_io import AudioError
 from rtdenoise.errors import first_line
+from rtdenoise.files.audio_io import AudioError
 from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner
 
 

@@ -12,8 +12,8 @@ def run_app(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise RuntimeError(f"the desktop app needs PySide6 and pyqtgraph ({error}); "
                            "pip install 'rtdenoise[gui]'") from None
-    from rtdenoise.files.audio_io import probe
     from rtdenoise.engine import available_compute_devices, pick_device
+    from rtdenoise.files.audio_io import probe
     from rtdenoise.models import default_model_name, list_pretrained, resolve_model_path
 
     from .main_window import MainWindow

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMainWindow,
-                               QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QStackedWidget,
-                               QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from rtdenoise.files.audio_io import AUDIO_SUFFIXES
 from rtdenoise.live.runner import DeviceError, list_devices
@@ -15,6 +15,7 @@ from rtdenoise.live.runner import DeviceError, list_devices
 from .controller import Controller, SessionRequest
 from .spectrogram import SpectrogramView
 from .waveforms import WaveformView
+
 
 PLOT_INTERVAL_MS = 33
 STATS_INTERVAL_MS = 1000

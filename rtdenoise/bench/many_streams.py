@@ -11,8 +11,10 @@ import time
 import numpy as np
 import torch
 
-from .one_stream import bench_audio
 from rtdenoise.engine.streams import MultiStreamEngine
+
+from .one_stream import bench_audio
+
 
 WARMUP_HOPS = 20
 

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 import torch
-
-from rtdenoise.models import list_pretrained
+from scipy.signal import resample_poly
 
 from rtdenoise.engine import StreamingDenoiser, load_model
 from rtdenoise.files.offline import chunk_samples_for
+from rtdenoise.models import list_pretrained
+
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "noisy_speech.wav"
 

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rtdenoise.bench.one_stream import run_bench, print_report
+    from rtdenoise.bench.one_stream import print_report, run_bench
     from rtdenoise.engine.resample import check_sample_rate
     from rtdenoise.errors import require_at_least, require_positive
 

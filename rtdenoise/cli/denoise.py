@@ -83,9 +83,9 @@ def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
+    from rtdenoise.engine import dry_gain_for, load_model
     from rtdenoise.files.audio_io import output_format, probe
     from rtdenoise.files.batch import denoise_many
-    from rtdenoise.engine import dry_gain_for, load_model
     from rtdenoise.files.progress import ProgressBar
 
     if args.jobs < 1:

@@ -16,9 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def describe_checkpoint(name_or_path: str | None) -> dict:
-    from rtdenoise.models import load_checkpoint, resolve_model_path
-
     from rtdenoise.files.offline import chunk_samples_for
+    from rtdenoise.models import load_checkpoint, resolve_model_path
 
     path = resolve_model_path(name_or_path)
     model, checkpoint = load_checkpoint(path)
@@ -68,10 +67,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from rtdenoise.models import default_model_name, list_pretrained
-
     import shutil
     import textwrap
+
+    from rtdenoise.models import default_model_name, list_pretrained
 
     default = default_model_name()
     width = max(60, shutil.get_terminal_size((100, 24)).columns)

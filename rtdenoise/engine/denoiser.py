@@ -13,10 +13,10 @@ import time
 import numpy as np
 import torch
 
+from rtdenoise.kernels import FixedShapeStep, GraphedStep, NumpyBandStep, NumpyFIRStep, NumpyGRUStep
 from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoint, resolve_model_path
 from rtdenoise.models.bands import BandDenoiser
 
-from rtdenoise.kernels import FixedShapeStep, GraphedStep, NumpyBandStep, NumpyFIRStep, NumpyGRUStep
 from .gate import GateSettings, VoiceGate
 from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate

@@ -16,8 +16,9 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from rtdenoise.errors import first_line
 from rtdenoise.engine.resample import MAX_RATE, MIN_RATE
+from rtdenoise.errors import first_line
+
 
 _SUFFIX_FORMATS = {"." + name.lower(): name for name in sf.available_formats()} | {
     ".oga": "OGG", ".aif": "AIFF", ".aifc": "AIFF"}

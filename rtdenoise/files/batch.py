@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import torch
 
+
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WORKER_EXIT_SECONDS = 30.0

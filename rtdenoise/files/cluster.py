@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+
 POLL_SECONDS = 0.25
 PROGRESS_SECONDS = 0.25  # a worker reports the audio it has done at most this often
 STOP_GRACE_SECONDS = 30.0
@@ -63,6 +64,7 @@ def _actor_classes(ray):
 
         def denoise(self, source: str, target: str) -> tuple[dict | None, str | None]:
             from rtdenoise.errors import first_line
+
             from .offline import denoise_file
 
             unsent = [0.0, time.monotonic()]  # seconds done, when last sent: one message per PROGRESS_SECONDS

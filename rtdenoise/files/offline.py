@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from rtdenoise.engine import StreamingDenoiser
 from rtdenoise.models import StreamingModel
 
 from .audio_io import AudioError, FileSink, output_format, partial_path, probe, read_blocks
-from rtdenoise.engine import StreamingDenoiser
+
 
 BLOCK_SECONDS = 1.0
 

@@ -17,14 +17,15 @@ from typing import Callable
 
 import numpy as np
 
+from rtdenoise.engine import StreamingDenoiser
+from rtdenoise.engine.resample import check_sample_rate
+from rtdenoise.errors import first_line
+from rtdenoise.files.audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
+from rtdenoise.files.offline import chunk_samples_for
 from rtdenoise.models import StreamingModel
 
-from rtdenoise.files.audio_io import AudioInfo, FileSink, output_format, probe, read_blocks
-from rtdenoise.engine import StreamingDenoiser
-from rtdenoise.errors import first_line
-from rtdenoise.files.offline import chunk_samples_for
-from rtdenoise.engine.resample import check_sample_rate
 from .ringbuffer import AudioRing, HistoryRing
+
 
 STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
 MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine): drop it and catch up
