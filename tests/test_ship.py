@@ -27,7 +27,8 @@ def files(tmp_path):
     new = save_checkpoint(build_preset("bands-small"), tmp_path / "new.pt", name="new", trained=True,
                           training={"recipe": {"lr": 3e-4}, "epochs": 7, "averaged": ["a.pt", "b.pt"]})
     evaluation = tmp_path / "ood.json"
-    evaluation.write_text(json.dumps({"noisy input": {"overall": NOISY}, "new": scores(1.74), "old": scores(1.70)}))
+    evaluation.write_text(json.dumps({"noisy input": {"overall": NOISY}, "new": scores(1.74), "old": scores(1.70),
+                                      "new (stream)": scores(1.69)}))
     return tmp_path, history, new, evaluation
 
 
@@ -35,7 +36,8 @@ def test_ship_carries_the_history_appends_stages_and_copies_the_named_systems_sc
     tmp_path, history, new, evaluation = files
     out = tmp_path / "shipped.pt"
     assert ship.main([str(new), "--out", str(out), "--name", "bands", "--history", str(history),
-                      "--metrics", f"ood={evaluation}:new", "--notes", "the default", "--stage", "stage 2: new"]) == 0
+                      "--metrics", f"ood={evaluation}:new", "--metrics", f"ood-stream={evaluation}:new (stream)",
+                      "--notes", "the default", "--stage", "stage 2: new"]) == 0
     model, checkpoint = load_checkpoint(out)
     original, _ = load_checkpoint(new)
     assert all(torch.equal(value, original.state_dict()[name]) for name, value in model.state_dict().items())
@@ -46,6 +48,8 @@ def test_ship_carries_the_history_appends_stages_and_copies_the_named_systems_sc
     ood = checkpoint["metrics"]["ood"]
     assert ood["pesq"] == 1.74 and ood["si_sdr_i"] == 4.8912 and ood["noisy.stoi"] == 0.845
     assert ood["data"] == "data/lab/ood.pt (240 mixtures)"
+    stream = checkpoint["metrics"]["ood-stream"]  # training.evaluate --stream's scores of the same set
+    assert stream["pesq"] == 1.69 and stream["data"] == "data/lab/ood.pt (240 mixtures, joined into one stream)"
 
 
 def test_keep_recipe_keeps_the_historys_recipe_when_only_a_setting_changed(files):

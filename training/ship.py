@@ -55,7 +55,10 @@ def scores_entry(label: str, path: Path, system: str) -> dict[str, Any]:
     missing = [key for key in SCORES if key not in overall] + [key for key in ("pesq", "stoi") if key not in noisy]
     if missing:
         raise ShipError(f"{path}: {system!r} lacks {', '.join(missing)}")
-    return {"data": f"data/lab/{label}.pt ({overall.get('clips', '?')} mixtures)",
+    streamed = system.endswith(" (stream)")  # training.evaluate --stream: the mixtures joined into one stream
+    where = f"data/lab/{label.removesuffix('-stream')}.pt ({overall.get('clips', '?')} mixtures" \
+        + (", joined into one stream)" if streamed else ")")
+    return {"data": where,
             **{key: round(float(overall[key]), 4) for key in SCORES},
             "noisy.pesq": round(float(noisy["pesq"]), 4), "noisy.stoi": round(float(noisy["stoi"]), 4)}
 
