@@ -103,6 +103,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such model file")
+    with path.open("rb") as file:
+        magic = file.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):  # torch.save writes a zip (or a pickle)
+        raise CheckpointError(f"{path}: not a model checkpoint (not a file torch.save wrote); give a shipped "
+                              "name (rtdenoise models) or a .pt from training")
     try:
         payload = load_weights_only(path)
     except Exception as error:  # unpickling errors come in many types

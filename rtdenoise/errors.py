@@ -67,7 +67,7 @@ class OneLineParser(argparse.ArgumentParser):
     ``rtdenoise: error: argument --chunk-ms: expected a finite number, got 'inf'``, exit status 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        command = self.prog.split()[0]
+        command = self.prog if self.prog.startswith("python -m ") else self.prog.split()[0]
         hint = f" (see {self.prog} --help)"
         print(f"{command}: error: {message}{hint}", file=sys.stderr)
         raise SystemExit(EXIT_ERROR)

@@ -321,3 +321,55 @@ def test_a_model_file_that_would_run_code_is_refused_in_one_line(tmp_path, noisy
         f"rtdenoise: error: {evil}: not a loadable rtdenoise model (it contains Python objects that could run code; "
         "refused)"], result.stderr  # and no torch warning around it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pt"]
+
+
+def test_a_text_file_as_model_is_called_what_it_is(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model\n")
+    assert main(["info", str(notes)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (f"rtdenoise: error: {notes}: not a model checkpoint (not a file torch.save wrote); give a "
+                     "shipped name (rtdenoise models) or a .pt from training")
+
+
+def test_live_ends_its_terminal_stats_line_before_the_summary(tmp_path, noisy_path):
+    """On a terminal the running stats line (\\r-updated) must not run into the closing summary."""
+    import pty
+
+    leader, follower = pty.openpty()
+    rtdenoise = shutil.which("rtdenoise") or ""
+    command = [rtdenoise] if rtdenoise else [sys.executable, "-m", "rtdenoise"]
+    process = subprocess.Popen(command + ["live", "--file", str(noisy_path), "--no-output", "--seconds", "1.5",
+                                          "--model", "cnn-lab", "--prime-ms", "0"],
+                               stdout=follower, stderr=follower, cwd=tmp_path)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the pty closes when the process ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    text = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+    assert " RTF " in text  # the stats line was shown
+    summary = [line for line in text.split("\n") if "processed" in line]
+    assert len(summary) == 1 and summary[0].startswith("processed"), repr(text[-400:])
+
+
+def test_version_and_autostart_status(capsys):
+    from rtdenoise import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"rtdenoise {__version__}"
+    assert main(["autostart"]) == 0  # no flag: say whether it is on (the test home has no entry)
+    assert capsys.readouterr().out.startswith("autostart is off (no entry in ")
+    assert main(["autostart", "--enable", "--name", "mic"]) == 0
+    capsys.readouterr()
+    assert main(["autostart"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("autostart is on: ") and "live --virtual-mic --name mic" in said
+    assert main(["autostart", "--disable"]) == 0

@@ -23,7 +23,7 @@ DATA_NOTES = Path(__file__).resolve().parents[2] / "shared" / "DATA.md"  # the w
 def reserved_packages() -> set[str]:
     """The packages DATA.md reserves for independent evaluation (read from it, so no file here names them)."""
     if not DATA_NOTES.is_file():
-        pytest.skip("no ../shared/DATA.md beside the checkout")
+        pytest.skip("the data notes (DATA.md) that list the reserved packages are not on this machine")
     text = DATA_NOTES.read_text()
     section = text[text.index("## Reserved for independent evaluation"):]
     section = section[: section.index("\n\n", section.index("\n") + 1)]

@@ -601,3 +601,34 @@ def test_an_average_records_the_most_epochs_any_of_its_checkpoints_trained(tmp_p
     assert average.main([*map(str, inputs), "--out", str(tmp_path / "mean.pt")]) == 0
     training = load_checkpoint(tmp_path / "mean.pt")[1]["training"]
     assert training["epochs"] == 26 and training["averaged"] == [str(path) for path in inputs]
+
+
+def test_evaluate_takes_pairs_without_metadata(tmp_path, fixture_split, capsys):
+    """Lab files from elsewhere (e.g. python -m training.dataset --paired) have no .meta.json."""
+    from training import evaluate
+
+    mixer = Mixer(fixture_split, MixConfig(seconds=2.0))
+    rng = np.random.default_rng(4)
+    mixes = [mixer.mix(rng, snr) for snr in (0.0, 10.0, 5.0)]
+    path = save_pairs([(torch.from_numpy(n)[None], torch.from_numpy(c)[None]) for n, c, _ in mixes],
+                      tmp_path / "paired_all.pt")
+    assert not path.with_suffix(".meta.json").exists()
+    assert evaluate.main(["--data", str(path), "--model", "cnn-lab", "--no-baselines", "--every", "2"]) == 0
+    assert "by SNR band" in capsys.readouterr().out
+
+
+def test_training_without_the_train_extra_says_which_extra_in_one_line(tmp_path, fixture_split):
+    import subprocess
+    import sys
+
+    pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=1.0)), 6, seed=0)
+    data = save_pairs(pairs, tmp_path / "lab.pt")
+    code = ("import sys; sys.modules['matplotlib'] = None; from training.train import main; "
+            "from rtdenoise.errors import run_command; "
+            f"sys.exit(run_command(lambda: main(['--data', {str(data)!r}, '--out', {str(tmp_path / 'm.pt')!r}]), 'x'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=str(DATA.parent.parent))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m training.train: error: training draws its loss curves with matplotlib, which is missing: pip install "
+                                  "'.[train]'"), result.stderr

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     require_at_least("--every", args.every, 1)
     torch.set_num_threads(1)
     pairs, metas = load_pairs(args.data)
-    pairs, metas = pairs[:: args.every], metas[:: args.every]
+    pairs, metas = pairs[:: args.every], metas[:: args.every] if metas else None
     rate = int(metas[0].get("sample_rate", 16000)) if metas else 16000
     if rate != 16000 and args.stream:
         parser.error("--stream scores 16 kHz sets; a fullband set is scored per clip")

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rtdenoise.errors import finite_float, require_at_least, require_positive
+from rtdenoise.errors import OneLineParser, finite_float, require_at_least, require_positive
 from rtdenoise.models.registry import PRESETS
 
 from .distributed import World, agreed_max, device_of, finish_together, join_world, leave_world, wrap_for_training
@@ -75,7 +75,7 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help=f"preset: {', '.join(PRESETS)} (default: gru, or --init's own network)")
     parser.add_argument("--data", type=Path, help="lab-format training pairs (.pt)")
     parser.add_argument("--val", type=Path, help="lab-format validation pairs (.pt)")
@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
         parser.error("give --data PAIRS.pt or --corpus FOLDER|PACK.npz")
+    try:
+        import matplotlib  # noqa: F401  (the loss curves and example plots)
+    except ImportError:
+        parser.error("training draws its loss curves with matplotlib, which is missing: pip install '.[train]'")
     check_settings(config, args)
     if args.select_by in ("pesq", "composite"):
         try:

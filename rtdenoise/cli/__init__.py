@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 
+from rtdenoise import __version__
 from rtdenoise.errors import INPUT_ERRORS, OneLineParser, run_command
 from rtdenoise.files.audio_io import AudioError
 
@@ -17,6 +18,7 @@ from .options import UsageError
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="rtdenoise", description="Streaming, real-time speech denoiser.")
+    parser.add_argument("--version", action="version", version=f"rtdenoise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for command in (denoise, info, live, autostart, gui, bench):  # the order --help lists them in
         command.add_parser(sub)

@@ -8,7 +8,7 @@ from .options import add_model_options
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     autostart = sub.add_parser("autostart", help="start the virtual microphone at login (XDG autostart entry)")
-    switch = autostart.add_mutually_exclusive_group(required=True)
+    switch = autostart.add_mutually_exclusive_group()  # neither: say whether it is on
     switch.add_argument("--enable", action="store_true", help="write the entry (~/.config/autostart)")
     switch.add_argument("--disable", action="store_true", help="remove it")
     autostart.add_argument("--name", default="rtdenoise", help="name of the virtual microphone")
@@ -20,6 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_autostart(args: argparse.Namespace) -> int:
     from rtdenoise.live import autostart
 
+    if not (args.enable or args.disable):
+        path, command = autostart.status()
+        print(f"autostart is on: {path} runs {command}" if command is not None
+              else f"autostart is off (no entry in {path.parent}); rtdenoise autostart --enable turns it on")
+        return 0
     if args.disable:
         path = autostart.disable()
         print(f"removed {path}" if path else f"no autostart entry in {autostart.autostart_dir()}; nothing to do")

@@ -60,7 +60,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if description["notes"]:
         print(f"notes            {description['notes']}")
     for key, value in description["training"].items():
-        print(f"{'training.' + key:<16} {value}")
+        if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
+            print(f"{'training.' + key:<16} {value[0]}")  # one stage (or averaged file) a line
+            for item in value[1:]:
+                print(f"{'':<16} {item}")
+        else:
+            print(f"{'training.' + key:<16} {value}")
     for key, value in _flatten(description["metrics"]).items():
         print(f"metric {key:<24} {value:.3f}" if isinstance(value, float) else f"metric {key:<24} {value}")
     return 0

@@ -110,6 +110,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
 
     watch = MicWatch(mic, runner, lambda text: print(f"live: {text}", file=sys.stderr, flush=True)) \
         if mic is not None else None
+    stats_line_open = False  # the \r stats line on a terminal: ended before anything else is printed
     try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
         while not runner.wait(0.25):
             if args.seconds and time.monotonic() - started >= args.seconds:
@@ -119,15 +120,14 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
             if watch is not None:
                 watch.poll()
             if sys.stderr.isatty():
-                s = runner.stats()
-                print(f"\r{s['seconds']:7.1f} s  RTF {s['rtf']:.3f}  p99 {s['chunk_p99_ms']:.2f} ms  "
-                      f"overflows {s['input_overflows']}  underflows {s['output_underflows']}  "
-                      f"dropped {s['dropped_ms']:.0f} ms", end="",
-                      file=sys.stderr)
+                print(f"\r{stats_line(runner.stats())}", end="", file=sys.stderr, flush=True)
+                stats_line_open = True
     except KeyboardInterrupt:
-        print(file=sys.stderr)
+        stats_line_open = True  # the terminal echoed ^C on the current line
     finally:
         runner.stop()
+        if stats_line_open:
+            print(file=sys.stderr, flush=True)
     s = runner.stats()
     print(f"processed {s['seconds']:.1f} s live: chunk {s['chunk_ms']:.0f} ms, latency {s['latency_ms']:.0f} ms, "
           f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}, "
@@ -137,6 +137,12 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
     if runner.error:
         raise DeviceError(runner.error)
     return 0
+
+
+def stats_line(s: dict) -> str:
+    """The one-line running stats of a live session."""
+    return (f"{s['seconds']:7.1f} s  RTF {s['rtf']:.3f}  p99 {s['chunk_p99_ms']:.2f} ms  "
+            f"overflows {s['input_overflows']}  underflows {s['output_underflows']}  dropped {s['dropped_ms']:.0f} ms")
 
 
 def stop_on_signals():

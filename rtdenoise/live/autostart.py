@@ -38,6 +38,15 @@ def enable(live_args: list[str]) -> Path:
     return path
 
 
+def status() -> tuple[Path, str | None]:
+    """The entry's path and the command it runs at login, or None when autostart is off."""
+    path = autostart_dir() / FILE_NAME
+    if not path.is_file():
+        return path, None
+    lines = [line for line in path.read_text().splitlines() if line.startswith("Exec=")]
+    return path, lines[0][len("Exec="):] if lines else ""
+
+
 def disable() -> Path | None:
     """Remove the entry; returns its path, or None when there was none."""
     path = autostart_dir() / FILE_NAME
