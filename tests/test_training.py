@@ -197,6 +197,8 @@ def test_lab_recipe_reports_train_and_test_l1(tmp_path, fixture_split, capsys):
     out = capsys.readouterr().out
     assert "SGD" in out.upper() or '"optimizer": "sgd"' in out
     assert out.count("train loss") == 2 and "val loss" in out
+    recipe = torch.load(tmp_path / "lab_cnn.last.pt", weights_only=True)["training"]["recipe"]
+    assert recipe["held_out"] == 10 and recipe["steps_per_epoch"] == 2  # what the run used: 50 pairs, batch 32
 
 
 def test_corpus_keeps_clean_prompts_and_drops_hissy_ones(clean_audio):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class EpochRun:
     last_path: Path
     started: float
     device: torch.device
+    recipe: dict  # what this run actually does (train.run_plan), stored in every checkpoint it writes
 
 
 def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best: float) -> tuple[bool, float]:
@@ -52,15 +53,15 @@ def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best:
     if improved:
         best = score
         save_checkpoint(model, args.out, name=args.out.stem, trained=True,
-                        training={"recipe": asdict(config), "epochs": epoch + 1,
+                        training={"recipe": run.recipe, "epochs": epoch + 1,
                                   "data": str(args.data or args.corpus), "seconds": round(record["elapsed_s"])},
                         metrics={"validation": metrics},
                         notes=f"{config.model} trained {epoch + 1} epochs with {config.loss}")
     save_checkpoint(model, run.last_path, name=args.out.stem, trained=True, optimizer=run.optimizer.state_dict(),
-                    history=run.history, best=best, training={"recipe": asdict(config)})
+                    history=run.history, best=best, training={"recipe": run.recipe})
     if args.keep_epochs:  # every epoch's weights, for training.average
         save_checkpoint(model, args.out.with_name(f"{args.out.stem}.e{epoch + 1}.pt"), name=args.out.stem,
-                        trained=True, training={"recipe": asdict(config), "epochs": epoch + 1},
+                        trained=True, training={"recipe": run.recipe, "epochs": epoch + 1},
                         metrics={"validation": metrics})
     print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}  val loss {metrics['loss']:.4f}  "
           f"val SI-SDR {metrics['si_sdr']:.2f} dB (noisy {metrics['si_sdr_noisy']:.2f}, "

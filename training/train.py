@@ -205,13 +205,14 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
         plots.mkdir(parents=True, exist_ok=True)
     trainer = wrap_for_training(model, chunk_samples(model, config), world, device)
     started = time.time() - (history[-1]["elapsed_s"] if history else 0.0)
-    run = EpochRun(model, optimizer, config, args, history, plots, last_path, started, device)
+    plan = run_plan(config, train_pairs, val_pairs, args, world)
+    run = EpochRun(model, optimizer, config, args, history, plots, last_path, started, device, plan)
     run_started = time.time()
     written = False  # has this run saved a best checkpoint?
     steps_done = 0  # in this run (the warm-up restarts with a resumed run's fresh process)
     say(f"training {config.model} ({model.num_parameters():,} params) on {device}"
         + (f" x {world.size} ranks" if world.size > 1 else "")
-        + f": {json.dumps(run_plan(config, train_pairs, val_pairs, args, world))}", flush=True)
+        + f": {json.dumps(plan)}", flush=True)
     if args.init and resume is None and world.is_main:  # a fine-tune must beat where it started, or it writes nothing
         start = validate(model, val_pairs, config, device, with_pesq=args.select_by in ("pesq", "composite"),
                                  with_stoi=args.select_by == "composite")
