@@ -373,3 +373,18 @@ def test_version_and_autostart_status(capsys):
     said = capsys.readouterr().out
     assert said.startswith("autostart is on: ") and "live --virtual-mic --name mic" in said
     assert main(["autostart", "--disable"]) == 0
+
+
+def test_a_folder_with_an_unreadable_file_cleans_the_others_and_names_it(tmp_path, noisy_path, small_model, capsys):
+    folder = tmp_path / "mixdir"
+    folder.mkdir()
+    shutil.copy(noisy_path, folder / "a.wav")
+    shutil.copy(noisy_path, folder / "b.wav")
+    (folder / "notes.wav").write_text("not audio\n")
+    out = tmp_path / "clean"
+    assert main(["denoise", str(folder), "-o", str(out), "--model", small_model, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith(f"rtdenoise: skipped {folder / 'notes.wav'}: not a readable audio file"), err
+    assert err[-1] == "rtdenoise: error: 1 of 3 file(s) could not be read (named above); the other 2 were written"
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav"]
+    assert main(["denoise", str(folder / "notes.wav"), "-o", str(tmp_path / "x.wav"), "--model", small_model]) == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rtdenoise.engine.safety import safety_note
 from rtdenoise.errors import finite_float
-from rtdenoise.files.audio_io import AUDIO_SUFFIXES, AudioError
+from rtdenoise.files.audio_io import AUDIO_SUFFIXES, AudioError, AudioInfo, probe
 
 from .options import UsageError, add_max_attenuation_option, add_model_options
 
@@ -84,7 +84,7 @@ def check_targets(pairs: list[tuple[Path, Path]], overwrite: bool) -> None:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from rtdenoise.engine import dry_gain_for, load_model
-    from rtdenoise.files.audio_io import output_format, probe
+    from rtdenoise.files.audio_io import output_format
     from rtdenoise.files.batch import denoise_many
     from rtdenoise.files.progress import ProgressBar
 
@@ -105,7 +105,11 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         raise UsageError("-: reading standard input is not supported; give file or folder names")
     pairs = plan_outputs(args.inputs, args.output)
     check_targets(pairs, args.overwrite)
-    infos = {source: probe(source) for source, _ in pairs}  # fail before any work on a bad input
+    infos, unreadable = probe_inputs(pairs)  # before any work; several files: the readable ones go on
+    planned = len(pairs)
+    pairs = [(source, target) for source, target in pairs if source not in unreadable]
+    for reason in unreadable.values():
+        print(f"rtdenoise: skipped {reason}", file=sys.stderr)
     for source, target in pairs:
         output_format(target, infos[source])  # and on an output type that cannot be written
     model, checkpoint = load_model(args.model, args.device)
@@ -132,4 +136,25 @@ def cmd_denoise(args: argparse.Namespace) -> int:
                          gate_db=args.gate)
     print(f"wrote {len(pairs)} file(s) with model {checkpoint.get('name', args.model or 'default')}: "
           f"{', '.join(str(t) for _, t in pairs[:3])}{' ...' if len(pairs) > 3 else ''}")
+    if unreadable:
+        raise AudioError(f"{len(unreadable)} of {planned} file(s) could not be read (named above); "
+                         f"the other {len(pairs)} were written")
     return 0
+
+
+def probe_inputs(pairs: list[tuple[Path, Path]]) -> tuple[dict[Path, AudioInfo], dict[Path, str]]:
+    """Each input's description, and the inputs that cannot be read with the reason (one line each). One input
+    alone: its error is raised; several: the unreadable ones are left out and the others cleaned (as batch tools
+    do)."""
+    infos: dict[Path, AudioInfo] = {}
+    unreadable: dict[Path, str] = {}
+    for source, _ in pairs:
+        try:
+            infos[source] = probe(source)
+        except AudioError as error:
+            if len(pairs) == 1:
+                raise
+            unreadable[source] = str(error)
+    if unreadable and len(unreadable) == len(pairs):
+        raise AudioError(f"none of the {len(pairs)} files could be read (the first: {next(iter(unreadable.values()))})")
+    return infos, unreadable
