@@ -87,6 +87,24 @@ def test_high_band_gain_is_reached_half_way_into_each_hop_and_keeps_more_than_th
     dry = np.random.default_rng(1).standard_normal((1, 320)).astype(np.float32)
     gains = band.gains(0.25 * dry, dry)[0]  # the model took 12 dB off its top octave
     expected = 0.25 ** 0.8                   # the high band loses 9.6 dB of it
-    assert gains[0] > 0.99 * (1 - (1 - expected) / 80)  # ramped from the last hop's gain (1) ...
-    np.testing.assert_allclose(gains[79:], expected, rtol=1e-5)  # ... reached half way in, then held
-    assert np.all(np.diff(gains[:80]) < 0)
+    assert gains[0] == pytest.approx(expected / 80, rel=1e-4)  # ramped from the stream's start (silent) ...
+    np.testing.assert_allclose(gains[79:240], expected, rtol=1e-5)  # ... reached half way in, then held
+    assert np.all(np.diff(gains[:80]) > 0)
+    later = band.gains(dry, dry)[0]                 # the next step: the model took nothing off
+    assert later[0] == pytest.approx(expected + (1 - expected) / 80, rel=1e-4)  # ramped from the last hop's gain
+    np.testing.assert_allclose(later[79:], 1.0, rtol=1e-5)
+
+
+def test_the_high_band_does_not_click_at_the_start_of_a_fullband_stream():
+    """Nothing passes above 8 kHz before the model's first gain: the first 10 ms stay as quiet as at 16 kHz."""
+    from scipy.signal import resample_poly
+
+    audio = sf.read(str(DATA / "speech_fullband.flac"), dtype="float32")[0]
+    noisy = audio + np.random.default_rng(0).standard_normal(len(audio)).astype(np.float32) * 0.01
+    model, _ = load_model(None, "cpu")
+    peaks = {}
+    for rate, signal in ((48000, noisy), (16000, resample_poly(noisy, 1, 3).astype(np.float32))):
+        engine = StreamingDenoiser(model, channels=1, sample_rate=rate, compensate_latency=True)
+        out = np.concatenate([engine.process(signal[:, None]), engine.flush()])[:, 0]
+        peaks[rate] = 20 * np.log10(np.abs(out[: rate // 100]).max() + 1e-12)
+    assert peaks[48000] < -60 and peaks[48000] < peaks[16000] + 15, peaks  # it was -35 dBFS (16 kHz: -82)

@@ -11,7 +11,8 @@ band with the model's own gain in its top octave:
 * each hop, the gain the model applied to 4-8 kHz (energy out / energy in,
   ≤ 1), raised to ``GAIN_EXPONENT``, is ramped sample by sample over the hop's
   first half and read at the time each output sample sits at (the resamplers
-  are zero-phase);
+  are zero-phase); the stream starts at gain 0, so nothing passes above the
+  model's band before its first gain;
 * output = the model's low band + that gain × the high band, delayed to line up.
 
 No extra algorithmic latency: the high band waits in a buffer for the model's
@@ -50,7 +51,9 @@ class HighBand:
         phase = 2 * np.pi * np.outer(np.arange(hop), top) / hop  # the windowed DFT's top-octave rows, as reals
         self.top_dft = window[:, None] * np.concatenate([np.cos(phase), np.sin(phase)], axis=1)
         self.ramp = np.minimum(np.arange(1, hop + 1, dtype=np.float32) / (RAMP_FRACTION * hop), 1.0)[None]
-        self.previous = np.ones((channels, 1), np.float32)   # last hop's gain: each hop ramps from it
+        # last hop's gain: each hop ramps from it; the stream starts silent above the model's band, so the high
+        # band cannot pass (a click) before the model's first gain arrives
+        self.previous = np.zeros((channels, 1), np.float32)
 
     def feed(self, block: np.ndarray, at_model_rate: np.ndarray) -> None:
         """``block`` ``(C, T)`` at the stream's rate and its model-rate version: split off the high band."""
@@ -102,7 +105,7 @@ class HighBand:
         at = np.arange(first, first + count) * self.down // self.up - self.gain_start
         available = self.gain_history.shape[1]
         gain = self.gain_history[:, np.clip(at, 0, max(available - 1, 0))] if available else \
-            np.ones_like(low)
+            np.zeros_like(low)
         keep_from = max(0, int(at[-1]) if count else 0)
         self.gain_history = self.gain_history[:, keep_from:]
         self.gain_start += keep_from
