@@ -288,3 +288,18 @@ def test_shipped_models_keep_the_polarity_of_recorded_speech(noisy_audio, name):
     model = load_model(name, "cpu")[0]
     out = _enhanced(StreamingDenoiser(model, compensate_latency=True, coalesce=True), noisy_audio[:, None], 16000)
     assert float(np.corrcoef(out, noisy_audio)[0, 1]) > 0.5
+
+
+def test_live_blocks_come_back_as_the_readme_says():
+    """16 kHz: a block per block from the first call; 48 kHz: the first call may return less (even nothing),
+    every later one a block, and the total never lags by more than the resampler's hold plus one block."""
+    model, _ = load_model("bands", "cpu")
+    for rate in (16000, 48000):
+        live = StreamingDenoiser(model, channels=1, sample_rate=rate)
+        block = rate // 100
+        sizes = [live.process(np.zeros((block, 1), np.float32)).shape[0] for _ in range(8)]
+        if rate == 16000:
+            assert sizes == [block] * 8
+        else:
+            assert sizes[0] < block and sizes[2:] == [block] * 6, sizes
+            assert 8 * block - sum(sizes) <= block + 60, sizes
