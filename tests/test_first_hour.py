@@ -1,6 +1,8 @@
 """A new user's first hour: the messages, start-up lines and pictures they meet first."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,7 +57,6 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     """The README's Python API block, run from the repository root in a scratch folder's name space."""
     import re
     import shutil
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     text = (root / "README.md").read_text()
@@ -83,3 +84,15 @@ def test_models_lists_whole_notes(capsys):
         assert " ".join(note.split()) in printed, name
         assert "SEEDS" not in note
     assert "SEEDS" not in printed and "kHz" in printed
+
+
+def test_ci_runs_the_readmes_two_commands_as_written():
+    root = Path(__file__).resolve().parents[1]
+    readme = [line for line in (root / "README.md").read_text().splitlines()
+              if line.startswith("python3 -m venv .venv && .venv/bin/pip install -c tests/constraints.txt")]
+    ci = (root / ".ci" / "run").read_text().replace("\\\n    ", "").replace("-q --disable-pip-version-check ", "")
+    assert len(readme) == 2 and all(command in ci for command in readme), readme
+    pins = (root / "tests" / "constraints.txt").read_text()
+    assert "torch==" in pins and "PySide6-Essentials==6.11.3" in pins
+    project = (root / "pyproject.toml").read_text()
+    assert "torch==" not in project and "PySide6-Essentials==" not in project and "ray==" not in project
