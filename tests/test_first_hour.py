@@ -96,3 +96,21 @@ def test_ci_runs_the_readmes_two_commands_as_written():
     assert "torch==" in pins and "PySide6-Essentials==6.11.3" in pins
     project = (root / "pyproject.toml").read_text()
     assert "torch==" not in project and "PySide6-Essentials==" not in project and "ray==" not in project
+
+
+def test_the_app_names_the_missing_x11_libraries_in_one_line(monkeypatch, capsys):
+    import ctypes.util
+
+    from rtdenoise.app import main as app_main
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None if name != "xcb-icccm" else "libxcb-icccm.so.4")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    assert app_main.missing_x11_packages() == ["libxcb-cursor0", "libxcb-keysyms1"]
+    assert main(["gui", "--quit-after", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("rtdenoise: error: the desktop app needs libxcb-cursor0, libxcb-keysyms1 "
+                                               "to open a window on X11: sudo apt-get install libxcb-cursor0 "
+                                               "libxcb-keysyms1")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")   # no X11: nothing is needed
+    assert app_main.missing_x11_packages() == []

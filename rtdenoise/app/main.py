@@ -2,7 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import ctypes.util
+import os
 import sys
+
+# Qt's X11 (xcb) platform plugin needs these libraries, which a plain Debian 12 lacks; without them Qt
+# aborts the process (exit 134) with a message that names only the first of them.
+XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1"}
+
+
+def missing_x11_packages(environ=os.environ) -> list[str]:
+    """The Debian packages Qt's xcb platform needs and this machine lacks (none when Qt will not use X11)."""
+    platform = environ.get("QT_QPA_PLATFORM", "")
+    uses_x11 = platform == "xcb" or (not platform and environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"))
+    if not uses_x11:
+        return []
+    return [package for library, package in XCB_LIBRARIES.items() if ctypes.util.find_library(library) is None]
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -18,6 +33,10 @@ def run_app(args: argparse.Namespace) -> int:
 
     from .main_window import MainWindow
 
+    missing = missing_x11_packages()
+    if missing:
+        raise RuntimeError(f"the desktop app needs {', '.join(missing)} to open a window on X11: "
+                           f"sudo apt-get install {' '.join(missing)}")
     if not args.quit_after >= 0:
         raise ValueError(f"--quit-after must be 0 (stay open) or more seconds, got {args.quit_after:g}")
     resolve_model_path(args.model)  # a missing model or file: one line now, not a silent fallback in the window
