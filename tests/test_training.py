@@ -634,3 +634,28 @@ def test_training_without_the_train_extra_says_which_extra_in_one_line(tmp_path,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m training.train: error: training draws its loss curves with matplotlib, which is missing: pip install "
                                   "'.[train]'"), result.stderr
+
+
+def test_a_quick_path_trains_and_evaluates_on_your_own_folders_with_nothing_fetched(tmp_path, clean_audio, capsys):
+    """corpus --own-only (no packages, no ffmpeg) -> dataset -> train -> evaluate, on one voice and one noise."""
+    from training import corpus, dataset, evaluate
+
+    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
+    for kind, audio, rate in (("speech/me", clean_audio, 16000), ("noise/fan", noise, 16000)):
+        folder = tmp_path / "mine" / kind
+        folder.mkdir(parents=True)
+        for index, piece in enumerate(np.array_split(audio, 10)):  # ten files: 8 train, 1 validation, 1 test
+            sf.write(str(folder / f"{index}.flac"), piece, rate)
+    data = tmp_path / "data"
+    assert corpus.main(["--own-only", "--speech", str(tmp_path / "mine" / "speech"),
+                        "--noise", str(tmp_path / "mine" / "noise"), "--out", str(data / "corpus"),
+                        "--cache", str(tmp_path / "never")]) == 0
+    assert not (tmp_path / "never").exists()  # nothing fetched
+    assert dataset.main(["--corpus", str(data / "corpus"), "--out", str(data / "lab"), "--seconds", "1",
+                         "--train", "4", "--validation", "4", "--test", "5", "--ood", "1"]) == 0
+    assert train.main(["--model", "bands-small", "--corpus", str(data / "corpus"), "--loss", "speech",
+                       "--segment-seconds", "1", "--batch", "2", "--steps-per-epoch", "2", "--epochs", "1",
+                       "--out", str(tmp_path / "mine.pt"), "--quiet"]) == 0
+    assert evaluate.main(["--data", str(data / "lab" / "test.pt"), "--model", str(tmp_path / "mine.pt"),
+                          "--no-baselines"]) == 0
+    assert "by SNR band" in capsys.readouterr().out

@@ -135,16 +135,21 @@ def noise_tasks(roots: dict[str, Path], out: Path) -> list[tuple[Path, Path, dic
     return tasks
 
 
-def build(out: Path, cache: Path, own_speech: list[Path], own_noise: list[Path], jobs: int = 2) -> dict:
-    """Fetch, decode and split; returns and writes the manifest."""
-    roots = fetch_packages(packages_needed(), cache)
-    rng = np.random.default_rng(0)
-    tasks = speech_tasks(roots, out, rng) + noise_tasks(roots, out)
-    tasks += _own_folder_tasks(own_speech, out, "speech") + _own_folder_tasks(own_noise, out, "noise")
+def build(out: Path, cache: Path, own_speech: list[Path], own_noise: list[Path], jobs: int = 2,
+          own_only: bool = False) -> dict:
+    """Fetch, decode and split; returns and writes the manifest. ``own_only``: the user's folders alone,
+    nothing fetched, decoded without ffmpeg, split by file."""
+    tasks = []
+    if not own_only:
+        roots = fetch_packages(packages_needed(), cache)
+        rng = np.random.default_rng(0)
+        tasks = speech_tasks(roots, out, rng) + noise_tasks(roots, out)
+    tasks += _own_folder_tasks(own_speech, out, "speech", own_only) + _own_folder_tasks(own_noise, out, "noise", own_only)
+    convert = decode_without_ffmpeg if own_only else decode
 
     entries = []
     with ThreadPoolExecutor(jobs) as pool:
-        durations = list(tqdm(pool.map(lambda t: decode(t[0], t[1]), tasks), total=len(tasks),
+        durations = list(tqdm(pool.map(lambda t: convert(t[0], t[1]), tasks), total=len(tasks),
                               desc="decode to 16 kHz", unit="file"))
     pitches: dict[str, list[float]] = {}
     for (source, target, meta), seconds in zip(tasks, durations):
@@ -195,20 +200,39 @@ def median_pitch(audio: np.ndarray, frame: int = 640, hop: int = 320) -> float:
     return float(np.median(estimates)) if estimates else float("nan")
 
 
-def _own_folder_tasks(folders: list[Path], out: Path, kind: str) -> list:
-    """User folders: each sub-folder is one speaker/source; split 80/10/10 by sub-folder."""
+SPLITS = ["train"] * 8 + ["validation", "test"]
+
+
+def _own_folder_tasks(folders: list[Path], out: Path, kind: str, split_files: bool = False) -> list:
+    """User folders: each sub-folder is one speaker/source; split 80/10/10 by sub-folder, or with
+    ``split_files`` by file within each (so that one speaker and one noise source still give every split)."""
     tasks = []
     for folder in folders:
         groups = sorted({p.parent for p in folder.rglob("*") if p.suffix.lower() in AUDIO_GLOB_SUFFIXES})
         for index, group_dir in enumerate(groups):
-            split = ["train"] * 8 + ["validation", "test"]
             group = f"own_{folder.name}_{group_dir.name}"
-            for file in sorted(group_dir.glob("*")):
-                if file.suffix.lower() in AUDIO_GLOB_SUFFIXES:
-                    meta = {"kind": kind, "group": group, "split": split[index % 10],
-                            **({"sex": "unknown"} if kind == "speech" else {"type": "own"})}
-                    tasks.append((file, out / kind / group / (file.stem + ".wav"), meta))
+            files = [f for f in sorted(group_dir.glob("*")) if f.suffix.lower() in AUDIO_GLOB_SUFFIXES]
+            for number, file in enumerate(files):
+                meta = {"kind": kind, "group": group, "split": SPLITS[(number if split_files else index) % 10],
+                        **({"sex": "unknown"} if kind == "speech" else {"type": "own"})}
+                tasks.append((file, out / kind / group / (file.stem + ".wav"), meta))
     return tasks
+
+
+def decode_without_ffmpeg(source: Path, target: Path) -> float:
+    """Any file libsndfile reads to 16 kHz mono float WAV (soxr through the engine's resampler); 0 if unusable."""
+    from rtdenoise.engine.resample import StreamResampler
+
+    try:
+        audio, rate = sf.read(str(source), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError):
+        return 0.0
+    mono = audio.mean(axis=1)[None]
+    resampler = StreamResampler(rate, SAMPLE_RATE, 1)
+    audio = np.concatenate([resampler.process(mono), resampler.flush()], axis=1)[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(target), audio, SAMPLE_RATE, subtype="FLOAT")
+    return len(audio) / SAMPLE_RATE
 
 
 def summarise(manifest: dict) -> str:
@@ -266,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("data/debs"), help="where packages are unpacked")
     parser.add_argument("--speech", type=Path, action="append", default=[], help="your own clean speech folder")
     parser.add_argument("--noise", type=Path, action="append", default=[], help="your own noise folder")
+    parser.add_argument("--own-only", action="store_true",
+                        help="only your --speech and --noise folders: nothing fetched, no ffmpeg, each folder's "
+                             "files split 80/10/10 into train/validation/test (a corpus in seconds)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report", action="store_true",
                         help="print the existing corpus's voices and noises per split as Markdown, and stop")
@@ -279,9 +306,12 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.speech + args.noise:  # before any package is fetched
         if not folder.is_dir():
             raise ValueError(f"{folder}: no such folder")
-    if not shutil.which("ffmpeg"):
-        raise RuntimeError("ffmpeg is needed to decode G.722 (apt-get install ffmpeg)")
-    manifest = build(args.out, args.cache, args.speech, args.noise, args.jobs)
+    if args.own_only and not (args.speech and args.noise):
+        raise ValueError("--own-only needs at least one --speech and one --noise folder")
+    if not args.own_only and not shutil.which("ffmpeg"):
+        raise RuntimeError("ffmpeg is needed to decode G.722 (apt-get install ffmpeg), or use --own-only "
+                           "with your own folders")
+    manifest = build(args.out, args.cache, args.speech, args.noise, args.jobs, args.own_only)
     print(summarise(manifest))
     print(summary_line(manifest, args.out))
     return 0
