@@ -283,6 +283,8 @@ def test_the_spectrogram_view_shows_noise_removed_from_the_clean_side(window, qt
     window.stop()
     window.grab().save(str(tmp_path / "spectrograms.png"))
     assert (tmp_path / "spectrograms.png").stat().st_size > 10000
+    noisy_box, clean_box = (plot.getViewBox().sceneBoundingRect() for plot in window.spectrograms.plots)
+    assert abs(noisy_box.width() - clean_box.width()) <= 1.0, (noisy_box.width(), clean_box.width())  # time axes align
 
 
 def test_the_tray_menu_toggles_denoising_and_names_the_state(window, qtbot, noisy_path):

@@ -55,8 +55,10 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             plot.addItem(image)
             self.images.append(image)
             self.plots.append(plot)
+        # the colour bar in a column of its own, so that both panels (and their time axes) are equally wide
         self.colour_bar = pg.ColorBarItem(values=LEVELS_DB, colorMap=colours, label="dBFS", interactive=False)
-        self.colour_bar.setImageItem(self.images[1], insert_in=self.plots[1])
+        self.colour_bar.setImageItem(self.images)
+        self.addItem(self.colour_bar, row=0, col=2)
         self.set_window(seconds, sample_rate)
 
     def set_window(self, seconds: float, sample_rate: int) -> None:
