@@ -72,3 +72,25 @@ def fixture_split():
     noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
     return CorpusSplit(speech=[Clip(speech[:40000], "spk_a", "female"), Clip(speech[40000:], "spk_a", "female")],
                        noise=[Clip(noise, "birds", "ambience")])
+
+
+@pytest.fixture
+def fixture_corpus(tmp_path, clean_audio) -> Path:
+    """A corpus folder (manifest + WAVs) from the fixtures: two training voices and one validation voice
+    (valvoice), birdsong for training and the same reversed for validation."""
+    import json
+
+    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
+    corpus = tmp_path / "corpus"
+    entries = []
+    for index, (kind, group, split, audio) in enumerate([
+            ("speech", "voice_a", "train", clean_audio[:40000]), ("speech", "voice_b", "train", clean_audio[40000:]),
+            ("speech", "voice_c", "valvoice", clean_audio[20000:60000]), ("noise", "birds", "train", noise),
+            ("noise", "birds_val", "valvoice", noise[::-1].copy())]):
+        path = corpus / kind / group / f"{index}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio, 16000, subtype="FLOAT")
+        entries.append({"path": str(path.relative_to(corpus)), "kind": kind, "group": group, "split": split,
+                        "sex": "female", "type": "nature"})
+    (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": entries}))
+    return corpus

@@ -5,14 +5,11 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from training import train, validation
 from training.dataset import SAMPLE_RATE, MixConfig, Mixer
 from training.stream_mix import StreamConfig, StreamMixer, fade_in_noise, join, level_step
-
-from .conftest import DATA
 
 
 def test_a_stream_is_pieces_of_changing_mixtures_laid_end_to_end(fixture_split):
@@ -65,23 +62,8 @@ def test_validation_scores_each_piece_of_a_stream_and_selection_takes_the_worse_
     assert validation.selection_score({"loss": 1.0, "si_sdr_improvement": 5.0}, "si_sdr", config, False) == 5.0
 
 
-def test_a_band_model_trains_on_streams_and_validates_both_ways(tmp_path, clean_audio):
-    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
-    corpus = tmp_path / "corpus"
-    entries = []
-    for index, (group, split, audio) in enumerate([
-            ("voice_a", "train", clean_audio[:40000]), ("voice_b", "train", clean_audio[40000:]),
-            ("voice_c", "valvoice", clean_audio[20000:60000])]):
-        entries.append((("speech", group, split, audio)))
-    entries += [("noise", "birds", "train", noise), ("noise", "birds_val", "valvoice", noise[::-1].copy())]
-    manifest = []
-    for index, (kind, group, split, audio) in enumerate(entries):
-        path = corpus / kind / group / f"{index}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), audio, 16000, subtype="FLOAT")
-        manifest.append({"path": str(path.relative_to(corpus)), "kind": kind, "group": group, "split": split,
-                         "sex": "female", "type": "nature"})
-    (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": manifest}))
+def test_a_band_model_trains_on_streams_and_validates_both_ways(tmp_path, fixture_corpus):
+    corpus = fixture_corpus
     out = tmp_path / "bands.pt"
     assert train.main(["--model", "bands-small", "--corpus", str(corpus), "--augment", "--rooms", "4",
                        "--loss", "speech", "--val-split", "valvoice", "--stream-seconds", "8",

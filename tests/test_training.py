@@ -373,23 +373,9 @@ def test_the_recording_chain_keeps_speech_and_target_in_line(fixture_split):
     assert chain.noise_floor(1000, 0.1, rng).std() < 0.1 * 10 ** (-40 / 20)
 
 
-def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_path, clean_audio):
+def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_path, fixture_corpus):
     """The corpus pipeline end to end on the fixtures: augmented mixing, speech loss, composite selection."""
-    import json
-
-    noise = sf.read(str(DATA / "noise_birds.wav"), dtype="float32")[0]
-    corpus = tmp_path / "corpus"
-    entries = []
-    for index, (kind, group, split, audio) in enumerate([
-            ("speech", "voice_a", "train", clean_audio[:40000]), ("speech", "voice_b", "train", clean_audio[40000:]),
-            ("speech", "voice_c", "valvoice", clean_audio[20000:60000]), ("noise", "birds", "train", noise),
-            ("noise", "birds_val", "valvoice", noise[::-1].copy())]):
-        path = corpus / kind / group / f"{index}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), audio, 16000, subtype="FLOAT")
-        entries.append({"path": str(path.relative_to(corpus)), "kind": kind, "group": group, "split": split,
-                        "sex": "female", "type": "nature"})
-    (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": entries}))
+    corpus = fixture_corpus
     out = tmp_path / "bands.pt"
     assert train.main(["--model", "bands-small", "--corpus", str(corpus), "--augment", "--rooms", "4",
                        "--loss", "speech", "--val-split", "valvoice", "--select-by", "composite",
