@@ -108,10 +108,11 @@ def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loa
 def test_sigterm_and_sigkill_leave_no_module_behind(pulse_server):
     server, env = pulse_server
     env = dict(env, PULSE_SOURCE="rt_in.monitor")
-    live, _ = _start_live(env)
-    live.send_signal(signal.SIGTERM)
-    live.communicate(timeout=30)
-    assert _modules(env) == []
+    for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # SIGHUP: the terminal was closed
+        live, _ = _start_live(env)
+        live.send_signal(number)
+        live.communicate(timeout=30)
+        assert _modules(env) == [], number
     live, _ = _start_live(env)
     os.kill(live.pid, signal.SIGKILL)  # no chance to clean up: the modules stay ...
     live.wait(10)

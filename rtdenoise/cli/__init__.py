@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help, or a bad argument already said in one line
         return int(done.code or 0)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for number in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal ends a run as Ctrl-C does: nothing half-done
+        signal.signal(number, _raise_interrupt)
     return run_command(lambda: args.func(args), "rtdenoise", "interrupted; unfinished outputs were removed",
                        INPUT_ERRORS + (AudioError, UsageError))
 

@@ -63,7 +63,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise ValueError("--virtual-mic cleans a microphone into the virtual one: drop --no-output and --file")
     model, _ = load_model(args.model, args.device)
     latency = latency_arg(args.latency)
-    # With the virtual microphone, SIGINT/SIGTERM only set an event: a KeyboardInterrupt raised inside
+    # With the virtual microphone, SIGINT/SIGTERM/SIGHUP/SIGQUIT only set an event: a KeyboardInterrupt raised inside
     # pulsectl's C callbacks is printed and dropped, and the session would go on (and keep its modules).
     ending = stop_on_signals() if args.virtual_mic else None
     with virtual_mic_for(args) as mic:
@@ -146,11 +146,11 @@ def stats_line(s: dict) -> str:
 
 
 def stop_on_signals():
-    """SIGINT/SIGTERM set the returned event instead of raising."""
+    """SIGINT, SIGTERM, SIGHUP (a closed terminal) and SIGQUIT set the returned event instead of raising."""
     import signal
     import threading
 
     ending = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(number, lambda signum, frame: ending.set())
     return ending
