@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,3 +177,48 @@ def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
     assert "microphone is now rt_out.monitor" in err
     recording_from = [names.get(line.split()[1]) for line in sources.splitlines()]
     assert "rt_out.monitor" in recording_from and "rt_in.monitor" not in recording_from  # the stream moved
+
+
+def exec_arguments(value: str) -> list[str]:
+    """An Exec value read back as the Desktop Entry spec says: the string escapes, then the quoting rule."""
+    value = value.replace("\\\\", "\\")  # the string-level escape of a backslash
+    arguments, current, quoted, index, started = [], "", False, 0, False
+    while index < len(value):
+        char = value[index]
+        if quoted and char == "\\" and index + 1 < len(value):
+            current, index = current + value[index + 1], index + 2
+            continue
+        if char == '"':
+            quoted, started = not quoted, True
+        elif char == " " and not quoted:
+            if started or current:
+                arguments.append(current)
+            current, started = "", False
+        else:
+            current += char
+        index += 1
+    if started or current:
+        arguments.append(current)
+    return [a.replace("%%", "%") for a in arguments]
+
+
+def test_autostart_checks_what_the_entry_will_run_and_quotes_it_as_the_spec_asks(tmp_path, capsys):
+    from rtdenoise.cli import main
+    from rtdenoise.live import autostart
+
+    entry = autostart.autostart_dir() / autostart.FILE_NAME
+    for bad, said in ((["--name", "my mic"], "--name 'my mic': use letters"),
+                      (["--model", str(tmp_path / "nonexistent.pt")], "nonexistent.pt")):
+        assert main(["autostart", "--enable", *bad]) == 2
+        assert said in capsys.readouterr().err and not entry.exists()  # nothing written that would fail at login
+    microphone = 'USB "Headset" Mic $1 50% \\ back'
+    assert main(["autostart", "--enable", "--input", microphone]) == 0
+    capsys.readouterr()
+    value = next(line for line in entry.read_text().splitlines() if line.startswith("Exec="))[len("Exec="):]
+    assert exec_arguments(value)[-4:] == ["--name", "rtdenoise", "--input", microphone]
+    assert "'" not in value  # single quotes are reserved in Exec
+    validate = shutil.which("desktop-file-validate")
+    assert validate, "desktop-file-validate (Debian's desktop-file-utils) is needed for this test"
+    result = subprocess.run([validate, str(entry)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+    assert main(["autostart", "--disable"]) == 0

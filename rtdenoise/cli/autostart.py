@@ -29,6 +29,13 @@ def cmd_autostart(args: argparse.Namespace) -> int:
         path = autostart.disable()
         print(f"removed {path}" if path else f"no autostart entry in {autostart.autostart_dir()}; nothing to do")
         return 0
+    # everything the entry will run is checked now: a login must not fail in silence
+    from rtdenoise.live.virtual_mic import check_name
+    from rtdenoise.models.registry import read_checkpoint, resolve_model_path
+
+    check_name(args.name)
+    if args.model:
+        read_checkpoint(resolve_model_path(args.model))
     live_args = ["--name", args.name] + (["--input", args.input] if args.input else []) \
         + (["--model", args.model] if args.model else [])
     print(f"wrote {autostart.enable(live_args)}: the virtual microphone {args.name!r} starts at your next login")

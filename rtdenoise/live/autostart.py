@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -20,8 +19,22 @@ def launcher() -> list[str]:
     return [str(Path(script).resolve())] if script else [sys.executable, "-m", "rtdenoise"]
 
 
+RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")  # characters that make an Exec argument need quotes
+
+
+def exec_quote(argument: str) -> str:
+    """One argument of a desktop entry's Exec key as the Desktop Entry spec asks: % doubled; an argument with a
+    reserved character in double quotes with ", `, $ and \\ escaped by a backslash, and then every backslash
+    doubled (the string escape the spec applies to the whole value before the quoting rule)."""
+    argument = argument.replace("%", "%%")
+    if argument and not any(c in argument for c in RESERVED):
+        return argument
+    escaped = "".join("\\" + c if c in '"`$\\' else c for c in argument)
+    return '"' + escaped.replace("\\", "\\\\") + '"'
+
+
 def desktop_entry(live_args: list[str]) -> str:
-    command = " ".join(shlex.quote(part) for part in launcher() + ["live", "--virtual-mic", *live_args])
+    command = " ".join(exec_quote(part) for part in launcher() + ["live", "--virtual-mic", *live_args])
     return "\n".join(["[Desktop Entry]", "Type=Application", "Name=rtdenoise virtual microphone",
                       "Comment=Denoised microphone for call apps (rtdenoise live --virtual-mic)",
                       f"Exec={command}", "Terminal=false", "X-GNOME-Autostart-enabled=true", ""])

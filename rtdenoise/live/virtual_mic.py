@@ -29,6 +29,13 @@ def _args_name(args: str, key: str) -> str | None:
     return None
 
 
+def check_name(name: str) -> str:
+    """A name the sound server keeps as given (its source and sink names derive from it); else ValueError."""
+    if not name or any(c in name for c in " \t\"'=") or len(name) > 64:
+        raise ValueError(f"--name {name!r}: use letters, digits, '-', '_' or '.' (at most 64)")
+    return name
+
+
 @dataclass
 class VirtualMic:
     """``with VirtualMic("rtdenoise", "Built-in Audio"):`` holds the source; leaving removes it."""
@@ -42,8 +49,7 @@ class VirtualMic:
         return f"{self.name}_denoised_sink"
 
     def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in " \t\"'=") or len(self.name) > 64:
-            raise ValueError(f"--name {self.name!r}: use letters, digits, '-', '_' or '.' (at most 64)")
+        check_name(self.name)
         self._pulse = None
 
     def __enter__(self) -> "VirtualMic":
