@@ -222,3 +222,42 @@ def test_autostart_checks_what_the_entry_will_run_and_quotes_it_as_the_spec_asks
     result = subprocess.run([validate, str(entry)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
     assert main(["autostart", "--disable"]) == 0
+
+
+@pytest.mark.audio_device
+def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(pulse_server):
+    """The default input becomes our own virtual source (the real microphone was unplugged): live stops
+    recording, says so, and records again when a real microphone is the default once more."""
+    server, env = pulse_server
+    subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
+    live, _ = _start_live(env)
+    recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "/dev/null"], env=env)
+
+    def recorded_sources() -> list[str]:
+        names = {line.split()[0]: line.split()[1] for line in subprocess.run(
+            ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
+            check=True).stdout.splitlines()}
+        outputs = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
+                                 capture_output=True, text=True, check=True).stdout
+        return [names.get(line.split()[1], "?") for line in outputs.splitlines()]
+
+    try:
+        time.sleep(1.5)
+        subprocess.run(["pactl", "-s", server, "set-default-source", NAME], check=True, env=env)
+        time.sleep(2.5)
+        while_own = recorded_sources()
+        subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
+        for _ in range(20):
+            time.sleep(0.5)
+            if "rt_in.monitor" in recorded_sources():
+                break
+        back = recorded_sources()
+        live.send_signal(signal.SIGINT)
+        _, err = live.communicate(timeout=30)
+    finally:
+        recorder.terminate()
+        if live.poll() is None:
+            live.kill()
+    assert "the virtual microphone itself" in err and "microphone is now rt_in.monitor" in err, err
+    assert while_own.count(NAME) == 1, while_own  # parec alone records it (the sink's monitor: the remap module)
+    assert "rt_in.monitor" in back, back

@@ -73,7 +73,7 @@ class Controller(QObject):
         if self.mic is not None:
             from rtdenoise.live.virtual_mic import MicWatch
 
-            self.watch = MicWatch(self.mic, runner, self.notice.emit)
+            self.watch = MicWatch(self.mic, runner, self.notice.emit, request.input_device)
         return True
 
     def poll(self) -> None:

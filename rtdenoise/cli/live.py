@@ -108,8 +108,8 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
     started = time.monotonic()
     from rtdenoise.live.virtual_mic import MicWatch
 
-    watch = MicWatch(mic, runner, lambda text: print(f"live: {text}", file=sys.stderr, flush=True)) \
-        if mic is not None else None
+    watch = MicWatch(mic, runner, lambda text: print(f"live: {text}", file=sys.stderr, flush=True),
+                     device_arg(args.input)) if mic is not None else None
     stats_line_open = False  # the \r stats line on a terminal: ended before anything else is printed
     try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
         while not runner.wait(0.25):

@@ -118,6 +118,10 @@ class VirtualMic:
     def default_source(self) -> str:
         return self._pulse.server_info().default_source_name or ""
 
+    def is_own(self, source: str) -> bool:
+        """Is ``source`` this virtual microphone, or the monitor of its sink (recording it would feed back)?"""
+        return source in (self.name, f"{self.sink_name}.monitor")
+
     def route_output_here(self) -> None:
         """Make this process's PulseAudio playback (PortAudio's 'pulse' device) go into our sink."""
         os.environ["PULSE_SINK"] = self.sink_name
@@ -135,22 +139,30 @@ class MicWatch:
     """Polled between blocks: the model sleeps (devices closed) while nobody records the virtual
     microphone, and wakes when someone does; a change of the default microphone is reported."""
 
-    def __init__(self, mic: VirtualMic, runner, report: Callable[[str], None]) -> None:
+    def __init__(self, mic: VirtualMic, runner, report: Callable[[str], None], input_device=None) -> None:
         self.mic, self.runner, self.report = mic, runner, report
         self.listening: bool | None = None
         self.source = mic.default_source()
+        # the microphone is the server's default one (no device named, no PULSE_SOURCE): that default can
+        # become our own source when the only real microphone goes away
+        self.follows_default = input_device in (None, "pulse", "default") and not os.environ.get("PULSE_SOURCE")
 
     def poll(self) -> None:
+        source = self.mic.default_source()
+        own = self.follows_default and self.mic.is_own(source)  # recording it would feed our output back
         listening = self.mic.listeners() > 0
         if listening != self.listening:
             self.listening = listening
-            if listening and self.runner.idle:
-                self.runner.resume()
-            elif not listening:
-                self.runner.pause()
             state = "someone records it: denoising" if listening else "nobody records it: model idle"
             self.report(f"virtual microphone {self.mic.name!r}: {state}")
-        source = self.mic.default_source()
+        if (not listening or own) and not self.runner.idle:
+            self.runner.pause()
+        elif listening and not own and self.runner.idle:
+            self.runner.resume()
         if source != self.source:
             self.source = source
+            if own:
+                self.report(f"the default input is {source}, the virtual microphone itself (no real microphone?): "
+                            "not recording it; waiting for a real one")
+                return
             self.report(f"microphone is now {source} (the default input changed)")
