@@ -261,3 +261,30 @@ def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(puls
     assert "the virtual microphone itself" in err and "microphone is now rt_in.monitor" in err, err
     assert while_own.count(NAME) == 1, while_own  # parec alone records it (the sink's monitor: the remap module)
     assert "rt_in.monitor" in back, back
+
+
+@pytest.mark.audio_device
+def test_a_second_copy_or_a_taken_name_is_refused_and_the_running_one_keeps_its_microphone(pulse_server):
+    server, env = pulse_server
+    env = dict(env, PULSE_SOURCE="rt_in.monitor")
+    first, _ = _start_live(env)
+    try:
+        second = subprocess.run([sys.executable, "-m", "rtdenoise", "live", "--virtual-mic", "--name", NAME],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.strip().splitlines() == [
+            f"rtdenoise: error: --virtual-mic: a virtual microphone called {NAME!r} is already running "
+            f"(process {first.pid}); stop it first, or pick another --name"]
+        assert len(_modules(env)) == 2 and first.poll() is None  # the running copy keeps both modules
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    assert _modules(env) == []
+    taken = subprocess.run(["pactl", "-s", server, "load-module", "module-remap-source", "master=rt_in.monitor",
+                            "source_name=taken_name"], env=env, capture_output=True, text=True, check=True).stdout
+    try:
+        refused = subprocess.run([sys.executable, "-m", "rtdenoise", "live", "--virtual-mic", "--name", "taken_name"],
+                                 env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        subprocess.run(["pactl", "-s", server, "unload-module", taken.strip()], env=env, check=True)
+    assert refused.returncode == 2 and "already has a source or sink of that name" in refused.stderr, refused.stderr

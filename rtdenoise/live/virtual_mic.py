@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def import_pulsectl():
@@ -20,6 +21,27 @@ def import_pulsectl():
     except ImportError:
         raise ValueError("--virtual-mic needs pulsectl: pip install pulsectl") from None
     return pulsectl
+
+
+def hold_name_lock(name: str) -> int:
+    """An exclusive lock on the virtual microphone ``name`` (of this user and sound server), held until its file
+    descriptor (returned) is closed or the process ends; ValueError naming the running copy when it is taken."""
+    import fcntl
+
+    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/rtdenoise-{os.getuid()}") / "rtdenoise"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = "".join(c if c.isalnum() else "_" for c in os.environ.get("PULSE_SERVER", "default"))[-80:]
+    handle = os.open(folder / f"virtual-mic-{name}-{server}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = os.read(handle, 32).decode(errors="replace").strip() or "unknown"
+        os.close(handle)
+        raise ValueError(f"--virtual-mic: a virtual microphone called {name!r} is already running (process {owner}); "
+                         "stop it first, or pick another --name") from None
+    os.ftruncate(handle, 0)
+    os.write(handle, str(os.getpid()).encode())
+    return handle
 
 
 def _args_name(args: str, key: str) -> str | None:
@@ -51,6 +73,7 @@ class VirtualMic:
     def __post_init__(self) -> None:
         check_name(self.name)
         self._pulse = None
+        self._lock: int | None = None
 
     def __enter__(self) -> "VirtualMic":
         pulsectl = import_pulsectl()
@@ -59,7 +82,16 @@ class VirtualMic:
         except Exception as error:  # pulsectl.PulseError: no server
             raise ValueError(f"--virtual-mic: no PulseAudio/PipeWire server to talk to ({error})") from None
         pulse = self._pulse
-        self.removed_leftovers = self.remove_leftovers()
+        try:
+            self._lock = hold_name_lock(self.name)  # a second copy must not take the running one's modules
+            self.removed_leftovers = self.remove_leftovers()
+            if any(source.name == self.name for source in pulse.source_list()) \
+                    or any(sink.name == self.sink_name for sink in pulse.sink_list()):
+                raise ValueError(f"--name {self.name!r}: the sound server already has a source or sink of that "
+                                 "name (not ours); pick another --name")
+        except ValueError:
+            self.close()
+            raise
         before = pulse.server_info()
         description = f"{self.name} (denoised {self.microphone})".replace('"', "").replace("'", "")
         try:
@@ -94,6 +126,9 @@ class VirtualMic:
         self.modules.clear()
         self._pulse.close()
         self._pulse = None
+        if self._lock is not None:
+            os.close(self._lock)  # after the modules are gone: the next copy may start now
+            self._lock = None
 
     def remove_leftovers(self) -> int:
         """Unload modules of this name left by a run that could not clean up (SIGKILL, a crash)."""
@@ -106,14 +141,17 @@ class VirtualMic:
         """Is this loaded module one of this virtual microphone's two (found by name)?"""
         return ((module.name == "module-null-sink" and _args_name(module.argument, "sink_name") == self.sink_name)
                 or (module.name == "module-remap-source"
-                    and _args_name(module.argument, "source_name") == self.name))
+                    and _args_name(module.argument, "source_name") == self.name
+                    and _args_name(module.argument, "master") == f"{self.sink_name}.monitor"))
 
     def listeners(self) -> int:
         """Programs recording from the virtual microphone now (0: nobody needs denoised audio)."""
         source = next((s for s in self._pulse.source_list() if s.name == self.name), None)
         if source is None:
             return 0
-        return sum(1 for o in self._pulse.source_output_list() if o.source == source.index)
+        me = str(os.getpid())  # only other programs' streams count, never one of this process
+        return sum(1 for o in self._pulse.source_output_list()
+                   if o.source == source.index and o.proplist.get("application.process.id") != me)
 
     def default_source(self) -> str:
         return self._pulse.server_info().default_source_name or ""
