@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
 import subprocess
 import sys
@@ -110,6 +111,12 @@ def test_gui_command_screenshot(tmp_path, noisy_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "propagateSizeHints" not in result.stderr
     assert shot.stat().st_size > 10000
+    settings = Path(os.environ["XDG_CONFIG_HOME"]) / "rtdenoise" / "rtdenoise.conf"
+    settings.unlink(missing_ok=True)
+    result = subprocess.run([sys.executable, "-m", "rtdenoise", "gui", "--input", str(noisy_path), "--no-output",
+                             "--view", "spectrograms", "--quit-after", "1.5"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0 and "view=Spectrograms" in settings.read_text(), result.stderr  # it opened there
 
 
 def test_a_device_that_fails_to_open_is_shown_and_the_app_lives_on(window, qtbot, noisy_path):

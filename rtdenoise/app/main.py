@@ -53,6 +53,8 @@ def run_app(args: argparse.Namespace) -> int:
     window.compute_box.setCurrentText(device.type)
     if args.no_output:
         window.output_box.setCurrentIndex(0)
+    if getattr(args, "view", None):
+        window.view_box.setCurrentText(args.view.capitalize())
     window.show()
     if args.input_file:
         window.set_file(args.input_file)

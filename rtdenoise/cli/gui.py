@@ -15,6 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     gui.add_argument("--screenshot", type=Path, help="save a screenshot of the window before quitting")
     gui.add_argument("--quit-after", type=finite_float, default=0, help="start, run this many seconds, then quit")
     gui.add_argument("--no-output", action="store_true", help="do not play to speakers")
+    gui.add_argument("--view", choices=["waveforms", "spectrograms"], help="open in this view (default: the last one)")
     add_model_options(gui)
     gui.set_defaults(func=cmd_gui)
 
