@@ -75,6 +75,8 @@ class BandSpec:
     floor_rise_db: float = 5.0      # ... and rises at most this many dB per second (it falls at once)
     low_gain_exponent: float = 1.0  # the gains of the bands centred below low_exponent_hz are raised to this
     low_exponent_hz: float = 150.0  # power (>= 1): rumble and hum under the voice's pitch removed more deeply
+    high_band_exponent: float = 0.8  # at 32 kHz and up the engine drives 8-24 kHz with the top octave's gain
+                                     # raised to this (0..1; lower keeps more of speech's high band)
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
@@ -83,7 +85,8 @@ class BandSpec:
                 or self.norm_seconds <= 0 or not 0 < self.pitch_min_hz < self.pitch_max_hz \
                 or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2 \
                 or self.learned_comb and not self.pitch or self.floor_smooth_ms <= 0 or self.floor_rise_db <= 0 \
-                or not 1 <= self.low_gain_exponent <= 8 or self.low_exponent_hz < 0:
+                or not 1 <= self.low_gain_exponent <= 8 or self.low_exponent_hz < 0 \
+                or not 0 < self.high_band_exponent <= 1:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -159,6 +162,7 @@ class BandDenoiser(StreamingModel):
         self.hop = spec.hop
         self.frame = spec.frame
         self.latency_samples = spec.frame - spec.hop + spec.lookahead * spec.hop
+        self.high_band_exponent = spec.high_band_exponent  # read by the engine's high band (fullband streams)
         self.bins = spec.frame // 2 + 1
         self.df_bins = min(self.bins, int(math.ceil(spec.df_hz / (spec.sample_rate / spec.frame))))
         self.alpha = math.exp(-spec.hop / (spec.sample_rate * spec.norm_seconds))

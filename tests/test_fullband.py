@@ -108,3 +108,24 @@ def test_the_high_band_does_not_click_at_the_start_of_a_fullband_stream():
         out = np.concatenate([engine.process(signal[:, None]), engine.flush()])[:, 0]
         peaks[rate] = 20 * np.log10(np.abs(out[: rate // 100]).max() + 1e-12)
     assert peaks[48000] < -60 and peaks[48000] < peaks[16000] + 15, peaks  # it was -35 dBFS (16 kHz: -82)
+
+
+def test_a_model_carries_its_own_high_band_exponent_and_average_sets_it(tmp_path):
+    from rtdenoise.engine.high_band import GAIN_EXPONENT
+    from rtdenoise.models import save_checkpoint
+    from rtdenoise.models.registry import build_preset
+    from training import average
+
+    model = build_preset("bands-small")
+    assert model.high_band_exponent == GAIN_EXPONENT == 0.8
+    path = save_checkpoint(model, tmp_path / "m.pt")
+    assert average.main(["--high-band-exponent", "0.3", "--out", str(tmp_path / "m03.pt"), str(path)]) == 0
+    changed, _ = load_model(str(tmp_path / "m03.pt"), "cpu")
+    engine = StreamingDenoiser(changed, channels=1, sample_rate=48000)
+    assert engine.high_band.exponent == 0.3
+    dry = np.random.default_rng(2).standard_normal((1, 320)).astype(np.float32)
+    gains = engine.high_band.gains(0.25 * dry, dry)[0]
+    np.testing.assert_allclose(gains[79:240], 0.25 ** 0.3, rtol=1e-5)  # more of the high band kept than at 0.8
+    with pytest.raises(SystemExit):
+        average.main(["--high-band-exponent", "1.5", "--out", str(tmp_path / "bad.pt"), str(path)])
+    assert not (tmp_path / "bad.pt").exists()

@@ -71,9 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pitch-strength", type=finite_float, help="the comb strength of a pitch band model, 0..1")
     parser.add_argument("--low-gain-exponent", type=finite_float,
                         help="a band model's gains under 150 Hz raised to this power, 1..8 (1: as the network says)")
+    parser.add_argument("--high-band-exponent", type=finite_float,
+                        help="a band model's high band (8-24 kHz, at 32 kHz and up) follows its top octave's gain "
+                             "raised to this power, 0..1 (default 0.8; lower keeps more of speech's high band)")
     args = parser.parse_args(argv)
     settings = {name: value for name, value in (("pitch_strength", args.pitch_strength),
-                                                ("low_gain_exponent", args.low_gain_exponent)) if value is not None}
+                                                ("low_gain_exponent", args.low_gain_exponent),
+                                                ("high_band_exponent", args.high_band_exponent)) if value is not None}
     if len(args.checkpoints) < (1 if settings else 2):
         parser.error("give two or more checkpoints to average (or one with a setting to change)")
     if args.out.resolve() in {path.resolve() for path in args.checkpoints}:

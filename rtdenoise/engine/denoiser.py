@@ -18,6 +18,7 @@ from rtdenoise.models import GRUDenoiser, MimoCNN, StreamingModel, load_checkpoi
 from rtdenoise.models.bands import BandDenoiser
 
 from .gate import GateSettings, VoiceGate
+from .high_band import GAIN_EXPONENT as HIGH_BAND_EXPONENT
 from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate
 
@@ -175,7 +176,8 @@ class StreamingDenoiser:
         if self.keep_high_band and wants_high_band(self.sample_rate, rate):
             delay = 0 if self.compensate_latency else round(self.model.latency_samples * self.sample_rate / rate)
             self.high_band = HighBand(self.sample_rate, rate, self.channels, self.model.hop if self.model.hop > 1
-                                      else rate // 100, delay)
+                                      else rate // 100, delay,
+                                      getattr(self.model, "high_band_exponent", HIGH_BAND_EXPONENT))
 
     @property
     def delay_samples(self) -> int:

@@ -27,7 +27,8 @@ from .resample import StreamResampler
 MIN_RATE_FOR_HIGH_BAND = 32000  # below this, nothing changes (the band above 8 kHz is small or absent)
 GAIN_FROM_HZ = 4000.0          # the model's top octave, whose gain drives the high band
 SILENT_BAND = 1e-10            # input energy (per hop) below which the gain is left where it was
-GAIN_EXPONENT = 0.8            # the high band's gain is the top octave's raised to this (keeps more speech)
+GAIN_EXPONENT = 0.8            # the high band's gain is the top octave's raised to this (keeps more speech),
+                               # unless the model sets its own (high_band_exponent)
 RAMP_FRACTION = 0.5            # each hop's gain is reached this far into the hop, ramped from the last one's
 
 
@@ -38,7 +39,8 @@ def wants_high_band(stream_rate: int, model_rate: int) -> bool:
 class HighBand:
     """Crossover, gain and alignment for the band a model cannot see; see the module docstring."""
 
-    def __init__(self, stream_rate: int, model_rate: int, channels: int, hop: int, delay: int) -> None:
+    def __init__(self, stream_rate: int, model_rate: int, channels: int, hop: int, delay: int,
+                 exponent: float = GAIN_EXPONENT) -> None:
         self.lowpass = StreamResampler(model_rate, stream_rate, channels)
         self.up, self.down = self.lowpass.up, self.lowpass.down   # stream / model rate, reduced
         self.gain_history = np.ones((channels, 0), np.float32)   # model-rate gains from absolute index gain_start
@@ -46,6 +48,7 @@ class HighBand:
         self.raw = np.zeros((channels, 0), np.float32)        # input not yet matched by the low band
         self.high = np.zeros((channels, delay), np.float32)   # high band waiting for the model's output
         self.hop = hop
+        self.exponent = exponent  # the model's own (BandSpec.high_band_exponent), else GAIN_EXPONENT
         window = np.hanning(hop + 2)[1:-1]
         top = np.flatnonzero(np.fft.rfftfreq(hop, 1.0 / model_rate) >= GAIN_FROM_HZ)
         phase = 2 * np.pi * np.outer(np.arange(hop), top) / hop  # the windowed DFT's top-octave rows, as reals
@@ -85,7 +88,7 @@ class HighBand:
         power = np.square(hops.astype(np.float64) @ self.top_dft).sum(-1).reshape(2, channels, frames)
         power_out, power_in = power
         ratio = np.sqrt(power_out / np.maximum(power_in, SILENT_BAND))
-        gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0) ** GAIN_EXPONENT, np.nan).astype(np.float32)
+        gain = np.where(power_in > SILENT_BAND, np.minimum(ratio, 1.0) ** self.exponent, np.nan).astype(np.float32)
         out = np.empty((channels, used), np.float32)
         for index in range(frames):
             target = np.where(np.isnan(gain[:, index:index + 1]), self.previous, gain[:, index:index + 1])
