@@ -84,12 +84,13 @@ def test_high_band_gain_is_reached_half_way_into_each_hop_and_keeps_more_than_th
     from rtdenoise.engine.high_band import HighBand
 
     band = HighBand(48000, 16000, channels=1, hop=160, delay=0)
-    dry = np.random.default_rng(1).standard_normal((1, 320)).astype(np.float32)
+    dry = np.random.default_rng(1).standard_normal((1, 480)).astype(np.float32)
     gains = band.gains(0.25 * dry, dry)[0]  # the model took 12 dB off its top octave
     expected = 0.25 ** 0.8                   # the high band loses 9.6 dB of it
-    assert gains[0] == pytest.approx(expected / 80, rel=1e-4)  # ramped from the stream's start (silent) ...
-    np.testing.assert_allclose(gains[79:240], expected, rtol=1e-5)  # ... reached half way in, then held
-    assert np.all(np.diff(gains[:80]) > 0)
+    assert not gains[:320].any()             # the stream's first two hops: shut while the model's output fills in
+    assert gains[320] == pytest.approx(expected / 80, rel=1e-4)  # then ramped from silence ...
+    np.testing.assert_allclose(gains[399:], expected, rtol=1e-5)  # ... reached half way in, then held
+    assert np.all(np.diff(gains[320:400]) > 0)
     later = band.gains(dry, dry)[0]                 # the next step: the model took nothing off
     assert later[0] == pytest.approx(expected + (1 - expected) / 80, rel=1e-4)  # ramped from the last hop's gain
     np.testing.assert_allclose(later[79:], 1.0, rtol=1e-5)
@@ -123,9 +124,9 @@ def test_a_model_carries_its_own_high_band_exponent_and_average_sets_it(tmp_path
     changed, _ = load_model(str(tmp_path / "m03.pt"), "cpu")
     engine = StreamingDenoiser(changed, channels=1, sample_rate=48000)
     assert engine.high_band.exponent == 0.3
-    dry = np.random.default_rng(2).standard_normal((1, 320)).astype(np.float32)
+    dry = np.random.default_rng(2).standard_normal((1, 480)).astype(np.float32)
     gains = engine.high_band.gains(0.25 * dry, dry)[0]
-    np.testing.assert_allclose(gains[79:240], 0.25 ** 0.3, rtol=1e-5)  # more of the high band kept than at 0.8
+    np.testing.assert_allclose(gains[399:], 0.25 ** 0.3, rtol=1e-5)  # more of the high band kept than at 0.8
     with pytest.raises(SystemExit):
         average.main(["--high-band-exponent", "1.5", "--out", str(tmp_path / "bad.pt"), str(path)])
     assert not (tmp_path / "bad.pt").exists()

@@ -11,8 +11,8 @@ band with the model's own gain in its top octave:
 * each hop, the gain the model applied to 4-8 kHz (energy out / energy in,
   ≤ 1), raised to ``GAIN_EXPONENT``, is ramped sample by sample over the hop's
   first half and read at the time each output sample sits at (the resamplers
-  are zero-phase); the stream starts at gain 0, so nothing passes above the
-  model's band before its first gain;
+  are zero-phase); the stream's first two hops stay at gain 0 (the model's
+  output is still filling in), so nothing clicks above the model's band;
 * output = the model's low band + that gain × the high band, delayed to line up.
 
 No extra algorithmic latency: the high band waits in a buffer for the model's
@@ -30,6 +30,7 @@ SILENT_BAND = 1e-10            # input energy (per hop) below which the gain is 
 GAIN_EXPONENT = 0.8            # the high band's gain is the top octave's raised to this (keeps more speech),
                                # unless the model sets its own (high_band_exponent)
 RAMP_FRACTION = 0.5            # each hop's gain is reached this far into the hop, ramped from the last one's
+SILENT_START_HOPS = 2          # the stream's first hops (the model's output filling in): nothing above its band
 
 
 def wants_high_band(stream_rate: int, model_rate: int) -> bool:
@@ -57,6 +58,7 @@ class HighBand:
         # last hop's gain: each hop ramps from it; the stream starts silent above the model's band, so the high
         # band cannot pass (a click) before the model's first gain arrives
         self.previous = np.zeros((channels, 1), np.float32)
+        self.hops_done = 0
 
     def feed(self, block: np.ndarray, at_model_rate: np.ndarray) -> None:
         """``block`` ``(C, T)`` at the stream's rate and its model-rate version: split off the high band."""
@@ -92,6 +94,9 @@ class HighBand:
         out = np.empty((channels, used), np.float32)
         for index in range(frames):
             target = np.where(np.isnan(gain[:, index:index + 1]), self.previous, gain[:, index:index + 1])
+            if self.hops_done < SILENT_START_HOPS:  # the model's output is still filling in: keep the band shut
+                target = np.zeros_like(target)
+            self.hops_done += 1
             out[:, index * self.hop:(index + 1) * self.hop] = self.previous + (target - self.previous) * self.ramp
             self.previous = target
         return out
