@@ -27,6 +27,16 @@ def _modules(env: dict) -> list[str]:
     return eval(run.stdout)  # a list of strings printed by the line above
 
 
+def recorded_sources(server: str, env: dict) -> list[str]:
+    """The name of the source each recording stream on the server reads from."""
+    names = {line.split()[0]: line.split()[1] for line in subprocess.run(
+        ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
+        check=True).stdout.splitlines()}
+    outputs = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    return [names.get(line.split()[1], "?") for line in outputs.splitlines()]
+
+
 def _start_live(env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
     """The live command with a virtual microphone, once its streams are open (and what it said so far)."""
     live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--virtual-mic",
@@ -160,12 +170,8 @@ def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_out.monitor"], check=True, env=env)
         time.sleep(2.0)
         for _ in range(10):  # a loaded machine: the server may still be moving the stream; read both lists again
-            names = {line.split()[0]: line.split()[1] for line in subprocess.run(
-                ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
-                check=True).stdout.splitlines()}
-            sources = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
-                                     capture_output=True, text=True, check=True).stdout
-            if "rt_out.monitor" in [names.get(line.split()[1]) for line in sources.splitlines()]:
+            recording_from = recorded_sources(server, env)
+            if "rt_out.monitor" in recording_from:
                 break
             time.sleep(0.5)
         live.send_signal(signal.SIGINT)
@@ -175,7 +181,6 @@ def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
         if live.poll() is None:
             live.kill()
     assert "microphone is now rt_out.monitor" in err
-    recording_from = [names.get(line.split()[1]) for line in sources.splitlines()]
     assert "rt_out.monitor" in recording_from and "rt_in.monitor" not in recording_from  # the stream moved
 
 
@@ -233,25 +238,17 @@ def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(puls
     live, _ = _start_live(env)
     recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "/dev/null"], env=env)
 
-    def recorded_sources() -> list[str]:
-        names = {line.split()[0]: line.split()[1] for line in subprocess.run(
-            ["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True, text=True,
-            check=True).stdout.splitlines()}
-        outputs = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
-                                 capture_output=True, text=True, check=True).stdout
-        return [names.get(line.split()[1], "?") for line in outputs.splitlines()]
-
     try:
         time.sleep(1.5)
         subprocess.run(["pactl", "-s", server, "set-default-source", NAME], check=True, env=env)
         time.sleep(2.5)
-        while_own = recorded_sources()
+        while_own = recorded_sources(server, env)
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
         for _ in range(20):
             time.sleep(0.5)
-            if "rt_in.monitor" in recorded_sources():
+            if "rt_in.monitor" in recorded_sources(server, env):
                 break
-        back = recorded_sources()
+        back = recorded_sources(server, env)
         live.send_signal(signal.SIGINT)
         _, err = live.communicate(timeout=30)
     finally:
