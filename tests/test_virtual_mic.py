@@ -1,6 +1,7 @@
 """The denoised virtual microphone on a real PulseAudio server: recorded by another client, cleaned up always."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -35,6 +36,36 @@ def recorded_sources(server: str, env: dict) -> list[str]:
     outputs = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
                              capture_output=True, text=True, check=True).stdout
     return [names.get(line.split()[1], "?") for line in outputs.splitlines()]
+
+
+def wait_until_recorded(server: str, env: dict, source: str, tries: int) -> list[str]:
+    """The sources being recorded, once ``source`` is among them (a loaded server may still be moving streams);
+    at least half a second later, so that live's watch (polled every 0.25 s) has seen the change too."""
+    for _ in range(tries):
+        time.sleep(0.5)
+        recording_from = recorded_sources(server, env)
+        if source in recording_from:
+            break
+    return recording_from
+
+
+@contextlib.contextmanager
+def recorded_live(server: str, env: dict):
+    """The live command with a virtual microphone that another program (parec) records, so the model runs."""
+    live, _ = _start_live(env)
+    recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "/dev/null"], env=env)
+    try:
+        yield live
+    finally:
+        recorder.terminate()
+        if live.poll() is None:
+            live.kill()
+
+
+def interrupt(live: subprocess.Popen) -> str:
+    """Ctrl-C the live command; what it said on stderr."""
+    live.send_signal(signal.SIGINT)
+    return live.communicate(timeout=30)[1]
 
 
 def _start_live(env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -163,23 +194,12 @@ def test_autostart_writes_a_login_entry_that_runs_this_installation_and_removes_
 def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
     server, env = pulse_server
     subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
-    live, _ = _start_live(env)  # no PULSE_SOURCE: the input is the server's default microphone
-    recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "/dev/null"], env=env)  # wakes it
-    try:
+    with recorded_live(server, env) as live:  # no PULSE_SOURCE: the input is the server's default microphone
         time.sleep(1.5)
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_out.monitor"], check=True, env=env)
         time.sleep(2.0)
-        for _ in range(10):  # a loaded machine: the server may still be moving the stream; read both lists again
-            recording_from = recorded_sources(server, env)
-            if "rt_out.monitor" in recording_from:
-                break
-            time.sleep(0.5)
-        live.send_signal(signal.SIGINT)
-        _, err = live.communicate(timeout=30)
-    finally:
-        recorder.terminate()
-        if live.poll() is None:
-            live.kill()
+        recording_from = wait_until_recorded(server, env, "rt_out.monitor", tries=10)
+        err = interrupt(live)
     assert "microphone is now rt_out.monitor" in err
     assert "rt_out.monitor" in recording_from and "rt_in.monitor" not in recording_from  # the stream moved
 
@@ -235,26 +255,14 @@ def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(puls
     recording, says so, and records again when a real microphone is the default once more."""
     server, env = pulse_server
     subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
-    live, _ = _start_live(env)
-    recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "/dev/null"], env=env)
-
-    try:
+    with recorded_live(server, env) as live:
         time.sleep(1.5)
         subprocess.run(["pactl", "-s", server, "set-default-source", NAME], check=True, env=env)
         time.sleep(2.5)
         while_own = recorded_sources(server, env)
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
-        for _ in range(20):
-            time.sleep(0.5)
-            if "rt_in.monitor" in recorded_sources(server, env):
-                break
-        back = recorded_sources(server, env)
-        live.send_signal(signal.SIGINT)
-        _, err = live.communicate(timeout=30)
-    finally:
-        recorder.terminate()
-        if live.poll() is None:
-            live.kill()
+        back = wait_until_recorded(server, env, "rt_in.monitor", tries=20)
+        err = interrupt(live)
     assert "the virtual microphone itself" in err and "microphone is now rt_in.monitor" in err, err
     assert while_own.count(NAME) == 1, while_own  # parec alone records it (the sink's monitor: the remap module)
     assert "rt_in.monitor" in back, back
