@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import State, StreamingModel
+from .dft import FrameDFT
 from .pitch import band_correlation, comb, delayed_frames, pitch_periods
 
 LOG_EPS = 1e-10
@@ -132,6 +133,8 @@ def running_floor(values: Tensor, start: Tensor, rise: float) -> Tensor:
 
     f_t = min(f_{t-1} + rise, x_t), for all t at once: f_t = rise t + min(start + rise, min_{s<=t} (x_s - rise s)).
     """
+    if values.shape[1] == 1:  # one frame (live hops, the ONNX export): the same without a cumulative minimum
+        return torch.minimum(values, (start + rise)[:, None, :])
     ramp = rise * torch.arange(values.shape[1], device=values.device, dtype=values.dtype)[None, :, None]
     lowest = torch.cummin(values - ramp, dim=1).values
     return ramp + torch.minimum(lowest, (start + rise)[:, None, :])
@@ -143,6 +146,8 @@ def running_mean(values: Tensor, start: Tensor, alpha: float) -> Tensor:
     m_t = alpha m_{t-1} + (1 - alpha) x_t, computed for all t at once (T is at most a few hundred).
     """
     steps = values.shape[1]
+    if steps == 1:  # one frame (live hops, the ONNX export)
+        return (alpha * start + (1 - alpha) * values[:, 0])[:, None]
     t = torch.arange(steps, device=values.device, dtype=values.dtype)
     lags = t[:, None] - t[None, :]
     weights = torch.where(lags >= 0, (1 - alpha) * alpha ** lags.clamp_min(0), torch.zeros_like(lags))
@@ -164,6 +169,7 @@ class BandDenoiser(StreamingModel):
         self.latency_samples = spec.frame - spec.hop + spec.lookahead * spec.hop
         self.high_band_exponent = spec.high_band_exponent  # read by the engine's high band (fullband streams)
         self.bins = spec.frame // 2 + 1
+        self.dft: FrameDFT | None = None  # use_matrix_dft: FFTs as matrix products (the ONNX export)
         self.df_bins = min(self.bins, int(math.ceil(spec.df_hz / (spec.sample_rate / spec.frame))))
         self.alpha = math.exp(-spec.hop / (spec.sample_rate * spec.norm_seconds))
         self.floor_alpha = math.exp(-spec.hop_ms / spec.floor_smooth_ms)
@@ -197,6 +203,15 @@ class BandDenoiser(StreamingModel):
     def spec_dict(self) -> dict:
         return asdict(self.spec)
 
+    def use_matrix_dft(self) -> None:
+        self.dft = FrameDFT(self.frame).to(self.window.device)
+
+    def _rfft(self, frames: Tensor) -> Tensor:
+        return torch.fft.rfft(frames) if self.dft is None else self.dft.rfft(frames)
+
+    def _irfft(self, spectrum: Tensor) -> Tensor:
+        return torch.fft.irfft(spectrum, n=self.frame) if self.dft is None else self.dft.irfft(spectrum)
+
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         device = device if device is not None else self._device()
         overlap = self.frame - self.hop
@@ -214,6 +229,10 @@ class BandDenoiser(StreamingModel):
             zeros(batch, spec.lookahead, 2 if spec.pitch else 1, self.bins, 2),   # frames waiting (look-ahead)
         )
 
+    def state_names(self) -> tuple[str, ...]:
+        return ("input_history", "overlap_tail", "gru_hidden", "band_statistics", "low_bin_power", "low_bin_past",
+                "pitch_history", "lookahead_frames")
+
     def memory_only(self, state: State) -> State:
         history, tail, hidden, means, power, past, older, waiting = state
         return (torch.zeros_like(history), torch.zeros_like(tail), hidden, means, power, torch.zeros_like(past),
@@ -225,23 +244,24 @@ class BandDenoiser(StreamingModel):
         count = length // self.hop
         signal = torch.cat([history, chunk], dim=-1)
         frames = signal.unfold(-1, self.frame, self.hop) * self.window   # (B, k, frame)
-        spectrum = torch.fft.rfft(frames)                                  # (B, k, bins)
+        spectrum = self._rfft(frames)                                      # (B, k, bins)
         delayed = None
         if self.spec.pitch:
             longer = torch.cat([older, signal], dim=-1)
-            delayed = torch.fft.rfft(self.pitch_frames(longer, count) * self.window)
+            delayed = self._rfft(self.pitch_frames(longer, count) * self.window)
             kept = longer.shape[1] - (self.frame - self.hop)  # the rest is the next call's frame history
             older = longer[:, kept - self.pitch_history: kept]
         if self.spec.lookahead:  # the frames that get this call's gains: the waiting ones, then all but the last few
-            now = torch.stack([spectrum] if delayed is None else [spectrum, delayed], dim=2)   # (B, k, 1|2, bins)
-            queue = torch.cat([torch.view_as_complex(waiting.contiguous()), now], dim=1)
-            waiting = torch.view_as_real(queue[:, count:])
-            spectrum, delayed = queue[:, :count, 0], (queue[:, :count, 1] if delayed is not None else None)
-            ahead = now[:, :, 0], (now[:, :, 1] if delayed is not None else None)
+            ahead = spectrum, delayed
+            now = torch.stack([torch.view_as_real(x) for x in ahead if x is not None], dim=2)  # (B, k, 1|2, bins, 2)
+            queue = torch.cat([waiting, now], dim=1)  # queued as real pairs (the ONNX export has no complex select)
+            waiting = queue[:, count:]
+            spectrum = torch.view_as_complex(queue[:, :count, 0].contiguous())
+            delayed = torch.view_as_complex(queue[:, :count, 1].contiguous()) if delayed is not None else None
         else:
             ahead = None
         enhanced, (hidden, means, power, past) = self.enhance(spectrum, (hidden, means, power, past), delayed, ahead)
-        time_frames = torch.fft.irfft(enhanced, n=self.frame) * self.window
+        time_frames = self._irfft(enhanced) * self.window
         total = (count - 1) * self.hop + self.frame
         summed = F.fold(time_frames.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.frame),
                         stride=(1, self.hop)).reshape(batch, total)
@@ -253,7 +273,7 @@ class BandDenoiser(StreamingModel):
     def pitch_frames(self, longer: Tensor, count: int) -> Tensor:
         """``(B, k, frame)``: each frame one pitch period earlier; ``longer`` = pitch history + frame history + chunk."""
         shortest, longest = self.spec.pitch_periods
-        periods = pitch_periods(longer, count, self.hop, self.frame, shortest, longest)
+        periods = pitch_periods(longer, count, self.hop, self.frame, shortest, longest, direct=self.dft is not None)
         return delayed_frames(longer, periods, self.hop, self.frame, longest)
 
     def enhance(self, spectrum: Tensor, memory: State, delayed: Tensor | None = None,

@@ -38,6 +38,10 @@ class StreamingModel(nn.Module):
         """Zero state for ``batch`` independent streams."""
         raise NotImplementedError
 
+    def state_names(self) -> tuple[str, ...]:
+        """One name per entry of the state, in order (the ONNX export's input and output names)."""
+        raise NotImplementedError
+
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
         """Process ``chunk`` ``(batch, k * hop)``; returns ``(enhanced, new_state)``."""
         raise NotImplementedError
@@ -56,6 +60,10 @@ class StreamingModel(nn.Module):
         """Keep what the model learned about the stream (recurrent memory), zero the
         sample buffers; used to warm a state up on audio that is then played again."""
         return self.init_state(state[0].shape[0] if state else 1, state[0].device if state else None)
+
+    def use_matrix_dft(self) -> None:
+        """Compute the model's FFTs as matrix products from now on (for the ONNX export; same
+        results within float32 rounding). Models without FFTs have nothing to change."""
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

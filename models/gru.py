@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import State, StreamingModel
+from .dft import FrameDFT
 
 LOG_POWER_EPS = 1e-8  # log(power + eps): features of silent bins stay finite
 
@@ -57,6 +58,7 @@ class GRUDenoiser(StreamingModel):
         self.hop = spec.hop
         self.frame = spec.frame
         self.latency_samples = spec.frame - spec.hop
+        self.dft: FrameDFT | None = None  # use_matrix_dft: FFTs as matrix products (the ONNX export)
         if spec.frontend == "stft":
             bins = spec.frame // 2 + 1
             self.register_buffer("window", torch.hann_window(spec.frame, periodic=True).sqrt(), persistent=False)
@@ -75,6 +77,16 @@ class GRUDenoiser(StreamingModel):
     def spec_dict(self) -> dict:
         return asdict(self.spec)
 
+    def use_matrix_dft(self) -> None:
+        if self.spec.frontend == "stft":
+            self.dft = FrameDFT(self.frame).to(self.window.device)
+
+    def _rfft(self, frames: Tensor) -> Tensor:
+        return torch.fft.rfft(frames) if self.dft is None else self.dft.rfft(frames)
+
+    def _irfft(self, spectrum: Tensor) -> Tensor:
+        return torch.fft.irfft(spectrum, n=self.frame) if self.dft is None else self.dft.irfft(spectrum)
+
     def init_state(self, batch: int, device: torch.device | str | None = None) -> State:
         device = device if device is not None else self._device()
         overlap = self.frame - self.hop
@@ -84,6 +96,9 @@ class GRUDenoiser(StreamingModel):
             torch.zeros(batch, overlap, device=device),
             hidden,
         )
+
+    def state_names(self) -> tuple[str, ...]:
+        return ("input_history", "overlap_tail", "gru_hidden")
 
     def memory_only(self, state: State) -> State:
         history, tail, hidden = state
@@ -125,9 +140,9 @@ class GRUDenoiser(StreamingModel):
         if count == 1 and self.frame == 2 * self.hop:
             return self._step_one_frame(signal, tail, hidden)
         frames = signal.unfold(-1, self.frame, self.hop) * self.window  # (B, k, frame)
-        spectrum = torch.fft.rfft(frames)
+        spectrum = self._rfft(frames)
         gains, hidden = self.gains(spectrum, hidden)
-        enhanced = torch.fft.irfft(spectrum * gains, n=self.frame) * self.window
+        enhanced = self._irfft(spectrum * gains) * self.window
         total = (count - 1) * self.hop + self.frame
         summed = F.fold(
             enhanced.transpose(1, 2), output_size=(1, total), kernel_size=(1, self.frame), stride=(1, self.hop)
@@ -139,8 +154,8 @@ class GRUDenoiser(StreamingModel):
 
     def _step_one_frame(self, signal: Tensor, tail: Tensor, hidden: Tensor) -> tuple[Tensor, State]:
         """The live path's common case (one hop, 50 % overlap) without unfold/fold: same maths."""
-        spectrum = torch.fft.rfft((signal * self.window).unsqueeze(1))
+        spectrum = self._rfft((signal * self.window).unsqueeze(1))
         gains, hidden = self.gains(spectrum, hidden)
-        enhanced = (torch.fft.irfft(spectrum * gains, n=self.frame) * self.window).squeeze(1)
+        enhanced = (self._irfft(spectrum * gains) * self.window).squeeze(1)
         out = enhanced[:, : self.hop] + tail
         return out, (signal[:, self.hop:], enhanced[:, self.hop:], hidden)

@@ -68,6 +68,9 @@ class MimoCNN(StreamingModel):
             torch.zeros(batch, h.shape[1], h.shape[0] - 1, device=device, dtype=h.dtype) for h in self.taps
         )
 
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(f"layer{index + 1}_history" for index in range(len(self.taps)))
+
     def _conv_weights(self) -> list[Tensor]:
         # conv1d correlates: out[n] = sum_j w[j] in[n + j]; with K-1 history frames in
         # front, in[n + j] = x[n - (K-1-j)], so w[..., j] = H_{K-1-j}.

@@ -16,17 +16,24 @@ TINY = 1e-20
 SETTLE = 1e-12  # in the energy ratio that keeps each band's energy: its square is a normal float32, so no NaN gradient
 
 
-def pitch_periods(signal: Tensor, count: int, hop: int, frame: int, shortest: int, longest: int) -> Tensor:
+def pitch_periods(signal: Tensor, count: int, hop: int, frame: int, shortest: int, longest: int,
+                  direct: bool = False) -> Tensor:
     """``(B, count)`` periods in samples, shortest..longest, of the frames of ``signal`` ``(B, longest + ...)``.
 
     Frame j is ``signal[:, longest + j hop : longest + j hop + frame]``; the period maximises
     the normalised correlation with the frame ``period`` samples earlier (never later).
+    ``direct``: the correlations as one matrix product instead of FFTs (graphs without an FFT).
     """
     span = longest + frame
     segments = signal.unfold(-1, span, hop)[:, :count]                         # (B, k, span)
     current = segments[..., longest:]                                          # (B, k, frame)
-    spectrum = torch.fft.rfft(segments, n=span) * torch.fft.rfft(current, n=span).conj()
-    products = torch.fft.irfft(spectrum, n=span)[..., : longest + 1]           # lag-major: index m = longest - period
+    if direct:   # lag-major: index m = longest - period
+        batch = segments.shape[0] * segments.shape[1]   # each frame correlated with its own segment: grouped conv
+        products = torch.nn.functional.conv1d(segments.reshape(1, batch, span), current.reshape(batch, 1, frame),
+                                              groups=batch).reshape(*segments.shape[:2], longest + 1)
+    else:
+        spectrum = torch.fft.rfft(segments, n=span) * torch.fft.rfft(current, n=span).conj()
+        products = torch.fft.irfft(spectrum, n=span)[..., : longest + 1]
     energies = torch.nn.functional.pad(segments.square().cumsum(-1), (1, 0))
     delayed = energies[..., frame: frame + longest + 1] - energies[..., : longest + 1]
     own = current.square().sum(-1, keepdim=True)

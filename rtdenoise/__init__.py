@@ -14,7 +14,7 @@ _checkout_root = _Path(__file__).resolve().parent.parent
 if not (_Path(__file__).parent / "models").is_dir() and (_checkout_root / "models" / "__init__.py").is_file():
     __path__.append(str(_checkout_root))  # type: ignore[name-defined]
 
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["StreamingDenoiser", "denoise_file", "load_model", "pick_device", "__version__"]
 
 

@@ -11,6 +11,8 @@ FORBIDDEN = {
     "rtdenoise.engine": ("rtdenoise.files", "rtdenoise.live", "rtdenoise.bench", "rtdenoise.app", "rtdenoise.cli"),
     "rtdenoise.kernels": ("rtdenoise.engine", "rtdenoise.files", "rtdenoise.live", "rtdenoise.bench", "rtdenoise.app",
                           "rtdenoise.cli"),
+    "rtdenoise.portable": ("rtdenoise.engine", "rtdenoise.kernels", "rtdenoise.files", "rtdenoise.live",
+                           "rtdenoise.bench", "rtdenoise.app", "rtdenoise.cli", "training"),
     "rtdenoise.files": ("rtdenoise.live", "rtdenoise.bench", "rtdenoise.app", "rtdenoise.cli"),
     "rtdenoise.live": ("rtdenoise.bench", "rtdenoise.app", "rtdenoise.cli"),
     "rtdenoise.bench": ("rtdenoise.live", "rtdenoise.app", "rtdenoise.cli"),

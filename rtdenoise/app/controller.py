@@ -11,10 +11,13 @@ from rtdenoise.files.audio_io import AudioError
 from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner
 
 
+ONNX_COMPUTE = "cpu (onnxruntime)"  # the compute choice that runs the exported graph (--backend onnx)
+
+
 @dataclass
 class SessionRequest:
     model: str | None            # shipped name or checkpoint path
-    compute_device: str          # "cpu" / "cuda"
+    compute_device: str          # "cpu" / "cuda" / ONNX_COMPUTE
     input_file: Path | None      # None: microphone
     input_device: int | None
     output_device: int | None    # None with play=False: no speakers
@@ -107,7 +110,8 @@ class Controller(QObject):
 
         key = (name, device)
         if key not in self._models:
-            self._models[key] = load_model(name, device)[0]
+            self._models[key] = load_model(name, "cpu", "onnx")[0] if device == ONNX_COMPUTE \
+                else load_model(name, device)[0]
         return self._models[key]
 
     def _deliver(self, session: int, kind: str, text: str) -> None:  # GUI thread

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes.util
+import importlib.util
 import os
 import sys
 
@@ -31,6 +32,7 @@ def run_app(args: argparse.Namespace) -> int:
     from rtdenoise.files.audio_io import probe
     from rtdenoise.models import default_model_name, list_pretrained, resolve_model_path
 
+    from .controller import ONNX_COMPUTE
     from .main_window import MainWindow
 
     missing = missing_x11_packages()
@@ -47,10 +49,13 @@ def run_app(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from .settings import app_settings
 
-    window = MainWindow(list_pretrained(), default_model_name(), available_compute_devices(), app_settings())
+    compute = available_compute_devices() + ([ONNX_COMPUTE] if importlib.util.find_spec("onnxruntime") else [])
+    if args.backend == "onnx" and ONNX_COMPUTE not in compute:
+        raise RuntimeError("--backend onnx needs onnxruntime: pip install onnxruntime")
+    window = MainWindow(list_pretrained(), default_model_name(), compute, app_settings())
     if args.model:
         window.set_model(args.model)
-    window.compute_box.setCurrentText(device.type)
+    window.compute_box.setCurrentText(ONNX_COMPUTE if args.backend == "onnx" else device.type)
     if args.no_output:
         window.output_box.setCurrentIndex(0)
     if getattr(args, "view", None):

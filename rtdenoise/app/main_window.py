@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
     def _model_chosen(self, index: int) -> None:
         if self.model_box.itemText(index) != OPEN_CHECKPOINT:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.pt)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Models (*.pt *.onnx)")
         if path:
             self.set_model(path)
         else:

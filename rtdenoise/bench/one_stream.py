@@ -122,67 +122,103 @@ def measure_offline(model, audio: np.ndarray, fast_path: bool = True, rate: int 
     return {"rtf": wall / (len(audio) / rate)}
 
 
+BENCH_BACKENDS = {"kernel": "the engine's fast path: numpy kernels on the CPU, a CUDA graph on a GPU (the default)",
+                  "torch": "plain torch model.step per chunk",
+                  "onnx": "the exported graph in onnxruntime, one thread (--backend onnx)"}
+
+
+def _onnxruntime_version() -> str | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__
+
+
 def run_bench(models: list[str] | None, device: str, threads: int, chunk_ms: float, seconds: float,
-              repeats: int, fast_path: bool = True, paced_seconds: float = 5.0, rate: int | None = None) -> dict:
+              repeats: int, fast_path: bool = True, paced_seconds: float = 5.0, rate: int | None = None,
+              backends: list[str] | None = None) -> dict:
+    """Measure each model under each backend (``BENCH_BACKENDS``; default: the kernel, or plain torch
+    without ``fast_path``); rows are named ``model`` or, with several backends, ``model [backend]``."""
     torch.set_num_threads(threads)
     names = models or list_pretrained()
+    backends = backends or ["kernel" if fast_path else "torch"]
     report = {"machine": {"cpu": _cpu_name(), "torch_threads": threads, "torch": torch.__version__,
+                          "onnxruntime": _onnxruntime_version() if "onnx" in backends else None,
                           "device": device, "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
                           "python": platform.python_version()},
               "settings": {"chunk_ms": chunk_ms, "seconds": seconds, "repeats": repeats,
-                           "fast_path": fast_path, "paced_seconds": paced_seconds, "rate": rate}, "models": {}}
+                           "fast_path": fast_path, "paced_seconds": paced_seconds, "rate": rate,
+                           "backends": backends}, "models": {}}
     for name in names:
-        model, checkpoint = load_model(name, device)
-        audio = bench_audio(seconds, model.sample_rate)
-        stream_audio = audio if not rate or rate == model.sample_rate else \
-            resample_poly(audio, rate, model.sample_rate, axis=0).astype(np.float32)
-        chunk = chunk_samples_for(model, chunk_ms)
-        _reset_peak_rss()
-        streaming = [measure_streaming(model, stream_audio, chunk, fast_path, rate) for _ in range(repeats)]
-        offline = [measure_offline(model, stream_audio, fast_path, rate) for _ in range(repeats)]
-        paced = measure_paced(model, audio, chunk, paced_seconds, fast_path) if paced_seconds > 0 else None
-        entry = {
-            "parameters": model.num_parameters(),
-            "chunk_ms": 1000 * chunk / model.sample_rate,
-            "algorithmic_latency_ms": 1000 * (model.latency_samples + chunk) / model.sample_rate,
-            "model_latency_ms": 1000 * model.latency_samples / model.sample_rate,
-            "streaming": {k: statistics.median(r[k] for r in streaming) for k in streaming[0]},
-            "paced": paced,
-            "offline": {"rtf": statistics.median(r["rtf"] for r in offline),
-                        "hour_of_audio_s": 3600 * statistics.median(r["rtf"] for r in offline)},
-            "peak_rss_mb": _peak_rss_mb(),
-            "runs_rtf": [round(r["rtf"], 5) for r in streaming],
-            "runs_cpu_rtf": [round(r["cpu_rtf"], 5) for r in streaming],
-        }
-        if device.startswith("cuda"):
-            entry["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
-        report["models"][checkpoint.get("name", name)] = entry
+        for backend in backends:
+            label = name if len(backends) == 1 else f"{name} [{backend}]"
+            report["models"][label] = _bench_model(name, backend, device, chunk_ms, seconds, repeats, paced_seconds,
+                                                   rate)
     return report
+
+
+def _bench_model(name: str, backend: str, device: str, chunk_ms: float, seconds: float, repeats: int,
+                 paced_seconds: float, rate: int | None) -> dict:
+    """One model under one backend: streaming, offline and paced figures."""
+    if backend not in BENCH_BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (use {', '.join(BENCH_BACKENDS)})")
+    fast_path = backend == "kernel"
+    model, _ = load_model(name, device, "onnx" if backend == "onnx" else "torch")
+    audio = bench_audio(seconds, model.sample_rate)
+    stream_audio = audio if not rate or rate == model.sample_rate else \
+        resample_poly(audio, rate, model.sample_rate, axis=0).astype(np.float32)
+    chunk = chunk_samples_for(model, chunk_ms)
+    _reset_peak_rss()
+    streaming = [measure_streaming(model, stream_audio, chunk, fast_path, rate) for _ in range(repeats)]
+    offline = [measure_offline(model, stream_audio, fast_path, rate) for _ in range(repeats)]
+    paced = measure_paced(model, audio, chunk, paced_seconds, fast_path) if paced_seconds > 0 else None
+    entry = {
+        "parameters": model.num_parameters(),
+        "chunk_ms": 1000 * chunk / model.sample_rate,
+        "algorithmic_latency_ms": 1000 * (model.latency_samples + chunk) / model.sample_rate,
+        "model_latency_ms": 1000 * model.latency_samples / model.sample_rate,
+        "streaming": {k: statistics.median(r[k] for r in streaming) for k in streaming[0]},
+        "paced": paced,
+        "offline": {"rtf": statistics.median(r["rtf"] for r in offline),
+                    "hour_of_audio_s": 3600 * statistics.median(r["rtf"] for r in offline)},
+        "peak_rss_mb": _peak_rss_mb(),
+        "runs_rtf": [round(r["rtf"], 5) for r in streaming],
+        "runs_cpu_rtf": [round(r["cpu_rtf"], 5) for r in streaming],
+    }
+    if device.startswith("cuda"):
+        entry["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    entry["backend"] = backend
+    return entry
 
 
 def print_report(report: dict) -> str:
     m = report["machine"]
+    width = max([14] + [len(name) + 2 for name in report["models"]])
     lines = [f"machine: {m['cpu']}, {m['torch_threads']} torch thread(s), torch {m['torch']}, device {m['device']}"
-             + (f" ({m['gpu']})" if m["gpu"] else ""),
+             + (f" ({m['gpu']})" if m["gpu"] else "") + (f", onnxruntime {m['onnxruntime']}" if m.get("onnxruntime")
+                                                          else ""),
              f"{report['settings']['seconds']:.0f} s of audio per run, median of {report['settings']['repeats']} runs"
              + (f", streams at {report['settings']['rate']} Hz (resampling and the high band included)"
                 if report["settings"].get("rate") else ""),
              "",
-             f"{'model':<14}{'params':>10}{'latency':>9}{'chunk':>7}{'RTF':>8}{'CPU RTF':>9}{'median':>9}{'p99':>8}"
+             f"{'model':<{width}}{'params':>10}{'latency':>9}{'chunk':>7}{'RTF':>8}{'CPU RTF':>9}{'median':>9}{'p99':>8}"
              f"{'max':>8}{'offline RTF':>13}{'1 h audio':>11}{'peak RSS':>10}",
-             f"{'':<14}{'':>10}{'ms':>9}{'ms':>7}{'stream':>8}{'stream':>9}{'ms':>9}{'ms':>8}{'ms':>8}{'':>13}{'s':>11}"
-             f"{'MB':>10}"]
+             f"{'':<{width}}{'':>10}{'ms':>9}{'ms':>7}{'stream':>8}{'stream':>9}{'ms':>9}{'ms':>8}{'ms':>8}{'':>13}"
+             f"{'s':>11}{'MB':>10}"]
     for name, e in report["models"].items():
         s = e["streaming"]
-        lines.append(f"{name:<14}{e['parameters']:>10,}{e['algorithmic_latency_ms']:>9.1f}{e['chunk_ms']:>7.1f}"
+        lines.append(f"{name:<{width}}{e['parameters']:>10,}{e['algorithmic_latency_ms']:>9.1f}{e['chunk_ms']:>7.1f}"
                      f"{s['rtf']:>8.4f}{s['cpu_rtf']:>9.4f}{s['chunk_median_ms']:>9.3f}{s['chunk_p99_ms']:>8.3f}"
                      f"{s['chunk_max_ms']:>8.2f}"
                      f"{e['offline']['rtf']:>13.5f}{e['offline']['hour_of_audio_s']:>11.1f}{e['peak_rss_mb']:>10.0f}")
         if e.get("paced"):
             q = e["paced"]
-            lines.append(f"{'  paced':<14}{'':>10}{'':>9}{'':>7}{q['rtf']:>8.4f}{'':>9}{q['chunk_median_ms']:>9.3f}"
+            lines.append(f"{'  paced':<{width}}{'':>10}{'':>9}{'':>7}{q['rtf']:>8.4f}{'':>9}{q['chunk_median_ms']:>9.3f}"
                          f"{q['chunk_p99_ms']:>8.3f}{q['chunk_max_ms']:>8.2f}   late {q['late_chunks']}/{q['chunks']}")
+    backends = report["settings"].get("backends") or []
     lines += ["", "stream: chunks fed back to back; paced: one chunk per chunk duration, as a sound card feeds them",
               "CPU RTF: the process's CPU time over the audio's duration (what the denoiser costs; unlike wall time,",
               "it leaves out time the process waited for a busy or shared machine)"]
+    lines += [f"{backend}: {BENCH_BACKENDS[backend]}" for backend in backends if len(backends) > 1]
     return "\n".join(lines)

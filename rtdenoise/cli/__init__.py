@@ -12,7 +12,7 @@ from rtdenoise import __version__
 from rtdenoise.errors import INPUT_ERRORS, OneLineParser, run_command
 from rtdenoise.files.audio_io import AudioError
 
-from . import autostart, bench, denoise, gui, info, live
+from . import autostart, bench, denoise, export, gui, info, live
 from .options import UsageError
 
 
@@ -20,7 +20,7 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="rtdenoise", description="Streaming, real-time speech denoiser.")
     parser.add_argument("--version", action="version", version=f"rtdenoise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for command in (denoise, info, live, autostart, gui, bench):  # the order --help lists them in
+    for command in (denoise, info, live, autostart, gui, bench, export):  # the order --help lists them in
         command.add_parser(sub)
     return parser
 

@@ -34,9 +34,13 @@ def cmd_autostart(args: argparse.Namespace) -> int:
     from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
     check_name(args.name)
-    if args.model:
+    if args.backend == "onnx" or str(args.model or "").endswith(".onnx"):
+        from rtdenoise.engine import load_model
+
+        load_model(args.model, "cpu", "onnx")  # the file (or the export) must load at login
+    elif args.model:
         read_checkpoint(resolve_model_path(args.model))
     live_args = ["--name", args.name] + (["--input", args.input] if args.input else []) \
-        + (["--model", args.model] if args.model else [])
+        + (["--model", args.model] if args.model else []) + (["--backend", "onnx"] if args.backend == "onnx" else [])
     print(f"wrote {autostart.enable(live_args)}: the virtual microphone {args.name!r} starts at your next login")
     return 0

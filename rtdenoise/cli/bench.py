@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "the kept high band are measured too")
     bench.add_argument("--no-fast-path", action="store_true",
                        help="plain model.step per chunk (no CUDA graph, no numpy CPU kernels), for comparison")
+    bench.add_argument("--backend", action="append", choices=["kernel", "torch", "onnx"], default=None,
+                       help="measure under this backend (repeatable, side by side): kernel (the engine's numpy "
+                            "kernels / CUDA graph; default), torch (plain model.step), onnx (onnxruntime)")
     bench.add_argument("--streams", type=int, action="append", metavar="N",
                        help="measure N concurrent streams stepped as one batch (repeatable)")
     bench.add_argument("--max-streams", type=int, metavar="LIMIT",
@@ -43,7 +46,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return bench_streams(args)
     report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
                        fast_path=not args.no_fast_path,
-                       paced_seconds=args.paced_seconds, rate=args.rate and check_sample_rate(args.rate))
+                       paced_seconds=args.paced_seconds, rate=args.rate and check_sample_rate(args.rate),
+                       backends=args.backend)
     print(json.dumps(report, indent=1) if args.json else print_report(report))
     return 0
 

@@ -112,7 +112,10 @@ def cmd_denoise(args: argparse.Namespace) -> int:
         print(f"rtdenoise: skipped {reason}", file=sys.stderr)
     for source, target in pairs:
         output_format(target, infos[source])  # and on an output type that cannot be written
-    model, checkpoint = load_model(args.model, args.device)
+    if args.backend == "onnx" and (args.jobs > 1 or args.ray) and not str(args.model or "").endswith(".onnx"):
+        raise UsageError("--backend onnx with --jobs or --ray: export the model once (rtdenoise export MODEL -o "
+                         "model.onnx) and pass --model model.onnx, so every worker runs the same file")
+    model, checkpoint = load_model(args.model, args.device, args.backend)
     total_seconds = sum(i.seconds for i in infos.values())
 
     with ProgressBar(total_seconds, unit="s audio", enabled=not args.quiet) as bar:

@@ -6,8 +6,8 @@ import json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    info = sub.add_parser("info", help="describe a model checkpoint")
-    info.add_argument("model", nargs="?", default=None, help="shipped model name or checkpoint path")
+    info = sub.add_parser("info", help="describe a model checkpoint or exported .onnx file")
+    info.add_argument("model", nargs="?", default=None, help="shipped model name, checkpoint or .onnx path")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
 
@@ -20,12 +20,21 @@ def describe_checkpoint(name_or_path: str | None) -> dict:
     from rtdenoise.models import load_checkpoint, resolve_model_path
 
     path = resolve_model_path(name_or_path)
-    model, checkpoint = load_checkpoint(path)
+    if path.suffix.lower() == ".onnx":
+        from rtdenoise.portable import OnnxModel
+
+        model = OnnxModel(path, str(path))
+        info = model.info
+        checkpoint = {"name": info.model, "spec": info.spec, "trained": True, "arch": f"{info.arch} (ONNX export)",
+                      "notes": f"exported {info.arch} model (rtdenoise {info.rtdenoise_version}); state: "
+                               + ", ".join(f"{s.name} {tuple(s.shape)} from {s.fill:g}" for s in info.states)}
+    else:
+        model, checkpoint = load_checkpoint(path)
     chunk = chunk_samples_for(model, None)
     return {
         "name": checkpoint.get("name", path.stem),
         "path": str(path),
-        "arch": model.arch,
+        "arch": checkpoint.get("arch", model.arch) if model.arch == "onnx" else model.arch,
         "spec": checkpoint["spec"],
         "sample_rate": model.sample_rate,
         "hop_samples": model.hop,

@@ -61,7 +61,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             raise ValueError(f"{recording}: exists; pass --overwrite to replace it")
     if args.virtual_mic and (args.no_output or args.file):
         raise ValueError("--virtual-mic cleans a microphone into the virtual one: drop --no-output and --file")
-    model, _ = load_model(args.model, args.device)
+    model, _ = load_model(args.model, args.device, args.backend)
     latency = latency_arg(args.latency)
     # With the virtual microphone, SIGINT/SIGTERM/SIGHUP/SIGQUIT only set an event: a KeyboardInterrupt raised inside
     # pulsectl's C callbacks is printed and dropped, and the session would go on (and keep its modules).

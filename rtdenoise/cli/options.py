@@ -13,6 +13,9 @@ class UsageError(Exception):
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="shipped model name or checkpoint path (default: the best shipped)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if present)")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                        help="who runs the network: torch (numpy kernels on the CPU, CUDA graphs on a GPU) or onnx "
+                             "(onnxruntime on the CPU; a .onnx --model always runs there)")
 
 
 def add_max_attenuation_option(parser: argparse.ArgumentParser) -> None:

@@ -69,14 +69,30 @@ def pick_device(name: str | None = "auto") -> torch.device:
     return device
 
 
-def load_model(name_or_path: str | None = None, device: str | torch.device | None = "auto"):
-    """Load a shipped model by name (default: the best one) or a checkpoint file.
+BACKENDS = ("torch", "onnx")
+
+
+def load_model(name_or_path: str | None = None, device: str | torch.device | None = "auto", backend: str = "torch"):
+    """Load a shipped model by name (default: the best one), a checkpoint file or an exported ``.onnx`` file.
+
+    ``backend``: ``torch`` (the network in torch, with the numpy kernels on the CPU and CUDA graphs on a
+    GPU) or ``onnx`` (the exported graph in onnxruntime, on the CPU; a checkpoint is exported in memory
+    first). An ``.onnx`` file always runs on onnxruntime.
 
     Returns:
         ``(model, checkpoint)``: the model in eval mode on ``device``, and the
         checkpoint dict (spec, training summary, metrics).
     """
-    model, checkpoint = load_checkpoint(resolve_model_path(name_or_path))
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (use {' or '.join(BACKENDS)})")
+    path = resolve_model_path(name_or_path)
+    if backend == "onnx" or path.suffix.lower() == ".onnx":
+        if device not in (None, "auto") and torch.device(device).type != "cpu":
+            raise ValueError(f"the onnx backend runs on the CPU, not {device}: use --device cpu or --backend torch")
+        from rtdenoise.portable import load_onnx_model
+
+        return load_onnx_model(str(path))
+    model, checkpoint = load_checkpoint(path)
     return model.to(pick_device(device) if not isinstance(device, torch.device) else device), checkpoint
 
 
@@ -138,7 +154,7 @@ class StreamingDenoiser:
             raise ValueError(f"chunk of {self.chunk_samples} samples is not a multiple of hop {model.hop}")
         self.compensate_latency = compensate_latency
         self.coalesce = coalesce
-        self.device = next(model.parameters()).device
+        self.device = next(model.parameters(), torch.empty(0)).device  # an ONNX model has no torch weights: CPU
         self._fast: FixedShapeStep | None = None
         self._fast_kind = _fast_kind(model, self.device, self.chunk_samples) if fast_path else None
         self.set_max_attenuation(max_attenuation_db)
