@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.test_realtime import pulse_server  # noqa: F401  (the fixture: a private PulseAudio daemon)
+from tests.test_realtime import pulse_daemon, pulse_server  # noqa: F401  (fixtures: a private PulseAudio daemon)
 
 pytest.importorskip("pulsectl")
 DATA = Path(__file__).parent / "data"

@@ -65,7 +65,8 @@ class Controller(QObject):
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
                                 output_device=output, play=play,
                                 record_path=request.record_path, latency="high",
-                                max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db)
+                                max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db,
+                                ride_out_stalls=self.mic is not None)
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
@@ -82,10 +83,16 @@ class Controller(QObject):
     def poll(self) -> None:
         """From the GUI's timer: wake or rest the model as call apps start and stop recording."""
         if self.watch is not None and self.runner is not None:
-            self.watch.poll()
+            try:
+                self.watch.poll()
+            except RuntimeError as failure:  # the sound server did not come back
+                self.error.emit(first_line(failure))
+                self.stop()
 
     def _close_mic(self) -> None:
-        self.watch = None
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            watch.close()
         mic, self.mic = self.mic, None
         if mic is not None:
             mic.close()
@@ -121,6 +128,8 @@ class Controller(QObject):
             self.started.emit(text)
         elif kind == "error":
             self.error.emit(text)
+        elif kind == "notice":  # a stall ridden out
+            self.notice.emit(text)
         elif kind == "finished":  # the file ended or the device failed: release it, so Start starts again
             self.stopped.emit(text)
             self.stop()

@@ -95,8 +95,10 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
                         output_device=device_arg(output), play=not args.no_output, sample_rate=args.rate,
                         chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
                         record_input_path=args.record_input, latency=latency,
-                        max_attenuation_db=args.max_attenuation, gate_db=args.gate)
-    runner = LiveRunner(model, config)
+                        max_attenuation_db=args.max_attenuation, gate_db=args.gate,
+                        ride_out_stalls=mic is not None)
+    say = lambda text: print(f"live: {text}", file=sys.stderr, flush=True)  # noqa: E731
+    runner = LiveRunner(model, config, on_event=lambda kind, text: say(text) if kind == "notice" else None)
     runner.set_bypass(args.bypass)
     runner.start()
     print(f"live: streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
@@ -108,8 +110,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
     started = time.monotonic()
     from rtdenoise.live.virtual_mic import MicWatch
 
-    watch = MicWatch(mic, runner, lambda text: print(f"live: {text}", file=sys.stderr, flush=True),
-                     device_arg(args.input)) if mic is not None else None
+    watch = MicWatch(mic, runner, say, device_arg(args.input)) if mic is not None else None
     stats_line_open = False  # the \r stats line on a terminal: ended before anything else is printed
     try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
         while not runner.wait(0.25):
@@ -126,12 +127,17 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
         stats_line_open = True  # the terminal echoed ^C on the current line
     finally:
         runner.stop()
+        if watch is not None:
+            watch.close()
         if stats_line_open:
             print(file=sys.stderr, flush=True)
     s = runner.stats()
     print(f"processed {s['seconds']:.1f} s live: chunk {s['chunk_ms']:.0f} ms, latency {s['latency_ms']:.0f} ms, "
           f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}, "
           f"{s['dropped_ms']:.0f} ms dropped to catch up ({s['catch_ups']} times)"
+          + (f", {s['stalls']} stall(s) ridden out" if s["stalls"] else "")
+          + (f", virtual microphone recreated {watch.recoveries} time(s)" if watch is not None and watch.recoveries
+             else "")
           + (f"; recorded {args.record}" if args.record and args.record.exists() else "")
           + safety_note(s["repaired"]))
     if runner.error:
@@ -142,7 +148,8 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
 def stats_line(s: dict) -> str:
     """The one-line running stats of a live session."""
     return (f"{s['seconds']:7.1f} s  RTF {s['rtf']:.3f}  p99 {s['chunk_p99_ms']:.2f} ms  "
-            f"overflows {s['input_overflows']}  underflows {s['output_underflows']}  dropped {s['dropped_ms']:.0f} ms")
+            f"overflows {s['input_overflows']}  underflows {s['output_underflows']}  dropped {s['dropped_ms']:.0f} ms"
+            + (f"  stalls {s['stalls']}{' (reopening)' if s.get('stalled') else ''}" if s.get("stalls") else ""))
 
 
 def stop_on_signals():

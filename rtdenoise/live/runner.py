@@ -27,7 +27,8 @@ from rtdenoise.models import StreamingModel
 from .ringbuffer import AudioRing, HistoryRing
 
 
-STALL_SECONDS = 2.0  # no input callback for this long: the device is gone
+STALL_SECONDS = 2.0  # no input callback (or, playing a file, no output callback) for this long: the device is gone
+REOPEN_SECONDS = 1.0  # riding out stalls: how often the devices are reopened while they stay silent
 MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine): drop it and catch up
 LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over about this long
 
@@ -121,6 +122,8 @@ class LiveConfig:
     latency: str | float = "low"            # PortAudio latency hint
     max_attenuation_db: float | None = None  # remove at most this much (None: no limit)
     gate_db: float | None = None            # voice gate threshold in dBFS (None: off)
+    ride_out_stalls: bool = False           # a stalled microphone is reopened until it delivers again (the
+                                            # virtual microphone); False: a stall ends the session
 
     def __post_init__(self) -> None:
         if self.sample_rate is not None:
@@ -168,6 +171,10 @@ class LiveRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._streams: list = []
+        self._devices = threading.RLock()  # opening and closing streams: the worker (stalls) and the caller (pause)
+        self.stalls = 0            # stalls ridden out (ride_out_stalls): the devices were reopened
+        self.stalled_since: float | None = None
+        self.last_output_time = 0.0
         rate = config.sample_rate
         if config.input_file is None and rate is None:
             rate = native_rate(config.input_device)
@@ -228,10 +235,11 @@ class LiveRunner:
     def set_bypass(self, on: bool) -> None:
         self.commands.put(("bypass", bool(on)))
 
-    def pause(self) -> None:
-        """Close the devices and let the worker sleep (a virtual microphone nobody records: no CPU)."""
+    def pause(self, abort: bool = False) -> None:
+        """Close the devices and let the worker sleep (a virtual microphone nobody records: no CPU).
+        ``abort``: drop what the output still holds instead of playing it out (its sink vanished)."""
         self.idle = True
-        self._close_streams()
+        self._close_streams(abort)
 
     def resume(self) -> None:
         """Reopen the devices after :meth:`pause`; the model starts with fresh memory."""
@@ -266,6 +274,8 @@ class LiveRunner:
             "output_underflows": self.output_underflows,
             "dropped_ms": 1000.0 * self.dropped_frames / self.sample_rate,
             "catch_ups": self.catch_ups,
+            "stalls": self.stalls,
+            "stalled": self.stalled_since is not None,
             "queued_ms": 1000.0 * (self.in_ring.available + self.out_ring.available) / self.sample_rate,
             "seconds": self.frames_processed / self.sample_rate,
             "bypass": self.bypass,
@@ -278,6 +288,10 @@ class LiveRunner:
 
     # -- devices ----------------------------------------------------------------------
     def _open_streams(self) -> None:
+        with self._devices:
+            self._open_streams_locked()
+
+    def _open_streams_locked(self) -> None:
         cfg = self.config
         if self.file_info is None or cfg.play:
             sd = import_sounddevice()
@@ -296,20 +310,22 @@ class LiveRunner:
                 self._streams.append(stream)
             for stream in self._streams:
                 stream.start()
-            self.last_input_time = time.monotonic()  # opening may take seconds: the stall clock starts now
+            self.last_input_time = self.last_output_time = time.monotonic()  # opening may take seconds: the
+                                                                              # stall clocks start now
         except Exception as error:
             self._close_streams()
             raise DeviceError(device_failure(kind, cfg.input_device if kind == "input" else cfg.output_device,
                                              first_line(error))) from None
 
-    def _close_streams(self) -> None:
-        streams, self._streams = self._streams, []
-        for stream in streams:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception:  # a vanished device may refuse to stop; nothing left to save there
-                pass
+    def _close_streams(self, abort: bool = False) -> None:
+        with self._devices:
+            streams, self._streams = self._streams, []
+            for stream in streams:
+                try:
+                    stream.abort() if abort else stream.stop()
+                    stream.close()
+                except Exception:  # a vanished device may refuse to stop; nothing left to save there
+                    pass
 
     def _input_callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
@@ -318,6 +334,7 @@ class LiveRunner:
         self.last_input_time = time.monotonic()
 
     def _output_callback(self, outdata, frames, time_info, status) -> None:
+        self.last_output_time = time.monotonic()
         if status.output_underflow:
             self.output_underflows += 1
         if self.out_ring.read_into(outdata) and self.frames_processed and not self.source_done:
@@ -423,10 +440,15 @@ class LiveRunner:
             if self.in_ring.available < self.block_frames:
                 reference = self.last_input_time or start
                 if time.monotonic() - reference > STALL_SECONDS:
-                    raise DeviceError(f"input device {self.config.input_device or 'default'} stopped delivering "
-                                      f"audio (unplugged or stalled); recording kept")
+                    if not self.config.ride_out_stalls:
+                        raise DeviceError(f"input device {self.config.input_device or 'default'} stopped delivering "
+                                          f"audio (unplugged or stalled); recording kept")
+                    self._reopen_after_stall()
                 time.sleep(0.001)
                 continue
+            if self.stalled_since is not None:
+                self.stalled_since = None
+                self.on_event("notice", "the input delivers again")
             self._catch_up()
             block = self.in_ring.read(self.block_frames)
             if prime_frames > 0:  # the first stretch builds up the state
@@ -436,6 +458,27 @@ class LiveRunner:
                 prime_frames -= len(block)
                 continue
             self._process(block)
+
+    def _reopen_after_stall(self) -> None:
+        """The input went silent (a sound server stalled or restarting): reopen the devices, once a
+        REOPEN_SECONDS, until it delivers again; counted in ``stalls``."""
+        now = time.monotonic()
+        if self.stalled_since is None:
+            self.stalled_since = now
+            self.stalls += 1
+            self.on_event("notice", f"the input stalled: reopening it (stall {self.stalls})")
+        with self._devices:
+            if self.idle or self._stop.is_set():
+                return
+            self._close_streams(abort=True)
+            for ring in (self.in_ring, self.out_ring):
+                ring.read(ring.available)
+            try:
+                self._open_streams()
+                self._prefill = True
+            except DeviceError:
+                pass  # still gone: the next try after REOPEN_SECONDS
+            self.last_input_time = now + REOPEN_SECONDS - STALL_SECONDS
 
     def _catch_up(self) -> None:
         """Bounded latency: when more than MAX_BACKLOG_BLOCKS of input wait, skip all but the newest block.
@@ -452,6 +495,12 @@ class LiveRunner:
         self.dropped_frames += backlog
         self.catch_ups += 1
 
+    def _check_output(self) -> None:
+        """Playing a file: an output device that stopped taking audio (its sound server died) ends the session."""
+        if time.monotonic() - (self.last_output_time or time.monotonic()) > STALL_SECONDS:
+            raise DeviceError(f"output device {self.config.output_device or 'default'} stopped taking audio "
+                              "(unplugged, or its sound server ended); recording kept")
+
     def _run_file(self) -> None:
         info = self.file_info
         prime_frames = int(self.config.prime_ms / 1000 * self.sample_rate)
@@ -467,6 +516,7 @@ class LiveRunner:
                 return
             if self.config.play:  # paced by the output device's consumption
                 while self.out_ring.available > target_fill and not self._stop.is_set():
+                    self._check_output()
                     time.sleep(period / 4)
             else:  # paced by the clock
                 next_time += period
