@@ -94,3 +94,23 @@ def fixture_corpus(tmp_path, clean_audio) -> Path:
                         "sex": "female", "type": "nature"})
     (corpus / "manifest.json").write_text(json.dumps({"sample_rate": 16000, "entries": entries}))
     return corpus
+
+
+@pytest.fixture
+def pulse_daemon(tmp_path):
+    """A private PulseAudio server (tests/sound_servers.py)."""
+    from tests.sound_servers import start_server
+
+    server = start_server("pulseaudio", tmp_path / "pulse")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["pulseaudio", "pipewire"])
+def sound_daemon(request, tmp_path):
+    """Each test on a private PulseAudio, then on a private PipeWire with pipewire-pulse."""
+    from tests.sound_servers import start_server
+
+    server = start_server(request.param, tmp_path / request.param)
+    yield server
+    server.stop()

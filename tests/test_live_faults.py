@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.test_realtime import pulse_daemon  # noqa: F401  (the fixture: a private PulseAudio that can restart)
 from tests.test_virtual_mic import DATA, NAME, _modules, _start_live, recorded_sources, wait_until_recorded
 
 pytest.importorskip("pulsectl")
@@ -35,21 +34,21 @@ def _end(live: subprocess.Popen, *others: subprocess.Popen) -> tuple[str, str]:
     return live.communicate(timeout=30)
 
 
-def test_a_server_restart_recreates_the_virtual_microphone_without_a_traceback(pulse_daemon):
-    live, recorder, env = _live_mic(pulse_daemon)
+def test_a_server_restart_recreates_the_virtual_microphone_without_a_traceback(sound_daemon):
+    live, recorder, env = _live_mic(sound_daemon)
     try:
-        pulse_daemon.kill()   # a crash: every client's connection drops, our modules die with the server
+        sound_daemon.kill()   # a crash: every client's connection drops, our modules die with the server
         recorder.wait(10)
         time.sleep(1.0)
         assert live.poll() is None, "live ended when the server died"
-        pulse_daemon.start()  # the desktop brings it back within seconds
+        sound_daemon.start()  # the desktop brings it back within seconds
         for _ in range(40):
             if _modules(env):
                 break
             time.sleep(0.25)
         assert len(_modules(env)) == 2, "the virtual microphone was not recreated"
-        recorder = subprocess.Popen(["parec", "-s", pulse_daemon.server, f"--device={NAME}", "/dev/null"], env=env)
-        assert NAME in wait_until_recorded(pulse_daemon.server, env, NAME, tries=20)
+        recorder = subprocess.Popen(["parec", "-s", sound_daemon.server, f"--device={NAME}", "/dev/null"], env=env)
+        assert NAME in wait_until_recorded(sound_daemon.server, env, NAME, tries=20)
         time.sleep(1.0)
     finally:
         out, err = _end(live, recorder)
@@ -62,15 +61,16 @@ def test_a_server_restart_recreates_the_virtual_microphone_without_a_traceback(p
     assert _modules(env) == []
 
 
-def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back(pulse_daemon, tmp_path):
-    server = pulse_daemon.server
-    env = dict(pulse_daemon.env)
-    # a desktop's server moves the streams of a vanished sink to the default one: the speakers
-    subprocess.run(["pactl", "-s", server, "load-module", "module-rescue-streams"], env=env, check=True,
-                   capture_output=True)
+def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back(sound_daemon, tmp_path):
+    server = sound_daemon.server
+    env = dict(sound_daemon.env)
+    # a desktop's server moves the streams of a vanished sink to the default one: the speakers (PulseAudio with
+    # this module; PipeWire's session manager does it by itself)
+    if sound_daemon.kind == "PulseAudio":
+        sound_daemon.pactl("load-module", "module-rescue-streams")
     subprocess.run(["pactl", "-s", server, "set-default-sink", "rt_out"], env=env, check=True)
     player = subprocess.Popen(["paplay", "-s", server, "--device=rt_in", str(DATA / "ood_noisy.wav")], env=env)
-    live, recorder, env = _live_mic(pulse_daemon)
+    live, recorder, env = _live_mic(sound_daemon)
     speakers = tmp_path / "speakers.raw"
     try:
         with open(speakers, "wb") as sink:
@@ -98,15 +98,13 @@ def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back
     assert _modules(env) == []
 
 
-def test_a_three_second_server_stall_is_ridden_out(pulse_daemon):
-    live, recorder, env = _live_mic(pulse_daemon)
+def test_a_three_second_server_stall_is_ridden_out(sound_daemon):
+    live, recorder, env = _live_mic(sound_daemon)
     try:
-        pulse_daemon.daemon.send_signal(signal.SIGSTOP)
-        time.sleep(3.0)
-        pulse_daemon.daemon.send_signal(signal.SIGCONT)
+        sound_daemon.stall(3.0)
         time.sleep(4.0)
         assert live.poll() is None, "the stall ended the virtual microphone"
-        assert NAME in recorded_sources(pulse_daemon.server, env), "the call app fell back to another microphone"
+        assert NAME in recorded_sources(sound_daemon.server, env), "the call app fell back to another microphone"
     finally:
         out, err = _end(live, recorder)
     assert live.returncode == 0, err
@@ -115,18 +113,18 @@ def test_a_three_second_server_stall_is_ridden_out(pulse_daemon):
     assert _modules(env) == []
 
 
-def test_a_file_playing_to_the_speakers_ends_in_bounded_time_when_the_server_dies(pulse_daemon, tmp_path):
+def test_a_file_playing_to_the_speakers_ends_in_bounded_time_when_the_server_dies(sound_daemon, tmp_path):
     record = tmp_path / "cleaned.wav"
     long_file = tmp_path / "long.wav"
     audio, rate = sf.read(str(DATA / "ood_noisy.wav"), dtype="float32")
     sf.write(str(long_file), np.tile(audio, 4), rate)
     live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--file", str(long_file), "--output", "pulse",
                              "--record", str(record), "--latency", "high", "--prime-ms", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=pulse_daemon.env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sound_daemon.env)
     line = live.stderr.readline()
     assert "streams open" in line, line + live.stderr.read()
     time.sleep(1.5)
-    pulse_daemon.kill()
+    sound_daemon.kill()
     killed = time.monotonic()
     out, err = live.communicate(timeout=30)
     took = time.monotonic() - killed

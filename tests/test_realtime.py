@@ -145,57 +145,6 @@ def test_a_device_that_cannot_open_is_a_clear_error(noisy_path):
 
 
 # -- a real PortAudio loop through PulseAudio null sinks --------------------------------------
-class PulseDaemon:
-    """A private PulseAudio server on a socket in ``runtime``, with two null sinks (rt_in: what the "real
-    microphone" hears, as rt_in.monitor; rt_out: the "speakers"); it can be killed and started again on
-    the same socket, as a desktop's server restarts."""
-
-    def __init__(self, runtime: Path) -> None:
-        runtime.mkdir(exist_ok=True)
-        self.runtime, self.socket = runtime, runtime / "native"
-        self.server = f"unix:{self.socket}"
-        self.env = dict(os.environ, PULSE_SERVER=self.server, PULSE_RUNTIME_PATH=str(runtime), HOME=str(runtime))
-        self.daemon: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        sink = "rate=16000 channels=1 format=float32le"
-        env = dict(os.environ, PULSE_RUNTIME_PATH=str(self.runtime), PULSE_STATE_PATH=str(self.runtime),
-                   HOME=str(self.runtime))
-        self.daemon = subprocess.Popen(
-            ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--disallow-exit", "--use-pid-file=no",
-             f"--load=module-native-protocol-unix socket={self.socket} auth-anonymous=1",
-             f"--load=module-null-sink sink_name=rt_in {sink}", f"--load=module-null-sink sink_name=rt_out {sink}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(50):
-            if subprocess.run(["pactl", "-s", self.server, "info"], capture_output=True).returncode == 0:
-                return
-            if self.daemon.poll() is not None:
-                pytest.skip(f"PulseAudio could not start: {self.daemon.stderr.read().decode()[-300:]}")
-            time.sleep(0.1)
-        self.daemon.kill()
-        pytest.skip("PulseAudio did not answer within 5 s")
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: its clients see the connection drop."""
-        self.daemon.kill()
-        self.daemon.wait(5)
-
-    def stop(self) -> None:
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.terminate()
-            self.daemon.wait(5)
-
-
-@pytest.fixture
-def pulse_daemon(tmp_path):
-    if not shutil.which("pulseaudio") or not shutil.which("pactl"):
-        pytest.skip("PulseAudio is not installed (apt-get install pulseaudio libasound2-plugins)")
-    daemon = PulseDaemon(tmp_path / "pulse")
-    daemon.start()
-    yield daemon
-    daemon.stop()
-
-
 @pytest.fixture
 def pulse_server(pulse_daemon):
     yield pulse_daemon.server, pulse_daemon.env

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.test_realtime import pulse_daemon, pulse_server  # noqa: F401  (fixtures: a private PulseAudio daemon)
 
 pytest.importorskip("pulsectl")
 DATA = Path(__file__).parent / "data"
@@ -113,8 +112,8 @@ def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 1
 
 
 @pytest.mark.audio_device
-def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loaded(pulse_server, tmp_path):
-    server, env = pulse_server
+def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loaded(sound_daemon, tmp_path):
+    server, env = sound_daemon.server, sound_daemon.env
     env = dict(env, PULSE_SOURCE="rt_in.monitor")  # the "real microphone": what is played into rt_in
     noisy = np.concatenate([sf.read(str(DATA / "ood_noisy.wav"), dtype="float32")[0]] * 3)
     played = tmp_path / "noisy.wav"
@@ -147,8 +146,8 @@ def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loa
 
 
 @pytest.mark.audio_device
-def test_sigterm_and_sigkill_leave_no_module_behind(pulse_server):
-    server, env = pulse_server
+def test_sigterm_and_sigkill_leave_no_module_behind(sound_daemon):
+    server, env = sound_daemon.server, sound_daemon.env
     env = dict(env, PULSE_SOURCE="rt_in.monitor")
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # SIGHUP: the terminal was closed
         live, _ = _start_live(env)
@@ -191,8 +190,8 @@ def test_autostart_writes_a_login_entry_that_runs_this_installation_and_removes_
 
 
 @pytest.mark.audio_device
-def test_the_session_follows_a_new_default_microphone_and_says_so(pulse_server):
-    server, env = pulse_server
+def test_the_session_follows_a_new_default_microphone_and_says_so(sound_daemon):
+    server, env = sound_daemon.server, sound_daemon.env
     subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
     with recorded_live(server, env) as live:  # no PULSE_SOURCE: the input is the server's default microphone
         time.sleep(1.5)
@@ -250,10 +249,10 @@ def test_autostart_checks_what_the_entry_will_run_and_quotes_it_as_the_spec_asks
 
 
 @pytest.mark.audio_device
-def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(pulse_server):
+def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(sound_daemon):
     """The default input becomes our own virtual source (the real microphone was unplugged): live stops
     recording, says so, and records again when a real microphone is the default once more."""
-    server, env = pulse_server
+    server, env = sound_daemon.server, sound_daemon.env
     subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
     with recorded_live(server, env) as live:
         time.sleep(1.5)
@@ -269,8 +268,8 @@ def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(puls
 
 
 @pytest.mark.audio_device
-def test_a_second_copy_or_a_taken_name_is_refused_and_the_running_one_keeps_its_microphone(pulse_server):
-    server, env = pulse_server
+def test_a_second_copy_or_a_taken_name_is_refused_and_the_running_one_keeps_its_microphone(sound_daemon):
+    server, env = sound_daemon.server, sound_daemon.env
     env = dict(env, PULSE_SOURCE="rt_in.monitor")
     first, _ = _start_live(env)
     try:
