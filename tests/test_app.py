@@ -301,3 +301,23 @@ def test_the_tray_menu_toggles_denoising_and_names_the_state(window, qtbot, nois
     assert window.controller.runner is not None and window.tray_toggle.text() == "Stop denoising"
     window.tray_toggle.trigger()
     assert window.controller.runner is None and window.tray_toggle.text() == "Start denoising"
+
+
+@pytest.mark.audio_device
+def test_the_virtual_speakers_switch_offers_and_removes_the_device(window, qtbot, noisy_path, pulse_daemon,
+                                                                   monkeypatch):
+    import sounddevice
+
+    for key in ("PULSE_SERVER", "PULSE_RUNTIME_PATH"):
+        monkeypatch.setenv(key, pulse_daemon.env[key])
+    sounddevice._terminate()   # PortAudio lists its devices once: again, now that this test's server is up
+    sounddevice._initialize()
+    window.set_file(noisy_path)
+    window.virtual_speaker_box.setChecked(True)
+    assert window.start(), window.banner.text()
+    assert "rtdenoise_speakers" in pulse_daemon.pactl("list", "short", "sinks")
+    assert not window.virtual_speaker_box.isEnabled()   # applies at Start, greyed while the session runs
+    qtbot.waitUntil(lambda: "speakers: RTF" in window.stats_label.text(), timeout=10000)
+    window.stop()
+    assert "rtdenoise_speakers" not in pulse_daemon.pactl("list", "short", "sinks")
+    assert window.controller.speaker_runner is None

@@ -26,6 +26,7 @@ class SessionRequest:
     max_attenuation_db: float | None = None  # None: remove all the noise the model can
     gate_db: float | None = None             # voice gate threshold, dBFS (None: off)
     virtual_mic: str | None = None           # offer the cleaned microphone under this name (None: off)
+    virtual_speaker: str | None = None       # offer NAME_speakers, cleaned onto the default output (None: off)
 
 
 class Controller(QObject):
@@ -41,7 +42,10 @@ class Controller(QObject):
         super().__init__()
         self.runner: LiveRunner | None = None
         self.mic = None    # the VirtualMic of this session
-        self.watch = None  # its MicWatch, polled by poll()
+        self.watch = None  # its DeviceWatch, polled by poll()
+        self.speakers = None         # the VirtualSpeaker of this session, its runner and its watch
+        self.speaker_runner = None
+        self.speaker_watch = None
         self._models: dict[tuple[str | None, str], object] = {}
         self._session = 0  # bumped by every stop: events still queued from an old runner are then ignored
         self._event.connect(self._deliver)
@@ -69,30 +73,59 @@ class Controller(QObject):
                                 ride_out_stalls=self.mic is not None)
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
+            if request.virtual_speaker:
+                self._start_speakers(request, model, session)
         except (AudioError, DeviceError, ValueError, RuntimeError, OSError) as failure:
+            if "runner" in locals():
+                runner.stop()
             self._close_mic()
             self.error.emit(first_line(failure))
             return False
         self.runner = runner
         if self.mic is not None:
-            from rtdenoise.live.virtual_mic import MicWatch
+            from rtdenoise.live.device_watch import DeviceWatch
 
-            self.watch = MicWatch(self.mic, runner, self.notice.emit, request.input_device)
+            self.watch = DeviceWatch(self.mic, runner, self.notice.emit, request.input_device)
         return True
+
+    def _start_speakers(self, request: SessionRequest, model, session: int) -> None:
+        """The other direction: what call apps play into NAME_speakers, cleaned onto the default output."""
+        from rtdenoise.live.device_watch import DeviceWatch
+        from rtdenoise.live.virtual_speaker import VirtualSpeaker
+
+        self.speakers = VirtualSpeaker(request.virtual_speaker)
+        self.speakers.__enter__()
+        config = LiveConfig(input_device="pulse", output_device="pulse", channels=2, prime_ms=0, latency="high",
+                            max_attenuation_db=request.max_attenuation_db, ride_out_stalls=True,
+                            stream_env=self.speakers.stream_environment())
+        self.speaker_runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(
+            session, kind, f"speakers: {text}") if kind in ("notice", "error") else None)
+        self.speaker_runner.start()
+        self.speaker_watch = DeviceWatch(self.speakers, self.speaker_runner, self.notice.emit,
+                                         sleep_when_unused=False)
 
     def poll(self) -> None:
         """From the GUI's timer: wake or rest the model as call apps start and stop recording."""
-        if self.watch is not None and self.runner is not None:
+        for watch in (self.watch, self.speaker_watch):
+            if watch is None or self.runner is None:
+                continue
             try:
-                self.watch.poll()
+                watch.poll()
             except RuntimeError as failure:  # the sound server did not come back
                 self.error.emit(first_line(failure))
                 self.stop()
 
     def _close_mic(self) -> None:
-        watch, self.watch = self.watch, None
-        if watch is not None:
-            watch.close()
+        for watch in (self.watch, self.speaker_watch):
+            if watch is not None:
+                watch.close()
+        self.watch = self.speaker_watch = None
+        runner, self.speaker_runner = self.speaker_runner, None
+        if runner is not None:
+            runner.stop()
+        speakers, self.speakers = self.speakers, None
+        if speakers is not None:
+            speakers.close()
         mic, self.mic = self.mic, None
         if mic is not None:
             mic.close()
@@ -105,12 +138,14 @@ class Controller(QObject):
         self._close_mic()
 
     def set_bypass(self, on: bool) -> None:
-        if self.runner is not None:
-            self.runner.set_bypass(on)
+        for runner in (self.runner, self.speaker_runner):
+            if runner is not None:
+                runner.set_bypass(on)
 
     def set_max_attenuation(self, db: float | None) -> None:
-        if self.runner is not None:
-            self.runner.set_max_attenuation(db)
+        for runner in (self.runner, self.speaker_runner):
+            if runner is not None:
+                runner.set_max_attenuation(db)
 
     def _model(self, name: str | None, device: str):
         from rtdenoise.engine import load_model  # torch stays out of app/ imports

@@ -57,6 +57,9 @@ class MainWindow(QMainWindow):
         self.virtual_mic_box = QCheckBox("Virtual microphone")
         self.virtual_mic_box.setToolTip("Offer the cleaned microphone to call apps as 'rtdenoise' "
                                         "(PulseAudio/PipeWire); the model rests while nobody records it")
+        self.virtual_speaker_box = QCheckBox("Virtual speakers")
+        self.virtual_speaker_box.setToolTip("Offer 'rtdenoise speakers' to call apps as an output: what they play "
+                                            "there is denoised and played on your speakers (the other side's noise)")
         self.gate_box = QCheckBox("Voice gate")
         self.gate_box.setToolTip("Silence between words (adds 60 ms of latency); words are kept whole")
         self.gate_level = QSpinBox()
@@ -151,6 +154,7 @@ class MainWindow(QMainWindow):
         controls.addWidget(self.bypass_box)
         controls.addWidget(self.record_box)
         controls.addWidget(self.virtual_mic_box)
+        controls.addWidget(self.virtual_speaker_box)
         controls.addWidget(self.gate_box)
         controls.addWidget(self.gate_level)
         controls.addStretch(1)
@@ -269,7 +273,8 @@ class MainWindow(QMainWindow):
             record_path=self.record_path if self.record_box.isChecked() else None,
             max_attenuation_db=self.max_attenuation(),
             gate_db=float(self.gate_level.value()) if self.gate_box.isChecked() else None,
-            virtual_mic="rtdenoise" if self.virtual_mic_box.isChecked() else None)
+            virtual_mic="rtdenoise" if self.virtual_mic_box.isChecked() else None,
+            virtual_speaker="rtdenoise" if self.virtual_speaker_box.isChecked() else None)
         if not self.controller.start(request):
             return False
         self.controller.set_bypass(self.bypass_box.isChecked())
@@ -300,7 +305,8 @@ class MainWindow(QMainWindow):
         Bypass and the noise-reduction slider stay live; the voice gate applies at Start too.
         """
         for widget in (self.source_box, self.open_file_button, self.output_box, self.model_box, self.compute_box,
-                       self.record_box, self.gate_box, self.gate_level, self.virtual_mic_box):
+                       self.record_box, self.gate_box, self.gate_level, self.virtual_mic_box,
+                       self.virtual_speaker_box):
             widget.setEnabled(not running)
         self.setAcceptDrops(not running)
 
@@ -361,7 +367,17 @@ class MainWindow(QMainWindow):
             position + f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
             f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']} | "
             f"dropped {s['dropped_ms']:.0f} ms"
-            + (" | BYPASS" if s["bypass"] else "") + (" | virtual mic idle" if s["idle"] else ""))
+            + (" | BYPASS" if s["bypass"] else "") + (" | virtual mic idle" if s["idle"] else "")
+            + self._speakers_status())
+
+    def _speakers_status(self) -> str:
+        """The virtual speakers' part of the status bar (when they run)."""
+        speakers = self.controller.speaker_runner
+        if speakers is None:
+            return ""
+        s = speakers.stats()
+        return (f" || speakers: RTF {s['rtf']:.3f} | underflows {s['output_underflows']}"
+                + (" | paused" if s["idle"] else ""))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (shutdown order: streams, worker, window)
         self.controller.stop()

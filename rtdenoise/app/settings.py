@@ -1,4 +1,5 @@
-"""The app remembers its choices between runs (QSettings): devices, model, limit, gate, virtual mic, geometry."""
+"""The app remembers its choices between runs (QSettings): devices, model, limit, gate, virtual mic and
+speakers, geometry."""
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
@@ -20,6 +21,7 @@ def save(window, settings: QSettings) -> None:
     settings.setValue("gate_on", window.gate_box.isChecked())
     settings.setValue("gate_dbfs", window.gate_level.value())
     settings.setValue("virtual_mic", window.virtual_mic_box.isChecked())
+    settings.setValue("virtual_speaker", window.virtual_speaker_box.isChecked())
     settings.setValue("geometry", window.saveGeometry())
     settings.sync()
 
@@ -33,6 +35,7 @@ def restore(window, settings: QSettings) -> None:
         window.reduction_slider.setValue(step)
     window.gate_box.setChecked(str(settings.value("gate_on", "false")).lower() == "true")
     window.virtual_mic_box.setChecked(str(settings.value("virtual_mic", "false")).lower() == "true")
+    window.virtual_speaker_box.setChecked(str(settings.value("virtual_speaker", "false")).lower() == "true")
     level = _as_int(settings.value("gate_dbfs"))
     if level is not None:
         window.gate_level.setValue(level)

@@ -36,7 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--virtual-mic", action="store_true",
                       help="offer the cleaned audio as a microphone other programs can pick (PulseAudio/PipeWire); "
                            "removed on exit; the model sleeps while nobody records from it")
-    live.add_argument("--name", default="rtdenoise", help="name of the virtual microphone (default rtdenoise)")
+    live.add_argument("--virtual-speaker", action="store_true",
+                      help="offer a virtual output device (NAME speakers) that call apps can play into; what they "
+                           "play is denoised (stereo) and played on the default output; with --virtual-mic both "
+                           "directions are cleaned at once")
+    live.add_argument("--name", default="rtdenoise",
+                      help="name of the virtual microphone (default rtdenoise; the speakers are NAME_speakers)")
     add_model_options(live)
     live.set_defaults(func=cmd_live)
 
@@ -61,87 +66,114 @@ def cmd_live(args: argparse.Namespace) -> int:
             raise ValueError(f"{recording}: exists; pass --overwrite to replace it")
     if args.virtual_mic and (args.no_output or args.file):
         raise ValueError("--virtual-mic cleans a microphone into the virtual one: drop --no-output and --file")
+    if args.virtual_speaker and (args.no_output or args.file or args.record or args.record_input):
+        raise ValueError("--virtual-speaker cleans what call apps play: drop --file, --no-output and the recordings")
     model, _ = load_model(args.model, args.device, args.backend)
     latency = latency_arg(args.latency)
-    # With the virtual microphone, SIGINT/SIGTERM/SIGHUP/SIGQUIT only set an event: a KeyboardInterrupt raised inside
+    # With a virtual device, SIGINT/SIGTERM/SIGHUP/SIGQUIT only set an event: a KeyboardInterrupt raised inside
     # pulsectl's C callbacks is printed and dropped, and the session would go on (and keep its modules).
-    ending = stop_on_signals() if args.virtual_mic else None
-    with virtual_mic_for(args) as mic:
-        return run_live(args, model, latency, mic, ending)
+    ending = stop_on_signals() if args.virtual_mic or args.virtual_speaker else None
+    with virtual_device(args, "mic") as mic, virtual_device(args, "speaker") as speaker:
+        return run_live(args, model, latency, mic, ending, speaker)
 
 
-def virtual_mic_for(args: argparse.Namespace):
-    """The virtual microphone's modules for this session, or nothing without --virtual-mic."""
+def virtual_device(args: argparse.Namespace, kind: str):
+    """The virtual microphone's (or speakers') modules for this session, or nothing without the option."""
     import contextlib
 
-    if not args.virtual_mic:
-        return contextlib.nullcontext()
-    from rtdenoise.live.virtual_mic import VirtualMic
+    if kind == "mic" and args.virtual_mic:
+        from rtdenoise.live.virtual_mic import VirtualMic
 
-    return VirtualMic(args.name, microphone=str(args.input or "default microphone"))
+        return VirtualMic(args.name, microphone=str(args.input or "default microphone"))
+    if kind == "speaker" and args.virtual_speaker:
+        from rtdenoise.live.virtual_speaker import VirtualSpeaker
+
+        return VirtualSpeaker(args.name)
+    return contextlib.nullcontext()
 
 
-def run_live(args: argparse.Namespace, model, latency, mic, ending=None) -> int:
+def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker=None) -> int:
+    from rtdenoise.live.device_watch import DeviceWatch
     from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner, device_arg
 
-    output = args.output
-    if mic is not None:
-        output = output or "pulse"  # PortAudio's PulseAudio device, routed into our sink here
-        mic.route_output_here()
-        print(f"live: virtual microphone {mic.name!r} ready"
-              + (f" (removed {mic.removed_leftovers} module(s) a previous run left behind)"
-                 if mic.removed_leftovers else ""), file=sys.stderr, flush=True)
-    config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,
-                        output_device=device_arg(output), play=not args.no_output, sample_rate=args.rate,
-                        chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
-                        record_input_path=args.record_input, latency=latency,
-                        max_attenuation_db=args.max_attenuation, gate_db=args.gate,
-                        ride_out_stalls=mic is not None)
     say = lambda text: print(f"live: {text}", file=sys.stderr, flush=True)  # noqa: E731
-    runner = LiveRunner(model, config, on_event=lambda kind, text: say(text) if kind == "notice" else None)
-    runner.set_bypass(args.bypass)
-    runner.start()
-    print(f"live: streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
-          f" -> {'no output' if args.no_output else 'output ' + str(output or 'default')}), "
-          f"{runner.sample_rate} Hz, chunk {runner.stats()['chunk_ms']:.0f} ms, latency "
-          f"{runner.stats()['latency_ms']:.0f} ms + {runner.stats()['device_latency_ms']:.0f} ms device buffers"
-          f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops",
-          file=sys.stderr, flush=True)
+    sessions = []  # (label, runner, watch)
+    if mic is not None or speaker is None:  # --virtual-speaker alone: only the speakers' direction
+        output = args.output
+        if mic is not None:
+            output = output or "pulse"  # PortAudio's PulseAudio device, routed into our sink
+            mic.route_output_here()
+            say(f"virtual microphone {mic.name!r} ready" + (f" (removed {mic.removed_leftovers} module(s) a previous "
+                                                           "run left behind)" if mic.removed_leftovers else ""))
+        config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,
+                            output_device=device_arg(output), play=not args.no_output, sample_rate=args.rate,
+                            chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
+                            record_input_path=args.record_input, latency=latency,
+                            max_attenuation_db=args.max_attenuation, gate_db=args.gate,
+                            ride_out_stalls=mic is not None,
+                            stream_env=mic.stream_environment() if mic is not None else None)
+        runner = LiveRunner(model, config, on_event=lambda kind, text: say(text) if kind == "notice" else None)
+        runner.set_bypass(args.bypass)
+        runner.start()
+        say(f"streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
+            f" -> {'no output' if args.no_output else 'output ' + str(output or 'default')}), "
+            f"{runner.sample_rate} Hz, chunk {runner.stats()['chunk_ms']:.0f} ms, latency "
+            f"{runner.stats()['latency_ms']:.0f} ms + {runner.stats()['device_latency_ms']:.0f} ms device buffers"
+            f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops")
+        sessions.append(("microphone", runner, DeviceWatch(mic, runner, say, device_arg(args.input))
+                         if mic is not None else None))
+    if speaker is not None:
+        say(f"virtual speakers {speaker.sink_name!r} ready: call apps can play into them")
+        config = LiveConfig(input_device="pulse", output_device="pulse", channels=2, sample_rate=args.rate,
+                            chunk_ms=args.chunk_ms, prime_ms=0, latency=latency,
+                            max_attenuation_db=args.max_attenuation, ride_out_stalls=True,
+                            stream_env=speaker.stream_environment())
+        runner = LiveRunner(model, config, on_event=lambda kind, text: say(f"speakers: {text}")
+                            if kind == "notice" else None)
+        runner.set_bypass(args.bypass)
+        runner.start()
+        say(f"speakers' streams open ({speaker.monitor} -> the default output), {runner.sample_rate} Hz stereo, "
+            f"latency {runner.stats()['latency_ms']:.0f} ms + {runner.stats()['device_latency_ms']:.0f} ms device "
+            "buffers")
+        sessions.append(("speakers", runner, DeviceWatch(speaker, runner, say, sleep_when_unused=False)))
     started = time.monotonic()
-    from rtdenoise.live.virtual_mic import MicWatch
-
-    watch = MicWatch(mic, runner, say, device_arg(args.input)) if mic is not None else None
     stats_line_open = False  # the \r stats line on a terminal: ended before anything else is printed
     try:  # Ctrl-C (or SIGTERM) is the normal way to end a live session: the recording is kept
-        while not runner.wait(0.25):
+        while not any(runner.wait(0.25 / len(sessions)) for _, runner, _ in sessions):
             if args.seconds and time.monotonic() - started >= args.seconds:
                 break
             if ending is not None and ending.is_set():
                 break
-            if watch is not None:
-                watch.poll()
+            for _, _, watch in sessions:
+                if watch is not None:
+                    watch.poll()
             if sys.stderr.isatty():
-                print(f"\r{stats_line(runner.stats())}", end="", file=sys.stderr, flush=True)
+                print("\r" + " | ".join((f"{label}: " if len(sessions) > 1 else "") + stats_line(runner.stats())
+                                        for label, runner, _ in sessions), end="", file=sys.stderr, flush=True)
                 stats_line_open = True
     except KeyboardInterrupt:
         stats_line_open = True  # the terminal echoed ^C on the current line
     finally:
-        runner.stop()
-        if watch is not None:
-            watch.close()
+        for _, runner, watch in sessions:
+            runner.stop()
+            if watch is not None:
+                watch.close()
         if stats_line_open:
             print(file=sys.stderr, flush=True)
-    s = runner.stats()
-    print(f"processed {s['seconds']:.1f} s live: chunk {s['chunk_ms']:.0f} ms, latency {s['latency_ms']:.0f} ms, "
-          f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}, "
-          f"{s['dropped_ms']:.0f} ms dropped to catch up ({s['catch_ups']} times)"
-          + (f", {s['stalls']} stall(s) ridden out" if s["stalls"] else "")
-          + (f", virtual microphone recreated {watch.recoveries} time(s)" if watch is not None and watch.recoveries
-             else "")
-          + (f"; recorded {args.record}" if args.record and args.record.exists() else "")
-          + safety_note(s["repaired"]))
-    if runner.error:
-        raise DeviceError(runner.error)
+    for label, runner, watch in sessions:
+        s = runner.stats()
+        print((f"{label}: " if len(sessions) > 1 else "")
+              + f"processed {s['seconds']:.1f} s live: chunk {s['chunk_ms']:.0f} ms, latency {s['latency_ms']:.0f} ms, "
+              f"input overflows {s['input_overflows']}, output underflows {s['output_underflows']}, "
+              f"{s['dropped_ms']:.0f} ms dropped to catch up ({s['catch_ups']} times)"
+              + (f", {s['stalls']} stall(s) ridden out" if s["stalls"] else "")
+              + (f", {watch.mic.what} recreated {watch.recoveries} time(s)" if watch is not None and watch.recoveries
+                 else "")
+              + (f"; recorded {args.record}" if label == "microphone" and args.record and args.record.exists() else "")
+              + safety_note(s["repaired"]))
+    for label, runner, _ in sessions:
+        if runner.error:
+            raise DeviceError(runner.error if len(sessions) == 1 else f"{label}: {runner.error}")
     return 0
 
 

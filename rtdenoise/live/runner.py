@@ -7,6 +7,7 @@ polls :attr:`LiveRunner.noisy_history` / ``clean_history`` and :meth:`stats`.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -31,6 +32,17 @@ STALL_SECONDS = 2.0  # no input callback (or, playing a file, no output callback
 REOPEN_SECONDS = 1.0  # riding out stalls: how often the devices are reopened while they stay silent
 MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine): drop it and catch up
 LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over about this long
+
+
+STREAM_ENVIRONMENT = threading.Lock()  # one session at a time opens streams under its own PULSE_* variables
+
+
+def _set_environment(values: dict) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 class DeviceError(RuntimeError):
@@ -124,6 +136,9 @@ class LiveConfig:
     gate_db: float | None = None            # voice gate threshold in dBFS (None: off)
     ride_out_stalls: bool = False           # a stalled microphone is reopened until it delivers again (the
                                             # virtual microphone); False: a stall ends the session
+    stream_env: dict | None = None          # PULSE_SOURCE / PULSE_SINK (None: unset) while this session's streams
+                                            # open: libpulse reads them then (two sessions in one process, e.g. the
+                                            # virtual microphone and the virtual speakers, each with its own)
 
     def __post_init__(self) -> None:
         if self.sample_rate is not None:
@@ -288,8 +303,13 @@ class LiveRunner:
 
     # -- devices ----------------------------------------------------------------------
     def _open_streams(self) -> None:
-        with self._devices:
-            self._open_streams_locked()
+        with self._devices, STREAM_ENVIRONMENT:
+            saved = {key: os.environ.get(key) for key in self.config.stream_env or {}}
+            _set_environment(self.config.stream_env or {})
+            try:
+                self._open_streams_locked()
+            finally:
+                _set_environment(saved)
 
     def _open_streams_locked(self) -> None:
         cfg = self.config

@@ -1,0 +1,137 @@
+"""Denoised speakers (issue #30): a program plays into "NAME speakers" and the real speakers get it cleaned;
+with the virtual microphone beside it, both directions run in one process. PulseAudio and PipeWire."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rtdenoise.live.virtual_speaker import VirtualSpeaker
+from tests.test_virtual_mic import DATA, NAME, _lag, _modules
+
+pytest.importorskip("pulsectl")
+pytestmark = [pytest.mark.audio_device, pytest.mark.slow]
+SPEAKERS = f"{NAME}_speakers"
+
+
+def _speaker_modules(env: dict) -> list[str]:
+    code = ("from rtdenoise.live.virtual_mic import project_modules; from rtdenoise.live.virtual_speaker import "
+            f"VirtualSpeaker; print(project_modules({NAME!r}, VirtualSpeaker))")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    return eval(run.stdout)
+
+
+def _start(env: dict, *options: str) -> subprocess.Popen:
+    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", *options, "--name", NAME, "--latency", "high",
+                             "--prime-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    said = []
+    while not any("speakers' streams open" in line for line in said):
+        line = live.stderr.readline()
+        if not line:
+            raise AssertionError("live ended early: " + "".join(said) + live.stderr.read())
+        said.append(line)
+    return live
+
+
+def _offline(path, tmp_path) -> np.ndarray:
+    out = tmp_path / "offline.wav"
+    subprocess.run([sys.executable, "-m", "rtdenoise", "denoise", str(path), "-o", str(out), "--quiet"], check=True,
+                   timeout=120)
+    return sf.read(str(out), dtype="float32")[0]
+
+
+def _correlation(heard: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
+    """Median correlation of the reference's seconds with what was heard, each second lined up on its own (a
+    real-time stream on a busy machine may lose a millisecond now and then, which shifts everything after it)."""
+    lag = _lag(heard, reference)
+    scores = []
+    for start in range(0, len(reference) - second + 1, second // 2):
+        target = reference[start:start + second]
+        window = heard[max(0, start + lag - second // 5): start + lag + second + second // 5]
+        local = _lag(window, target)
+        piece = window[local:local + second] if 0 <= local <= len(window) - second else None
+        if piece is not None and target.std() > 0:
+            scores.append(float(np.corrcoef(piece, target)[0, 1]))
+    assert len(scores) >= 4, f"too little overlap (lag {lag})"
+    return float(np.median(scores))
+
+
+@pytest.mark.parametrize("with_mic", [False, True], ids=["speakers", "speakers+mic"])
+def test_what_a_program_plays_into_the_virtual_speakers_is_heard_denoised(sound_daemon, tmp_path, with_mic):
+    server = sound_daemon.server
+    env = dict(sound_daemon.env, PULSE_SOURCE="rt_in.monitor")
+    sound_daemon.pactl("set-default-sink", "rt_out")   # the real speakers
+    live = _start(env, "--virtual-speaker", *(["--virtual-mic", "--input", "pulse"] if with_mic else []))
+    speakers = tmp_path / "speakers.raw"
+    try:
+        assert SPEAKERS in sound_daemon.pactl("list", "short", "sinks")
+        with open(speakers, "wb") as sink:
+            listener = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
+                                         "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink, env=env)
+            time.sleep(1.0)
+            subprocess.run(["paplay", "-s", server, f"--device={SPEAKERS}", str(DATA / "ood_noisy.wav")], env=env,
+                           check=True, timeout=60)
+            time.sleep(1.0)
+            listener.send_signal(signal.SIGINT)
+            listener.wait(5)
+    finally:
+        live.send_signal(signal.SIGINT)
+        out, err = live.communicate(timeout=30)
+    assert live.returncode == 0 and "Traceback" not in err, err
+    heard = np.fromfile(speakers, dtype=np.float32)
+    reference = _offline(DATA / "ood_noisy.wav", tmp_path)
+    noisy = sf.read(str(DATA / "ood_noisy.wav"), dtype="float32")[0]
+    cleaned = _correlation(heard, reference)
+    assert cleaned >= 0.9, f"correlation with the offline output {cleaned:.3f}"
+    assert cleaned > _correlation(heard, noisy), "what was heard is closer to the noisy file than to the cleaned one"
+    assert ("speakers: processed" in out) == with_mic and ("microphone: processed" in out) == with_mic, out
+    assert _speaker_modules(env) == [] and _modules(env) == []
+
+
+def test_the_virtual_speakers_never_play_into_themselves(sound_daemon):
+    env = dict(sound_daemon.env)
+    sound_daemon.pactl("set-default-sink", "rt_out")
+    live = _start(env, "--virtual-speaker")
+    try:
+        sound_daemon.pactl("set-default-sink", SPEAKERS)   # a user (or a desktop) picks ours as the default output
+        sinks = {line.split()[1]: line.split()[0] for line in sound_daemon.pactl("list", "short", "sinks").splitlines()}
+        for _ in range(20):   # the watch polls every 0.25 s
+            time.sleep(0.25)
+            inputs = sound_daemon.pactl("list", "short", "sink-inputs")
+            if not any(line.split()[1] == sinks[SPEAKERS] for line in inputs.splitlines()):
+                break
+        else:
+            raise AssertionError(f"still playing into the virtual speakers themselves: {inputs}")
+    finally:
+        live.send_signal(signal.SIGINT)
+        out, err = live.communicate(timeout=30)
+    assert "the virtual speakers themselves" in err, err
+    assert live.returncode == 0
+
+
+def test_a_speakers_name_that_is_taken_is_refused(sound_daemon):
+    sound_daemon.pactl("load-module", "module-null-sink", f"sink_name={SPEAKERS}")
+    result = subprocess.run([sys.executable, "-m", "rtdenoise", "live", "--virtual-speaker", "--name", NAME],
+                            env=sound_daemon.env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "already has a sink" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_speakers_class_finds_only_its_own_module():
+    speakers = VirtualSpeaker("abc")
+
+    class Module:
+        def __init__(self, name, argument):
+            self.name, self.argument = name, argument
+
+    assert speakers.owns(Module("module-null-sink", "sink_name=abc_speakers channels=2 sink_properties='device."
+                                                    "description=\"abc speakers (denoised)\"'"))
+    assert not speakers.owns(Module("module-null-sink", "sink_name=abc_speakers"))  # someone else's
+    assert not speakers.owns(Module("module-null-sink", "sink_name=abc_denoised_sink"))
+    assert not speakers.owns(Module("module-remap-source", "source_name=abc_speakers"))
