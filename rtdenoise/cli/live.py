@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="offer a virtual output device (NAME speakers) that call apps can play into; what they "
                            "play is denoised (stereo) and played on the default output; with --virtual-mic both "
                            "directions are cleaned at once")
+    live.add_argument("--echo-cancel", action="store_true",
+                      help="with --virtual-mic: remove what the speakers play from the microphone first (the sound "
+                           "server's WebRTC echo canceller, the real speakers as the reference)")
     live.add_argument("--name", default="rtdenoise",
                       help="name of the virtual microphone (default rtdenoise; the speakers are NAME_speakers)")
     add_model_options(live)
@@ -68,13 +71,16 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise ValueError("--virtual-mic cleans a microphone into the virtual one: drop --no-output and --file")
     if args.virtual_speaker and (args.no_output or args.file or args.record or args.record_input):
         raise ValueError("--virtual-speaker cleans what call apps play: drop --file, --no-output and the recordings")
+    if args.echo_cancel and not args.virtual_mic:
+        raise ValueError("--echo-cancel cleans the virtual microphone's input: add --virtual-mic")
     model, _ = load_model(args.model, args.device, args.backend)
     latency = latency_arg(args.latency)
     # With a virtual device, SIGINT/SIGTERM/SIGHUP/SIGQUIT only set an event: a KeyboardInterrupt raised inside
     # pulsectl's C callbacks is printed and dropped, and the session would go on (and keep its modules).
     ending = stop_on_signals() if args.virtual_mic or args.virtual_speaker else None
-    with virtual_device(args, "mic") as mic, virtual_device(args, "speaker") as speaker:
-        return run_live(args, model, latency, mic, ending, speaker)
+    with virtual_device(args, "mic") as mic, virtual_device(args, "speaker") as speaker, \
+            virtual_device(args, "echo") as echo:
+        return run_live(args, model, latency, mic, ending, speaker, echo)
 
 
 def virtual_device(args: argparse.Namespace, kind: str):
@@ -89,10 +95,14 @@ def virtual_device(args: argparse.Namespace, kind: str):
         from rtdenoise.live.virtual_speaker import VirtualSpeaker
 
         return VirtualSpeaker(args.name)
+    if kind == "echo" and args.echo_cancel:
+        from rtdenoise.live.echo_cancel import EchoCanceller
+
+        return EchoCanceller(args.name, make_default=not args.virtual_speaker)
     return contextlib.nullcontext()
 
 
-def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker=None) -> int:
+def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker=None, echo=None) -> int:
     from rtdenoise.live.device_watch import DeviceWatch
     from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner, device_arg
 
@@ -105,13 +115,19 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
             mic.route_output_here()
             say(f"virtual microphone {mic.name!r} ready" + (f" (removed {mic.removed_leftovers} module(s) a previous "
                                                            "run left behind)" if mic.removed_leftovers else ""))
-        config = LiveConfig(input_device=device_arg(args.input), input_file=args.file,
+        if echo is not None:
+            say(f"echo canceller between {echo.microphone} and {echo.speakers}: the microphone is "
+                f"{echo.source_name}" + ("" if speaker is not None else
+                                         f"; the default output is {echo.sink_name} while this runs"))
+        stream_env = mic.stream_environment() if mic is not None else None
+        if echo is not None:
+            stream_env = dict(stream_env or {}, PULSE_SOURCE=echo.source_name)
+        config = LiveConfig(input_device=device_arg("pulse" if echo is not None else args.input), input_file=args.file,
                             output_device=device_arg(output), play=not args.no_output, sample_rate=args.rate,
                             chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
                             record_input_path=args.record_input, latency=latency,
                             max_attenuation_db=args.max_attenuation, gate_db=args.gate,
-                            ride_out_stalls=mic is not None,
-                            stream_env=mic.stream_environment() if mic is not None else None)
+                            ride_out_stalls=mic is not None, stream_env=stream_env)
         runner = LiveRunner(model, config, on_event=lambda kind, text: say(text) if kind == "notice" else None)
         runner.set_bypass(args.bypass)
         runner.start()
@@ -120,14 +136,15 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
             f"{runner.sample_rate} Hz, chunk {runner.stats()['chunk_ms']:.0f} ms, latency "
             f"{runner.stats()['latency_ms']:.0f} ms + {runner.stats()['device_latency_ms']:.0f} ms device buffers"
             f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops")
-        sessions.append(("microphone", runner, DeviceWatch(mic, runner, say, device_arg(args.input))
-                         if mic is not None else None))
+        sessions.append(("microphone", runner, DeviceWatch(mic, runner, say, "echo-cancelled" if echo is not None
+                                                            else device_arg(args.input)) if mic is not None else None))
     if speaker is not None:
         say(f"virtual speakers {speaker.sink_name!r} ready: call apps can play into them")
         config = LiveConfig(input_device="pulse", output_device="pulse", channels=2, sample_rate=args.rate,
                             chunk_ms=args.chunk_ms, prime_ms=0, latency=latency,
                             max_attenuation_db=args.max_attenuation, ride_out_stalls=True,
-                            stream_env=speaker.stream_environment())
+                            stream_env=dict(speaker.stream_environment(),
+                                            **({"PULSE_SINK": echo.sink_name} if echo is not None else {})))
         runner = LiveRunner(model, config, on_event=lambda kind, text: say(f"speakers: {text}")
                             if kind == "notice" else None)
         runner.set_bypass(args.bypass)

@@ -45,6 +45,19 @@ def hold_name_lock(name: str, what: str = "virtual microphone", option: str = "-
     return handle
 
 
+def move_streams(streams: list[int], alive: set[int], target, move: Callable[[int, int], None]) -> int:
+    """``move(stream, target.index)`` for each of ``streams`` still ``alive``; how many moved (none without a target)."""
+    moved = 0
+    for index in streams:
+        if target is not None and index in alive:
+            try:
+                move(index, target.index)
+                moved += 1
+            except Exception:  # the program ended meanwhile
+                pass
+    return moved
+
+
 def _args_name(args: str, key: str) -> str | None:
     for token in (args or "").split():
         if token.startswith(key + "="):
@@ -94,10 +107,14 @@ class VirtualMic:
                                                                             # running one's modules
             self.removed_leftovers = self.remove_leftovers()
             self._refuse_taken_name()
+            self._load_modules()
         except ValueError:
             self.close()
             raise
-        self._load_modules()
+        except Exception as error:  # pulsectl.PulseError: the server failed or went away while we set up
+            self.close()
+            raise ValueError(f"{self.option}: the sound server failed while the {self.what} was being made "
+                             f"({type(error).__name__}: {error})") from None
         return self
 
     def _refuse_taken_name(self) -> None:
@@ -220,16 +237,8 @@ class VirtualMic:
         """Move these recording streams (moved to another microphone when ours vanished) back to ours;
         how many were moved."""
         source = next((s for s in self._pulse.source_list() if s.name == self.name), None)
-        alive = {o.index for o in self._pulse.source_output_list()}
-        moved = 0
-        for index in streams:
-            if source is not None and index in alive:
-                try:
-                    self._pulse.source_output_move(index, source.index)
-                    moved += 1
-                except Exception:  # the program ended meanwhile
-                    pass
-        return moved
+        return move_streams(streams, {o.index for o in self._pulse.source_output_list()}, source,
+                            self._pulse.source_output_move)
 
     def default_source(self) -> str:
         return self._pulse.server_info().default_source_name or ""

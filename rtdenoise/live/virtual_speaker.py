@@ -3,7 +3,7 @@ path records its monitor, denoises it (stereo in, stereo out) and plays it on th
 server's default output, followed when it changes (never our own device)."""
 from __future__ import annotations
 
-from .virtual_mic import VirtualMic, _args_name
+from .virtual_mic import VirtualMic, _args_name, move_streams
 
 
 class VirtualSpeaker(VirtualMic):
@@ -55,16 +55,8 @@ class VirtualSpeaker(VirtualMic):
 
     def take_back(self, streams: list[int]) -> int:
         sink = next((s for s in self._pulse.sink_list() if s.name == self.sink_name), None)
-        alive = {i.index for i in self._pulse.sink_input_list()}
-        moved = 0
-        for index in streams:
-            if sink is not None and index in alive:
-                try:
-                    self._pulse.sink_input_move(index, sink.index)
-                    moved += 1
-                except Exception:  # the program ended meanwhile
-                    pass
-        return moved
+        return move_streams(streams, {i.index for i in self._pulse.sink_input_list()}, sink,
+                            self._pulse.sink_input_move)
 
     def default_device(self) -> str:
         return self._pulse.server_info().default_sink_name or ""
