@@ -21,7 +21,7 @@ NAME = "rtd_test_mic"
 
 
 def _modules(env: dict) -> list[str]:
-    code = f"from rtdenoise.live.virtual_mic import project_modules; print(project_modules({NAME!r}))"
+    code = f"from rtdenoise.live.pulse.virtual_mic import project_modules; print(project_modules({NAME!r}))"
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     return eval(run.stdout)  # a list of strings printed by the line above

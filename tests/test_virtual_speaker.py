@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtdenoise.live.virtual_speaker import VirtualSpeaker
+from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
 from tests.test_virtual_mic import DATA, NAME, _lag, _modules
 
 pytest.importorskip("pulsectl")
@@ -20,7 +20,7 @@ SPEAKERS = f"{NAME}_speakers"
 
 
 def _speaker_modules(env: dict) -> list[str]:
-    code = ("from rtdenoise.live.virtual_mic import project_modules; from rtdenoise.live.virtual_speaker import "
+    code = ("from rtdenoise.live.pulse.virtual_mic import project_modules; from rtdenoise.live.pulse.virtual_speaker import "
             f"VirtualSpeaker; print(project_modules({NAME!r}, VirtualSpeaker))")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr

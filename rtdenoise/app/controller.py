@@ -60,7 +60,7 @@ class Controller(QObject):
             if request.virtual_mic:
                 if request.input_file is not None:
                     raise ValueError("the virtual microphone cleans a microphone: choose one as the source")
-                from rtdenoise.live.virtual_mic import VirtualMic
+                from rtdenoise.live.pulse.virtual_mic import VirtualMic
 
                 self.mic = VirtualMic(request.virtual_mic, microphone=str(request.input_device or "microphone"))
                 self.mic.__enter__()
@@ -83,15 +83,15 @@ class Controller(QObject):
             return False
         self.runner = runner
         if self.mic is not None:
-            from rtdenoise.live.device_watch import DeviceWatch
+            from rtdenoise.live.pulse.device_watch import DeviceWatch
 
             self.watch = DeviceWatch(self.mic, runner, self.notice.emit, request.input_device)
         return True
 
     def _start_speakers(self, request: SessionRequest, model, session: int) -> None:
         """The other direction: what call apps play into NAME_speakers, cleaned onto the default output."""
-        from rtdenoise.live.device_watch import DeviceWatch
-        from rtdenoise.live.virtual_speaker import VirtualSpeaker
+        from rtdenoise.live.pulse.device_watch import DeviceWatch
+        from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
 
         self.speakers = VirtualSpeaker(request.virtual_speaker)
         self.speakers.__enter__()

@@ -30,7 +30,7 @@ def cmd_autostart(args: argparse.Namespace) -> int:
         print(f"removed {path}" if path else f"no autostart entry in {autostart.autostart_dir()}; nothing to do")
         return 0
     # everything the entry will run is checked now: a login must not fail in silence
-    from rtdenoise.live.virtual_mic import check_name
+    from rtdenoise.live.pulse.virtual_mic import check_name
     from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
     check_name(args.name)

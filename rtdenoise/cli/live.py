@@ -88,22 +88,22 @@ def virtual_device(args: argparse.Namespace, kind: str):
     import contextlib
 
     if kind == "mic" and args.virtual_mic:
-        from rtdenoise.live.virtual_mic import VirtualMic
+        from rtdenoise.live.pulse.virtual_mic import VirtualMic
 
         return VirtualMic(args.name, microphone=str(args.input or "default microphone"))
     if kind == "speaker" and args.virtual_speaker:
-        from rtdenoise.live.virtual_speaker import VirtualSpeaker
+        from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
 
         return VirtualSpeaker(args.name)
     if kind == "echo" and args.echo_cancel:
-        from rtdenoise.live.echo_cancel import EchoCanceller
+        from rtdenoise.live.pulse.echo_cancel import EchoCanceller
 
         return EchoCanceller(args.name, make_default=not args.virtual_speaker)
     return contextlib.nullcontext()
 
 
 def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker=None, echo=None) -> int:
-    from rtdenoise.live.device_watch import DeviceWatch
+    from rtdenoise.live.pulse.device_watch import DeviceWatch
     from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner, device_arg
 
     say = lambda text: print(f"live: {text}", file=sys.stderr, flush=True)  # noqa: E731

@@ -58,7 +58,7 @@ def move_streams(streams: list[int], alive: set[int], target, move: Callable[[in
     return moved
 
 
-def _args_name(args: str, key: str) -> str | None:
+def module_argument(args: str, key: str) -> str | None:
     for token in (args or "").split():
         if token.startswith(key + "="):
             return token.split("=", 1)[1].strip("\"'")
@@ -215,10 +215,10 @@ class VirtualMic:
 
     def owns(self, module) -> bool:
         """Is this loaded module one of this virtual microphone's two (found by name)?"""
-        return ((module.name == "module-null-sink" and _args_name(module.argument, "sink_name") == self.sink_name)
+        return ((module.name == "module-null-sink" and module_argument(module.argument, "sink_name") == self.sink_name)
                 or (module.name == "module-remap-source"
-                    and _args_name(module.argument, "source_name") == self.name
-                    and _args_name(module.argument, "master") == f"{self.sink_name}.monitor"))
+                    and module_argument(module.argument, "source_name") == self.name
+                    and module_argument(module.argument, "master") == f"{self.sink_name}.monitor"))
 
     def listeners(self) -> int:
         """Programs recording from the virtual microphone now (0: nobody needs denoised audio)."""

@@ -3,7 +3,7 @@ path records its monitor, denoises it (stereo in, stereo out) and plays it on th
 server's default output, followed when it changes (never our own device)."""
 from __future__ import annotations
 
-from .virtual_mic import VirtualMic, _args_name, move_streams
+from .virtual_mic import VirtualMic, module_argument, move_streams
 
 
 class VirtualSpeaker(VirtualMic):
@@ -39,7 +39,7 @@ class VirtualSpeaker(VirtualMic):
 
     def owns(self, module) -> bool:
         """Ours: a null sink of our name with our description (another program's sink of that name is not)."""
-        return (module.name == "module-null-sink" and _args_name(module.argument, "sink_name") == self.sink_name
+        return (module.name == "module-null-sink" and module_argument(module.argument, "sink_name") == self.sink_name
                 and self.description in (module.argument or ""))
 
     def listener_streams(self) -> list[int]:

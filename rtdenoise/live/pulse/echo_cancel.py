@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from .virtual_mic import _args_name, import_pulsectl
+from .virtual_mic import module_argument, import_pulsectl
 
 CANCELLER_ARGS = "analog_gain_control=0 digital_gain_control=0 noise_suppression=0 extended_filter=1"
 
@@ -57,7 +57,7 @@ class EchoCanceller:
             raise ValueError(f"--echo-cancel: no PulseAudio/PipeWire server to talk to ({error})") from None
         pulse = self._pulse
         for module in pulse.module_list():  # left by a run that could not clean up
-            if module.name == "module-echo-cancel" and _args_name(module.argument, "source_name") == self.source_name:
+            if module.name == "module-echo-cancel" and module_argument(module.argument, "source_name") == self.source_name:
                 pulse.module_unload(module.index)
         info = pulse.server_info()
         microphone = self.microphone or os.environ.get("PULSE_SOURCE") or info.default_source_name
