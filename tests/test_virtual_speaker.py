@@ -135,3 +135,32 @@ def test_the_speakers_class_finds_only_its_own_module():
     assert not speakers.owns(Module("module-null-sink", "sink_name=abc_speakers"))  # someone else's
     assert not speakers.owns(Module("module-null-sink", "sink_name=abc_denoised_sink"))
     assert not speakers.owns(Module("module-remap-source", "source_name=abc_speakers"))
+
+
+def _ours(daemon) -> list[str]:
+    """Every module of this test's name on the server (microphone, speakers, echo canceller)."""
+    return [line for line in daemon.pactl("list", "short", "modules").splitlines() if NAME in line]
+
+
+def test_both_directions_and_the_echo_canceller_leave_nothing_behind(sound_daemon):
+    import os
+
+    env = dict(sound_daemon.env, PULSE_SOURCE="rt_in.monitor")
+    sound_daemon.pactl("set-default-sink", "rt_out")
+    options = ("--virtual-speaker", "--virtual-mic", "--input", "pulse", "--echo-cancel")
+    live = _start(env, *options)
+    assert len(_ours(sound_daemon)) == 4   # the microphone's two, the speakers' sink, the canceller
+    live.send_signal(signal.SIGTERM)
+    live.communicate(timeout=30)
+    assert _ours(sound_daemon) == [] and "Default Sink: rt_out" in sound_daemon.pactl("info")
+    live = _start(env, *options)
+    os.kill(live.pid, signal.SIGKILL)   # no chance to clean up: the modules stay ...
+    live.wait(10)
+    assert len(_ours(sound_daemon)) == 4
+    again = _start(env, *options)       # ... until the next start finds them by name
+    try:
+        assert len(_ours(sound_daemon)) == 4   # its own four, not eight
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.communicate(timeout=30)
+    assert _ours(sound_daemon) == []
