@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from .virtual_mic import module_argument, import_pulsectl
 
 CANCELLER_ARGS = "analog_gain_control=0 digital_gain_control=0 noise_suppression=0 extended_filter=1"
+# pipewire-pulse passes aec_args to PipeWire's own canceller, whose switches have other names (and whose noise
+# suppression is on unless turned off)
+PIPEWIRE_CANCELLER_ARGS = ("webrtc.gain_control=false webrtc.noise_suppression=false webrtc.extended_filter=true "
+                           "webrtc.high_pass_filter=false")
 
 
 @dataclass
@@ -65,9 +69,10 @@ class EchoCanceller:
         if not microphone or not speakers:
             self.close()
             raise ValueError("--echo-cancel: the server has no default microphone or speakers to work between")
+        pipewire = "pipewire" in (info.server_name or "").lower()
         arguments = (f"source_master={microphone} sink_master={speakers} aec_method=webrtc "
                      f"source_name={self.source_name} sink_name={self.sink_name} "
-                     f"aec_args=\"{CANCELLER_ARGS}\"")
+                     f"aec_args=\"{PIPEWIRE_CANCELLER_ARGS if pipewire else CANCELLER_ARGS}\"")
         try:
             self.modules.append(pulse.module_load("module-echo-cancel", arguments))
         except Exception as error:
