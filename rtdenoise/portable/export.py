@@ -35,7 +35,7 @@ class _OneChunk(nn.Module):
         super().__init__()
         self.model = model
         self.kept = kept
-        self.empty = [tensor for tensor in model.init_state(1)]
+        self.empty = list(model.init_state(1))
 
     def forward(self, audio: Tensor, *kept_state: Tensor) -> tuple[Tensor, ...]:
         state = list(self.empty)

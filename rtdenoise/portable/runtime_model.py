@@ -13,14 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rtdenoise.errors import first_line
 from rtdenoise.models import CheckpointError, State, StreamingModel, load_checkpoint, resolve_model_path
 
 from .metadata import AUDIO_INPUT, AUDIO_OUTPUT, OnnxInfo, state_input, state_output
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 class OnnxModel(StreamingModel):
@@ -46,7 +42,7 @@ class OnnxModel(StreamingModel):
         try:
             self.session = onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own classes for truncated or foreign files
-            raise CheckpointError(f"{label}: not a readable ONNX model (truncated or damaged? {_first_line(error)})") \
+            raise CheckpointError(f"{label}: not a readable ONNX model (truncated or damaged? {first_line(error)})") \
                 from None
         self.info = info = OnnxInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, label)
         self._check_signature(label)

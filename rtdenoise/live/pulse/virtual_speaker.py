@@ -3,6 +3,8 @@ path records its monitor, denoises it (stereo in, stereo out) and plays it on th
 server's default output, followed when it changes (never our own device)."""
 from __future__ import annotations
 
+import os
+
 from .virtual_mic import VirtualMic, module_argument, move_streams
 
 
@@ -44,8 +46,6 @@ class VirtualSpeaker(VirtualMic):
 
     def listener_streams(self) -> list[int]:
         """The playback streams (sink inputs) of other programs playing into the virtual speakers."""
-        import os
-
         sink = next((s for s in self._pulse.sink_list() if s.name == self.sink_name), None)
         if sink is None:
             return []
