@@ -64,13 +64,13 @@ class Controller(QObject):
 
                 self.mic = VirtualMic(request.virtual_mic, microphone=str(request.input_device or "microphone"))
                 self.mic.__enter__()
-                self.mic.route_output_here()
-                output, play = "pulse", True
+                output, play = "pulse", True  # PortAudio's PulseAudio device, into our sink (stream_env)
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
                                 output_device=output, play=play,
                                 record_path=request.record_path, latency="high",
                                 max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db,
-                                ride_out_stalls=self.mic is not None)
+                                ride_out_stalls=self.mic is not None,
+                                stream_env=self.mic.stream_environment() if self.mic is not None else None)
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
             if request.virtual_speaker:

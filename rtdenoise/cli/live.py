@@ -111,8 +111,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
     if mic is not None or speaker is None:  # --virtual-speaker alone: only the speakers' direction
         output = args.output
         if mic is not None:
-            output = output or "pulse"  # PortAudio's PulseAudio device, routed into our sink
-            mic.route_output_here()
+            output = output or "pulse"  # PortAudio's PulseAudio device, into our sink (stream_env below)
             say(f"virtual microphone {mic.name!r} ready" + (f" (removed {mic.removed_leftovers} module(s) a previous "
                                                            "run left behind)" if mic.removed_leftovers else ""))
         if echo is not None:

@@ -89,7 +89,6 @@ class DeviceWatch:
             self.recovery_seconds.append(took)
             self.lost_since, self.listening = None, None
             self._alarm.clear()
-            self.mic.route_output_here()
             moved = self.mic.take_back(self.streams)
             self.report(f"{self.mic.label} is back after {took:.1f} s"
                         + (f"; {moved} program(s) moved back to it" if moved else ""))

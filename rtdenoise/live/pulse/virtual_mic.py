@@ -267,10 +267,6 @@ class VirtualMic:
         """Is ``source`` this virtual microphone, or the monitor of its sink (recording it would feed back)?"""
         return source in (self.name, f"{self.sink_name}.monitor")
 
-    def route_output_here(self) -> None:
-        """Make this process's PulseAudio playback (PortAudio's 'pulse' device) go into our sink."""
-        os.environ["PULSE_SINK"] = self.sink_name
-
     def stream_environment(self) -> dict[str, str | None]:
         """What the live path's PulseAudio streams open with: play into our sink."""
         return {"PULSE_SINK": self.sink_name}

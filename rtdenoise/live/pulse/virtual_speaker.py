@@ -82,6 +82,3 @@ class VirtualSpeaker(VirtualMic):
     def stream_environment(self) -> dict[str, str | None]:
         """What the live path's PulseAudio streams open with: record our monitor, play to the default output."""
         return {"PULSE_SOURCE": self.monitor, "PULSE_SINK": None}
-
-    def route_output_here(self) -> None:
-        """Nothing to route: the speakers path plays to the default output (see :meth:`stream_environment`)."""
