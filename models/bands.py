@@ -23,7 +23,11 @@ on, each band's level above its noise floor is one more: the floor follows the m
 band's smoothed log energy and rises slowly (minimum statistics), so steady noise shows as a
 level near its floor whatever the speech does. With ``low_gain_exponent`` above 1, the gains of the
 bands under ``low_exponent_hz`` (150 Hz: below most voices' pitch) are raised to that power, so
-rumble and hum there are removed more deeply than the network alone would.
+rumble and hum there are removed more deeply than the network alone would. With ``fine_hz`` set,
+the bins below it (50 Hz apart at 16 kHz) get a gain of their own: the band gain, spread over the
+bins, moved in the logit domain by a small network that looks at each bin's level against its band
+(harmonics stand out) and against its running mean, across a few neighbouring bins, with the GRU's
+output as context; it starts at zero, so a grown model begins as the band model it grew from.
 
 State = (input history, overlap-add tail, GRU hidden, band means (and, with noise_floor, the
 smoothed band energies and floors after them), low-bin magnitudes,
@@ -78,6 +82,8 @@ class BandSpec:
     low_exponent_hz: float = 150.0  # power (>= 1): rumble and hum under the voice's pitch removed more deeply
     high_band_exponent: float = 0.8  # at 32 kHz and up the engine drives 8-24 kHz with the top octave's gain
                                      # raised to this (0..1; lower keeps more of speech's high band)
+    fine_hz: float = 0.0        # bins below this get their own gain correction (0: band gains only)
+    fine_channels: int = 16     # width of the fine path's convolution across the low bins
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
@@ -87,7 +93,7 @@ class BandSpec:
                 or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2 \
                 or self.learned_comb and not self.pitch or self.floor_smooth_ms <= 0 or self.floor_rise_db <= 0 \
                 or not 1 <= self.low_gain_exponent <= 8 or self.low_exponent_hz < 0 \
-                or not 0 < self.high_band_exponent <= 1:
+                or not 0 < self.high_band_exponent <= 1 or self.fine_hz < 0 or self.fine_channels < 1:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -181,8 +187,9 @@ class BandDenoiser(StreamingModel):
         centres_hz = self.band_matrix.argmax(1) * (spec.sample_rate / spec.frame)  # the bands run from low to high
         self.low_bands = int((centres_hz < spec.low_exponent_hz).sum()) if spec.low_gain_exponent != 1 else 0
         self.pitch_history = spec.pitch_periods[1] if spec.pitch else 0
+        self.fine_bins = min(self.bins, int(math.ceil(spec.fine_hz / (spec.sample_rate / spec.frame))))
         features = 2 * spec.bands + 2 * self.df_bins + (spec.bands if spec.pitch else 0) \
-            + (spec.bands if spec.noise_floor else 0)
+            + (spec.bands if spec.noise_floor else 0) + 2 * self.fine_bins
         self.encode = nn.Linear(features, spec.hidden)
         self.gru = nn.GRU(spec.hidden, spec.hidden, spec.layers, batch_first=True)
         self.gain_head = nn.Linear(spec.hidden, spec.bands)
@@ -199,6 +206,16 @@ class BandDenoiser(StreamingModel):
             nn.init.zeros_(self.comb_head.bias)
             strength = min(max(spec.pitch_strength, 1e-3), 1 - 1e-3)
             self.comb_offset = math.log(strength / (1 - strength))  # sigmoid(head + offset) = pitch_strength at the start
+        if self.fine_bins:
+            self.fine_local = nn.Conv1d(2, spec.fine_channels, 5, padding=2)  # each bin and two neighbours a side
+            self.fine_context = nn.Linear(spec.hidden, spec.fine_channels)
+            self.fine_bin_head = nn.Linear(spec.hidden, self.fine_bins)     # a per-bin shift from the GRU alone
+            self.fine_head = nn.Conv1d(spec.fine_channels, 1, 1)
+            for layer in (self.fine_bin_head, self.fine_head):  # zero: the band gains unchanged at the start
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    keeps_initial = ("fine_local.", "fine_context.")  # grown models keep these layers' random start (training.warm_start)
 
     def spec_dict(self) -> dict:
         return asdict(self.spec)
@@ -311,6 +328,9 @@ class BandDenoiser(StreamingModel):
             floors = running_floor(smoothed, floor_start[1], self.floor_rise)
             features = torch.cat([features, 0.5 * (log_bands - floors)], dim=-1)
             statistics = torch.cat([band_means, smoothed, floors], dim=-1)
+        if self.fine_bins:
+            fine = self.fine_features(magnitude2, log_bands, band_means)                 # (B, k, 2, fine)
+            features = torch.cat([features, fine.flatten(-2)], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
         band_gains = torch.sigmoid(self.gain_head(x))
@@ -322,6 +342,8 @@ class BandDenoiser(StreamingModel):
         if spec.min_gain:
             band_gains = spec.min_gain + (1.0 - spec.min_gain) * band_gains
         gains = band_gains @ self.band_matrix                                             # (B, k, bins)
+        if self.fine_bins:
+            gains = self.fine_gains(gains, fine, x)
         if delayed is not None:
             strength = torch.sigmoid(self.comb_head(x) + self.comb_offset) if spec.learned_comb else spec.pitch_strength
             enhanced = comb(spectrum, delayed, energies, band_gains, self.band_matrix, strength) * gains
@@ -339,6 +361,26 @@ class BandDenoiser(StreamingModel):
         enhanced = torch.cat([enhanced[..., : self.df_bins] + filtered, enhanced[..., self.df_bins:]], dim=-1)
         new_past = torch.view_as_real(history[:, history.shape[1] - (spec.df_order - 1):])
         return enhanced, (hidden, statistics[:, -1], low_power[:, -1], new_past)
+
+    def fine_features(self, magnitude2: Tensor, log_bands: Tensor, band_means: Tensor) -> Tensor:
+        """``(B, k, 2, fine_bins)``: each low bin's log energy against its band's (harmonics stand out) and
+        against the band's running mean (how far above its recent level), both level-invariant."""
+        spread = self.band_matrix[:, : self.fine_bins]
+        log_bins = torch.log10(magnitude2[..., : self.fine_bins] + LOG_EPS)
+        peaks = log_bins - log_bands @ spread
+        levels = log_bins - band_means @ spread
+        return (0.5 * torch.stack([peaks, levels], dim=2)).clamp(-5, 5)
+
+    def fine_gains(self, gains: Tensor, fine: Tensor, x: Tensor) -> Tensor:
+        """``gains`` ``(B, k, bins)`` with the low bins' gains moved (in the logit domain) by the fine path."""
+        batch, count, _, bins = fine.shape
+        local = self.fine_local(fine.reshape(batch * count, 2, bins)).reshape(batch, count, -1, bins)
+        hidden = torch.relu(local + self.fine_context(x)[..., None])
+        shift = self.fine_head(hidden.reshape(batch * count, -1, bins)).reshape(batch, count, bins)
+        shift = shift + self.fine_bin_head(x)
+        low = gains[..., :bins].clamp(1e-4, 1 - 1e-4)
+        low = torch.sigmoid(torch.log(low) - torch.log1p(-low) + shift)
+        return torch.cat([low, gains[..., bins:]], dim=-1)
 
     def _gru(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """nn.GRU, minus its per-call wrapper cost when not training: same kernel."""

@@ -167,7 +167,9 @@ def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, noise_floor=True),
                                   BandSpec(hidden=16, layers=1, df_order=2, noise_floor=True, lookahead=1),
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, low_gain_exponent=3.0,
-                                           min_gain=0.1)])
+                                           min_gain=0.1),
+                                  BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, noise_floor=True,
+                                           fine_hz=2000.0, fine_channels=4)])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.manual_seed(0)
@@ -178,10 +180,19 @@ def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
         torch.nn.init.normal_(model.df_head.weight, std=0.05)  # the deep filter does something
     if spec.learned_comb:
         torch.nn.init.normal_(model.comb_head.weight, std=0.5)  # strengths differ by band and frame
+    if model.fine_bins:
+        wake_fine_path(model)
     fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
     assert kernels == ["NumpyBandStep", "NoneType"]
     assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01
     assert np.abs(fast - eager).max() < 1e-5
+
+
+def wake_fine_path(model: BandDenoiser) -> None:
+    """The fine path's output layers start at zero (no change): give them weights so a check can fail."""
+    for layer in (model.fine_head, model.fine_bin_head):
+        torch.nn.init.normal_(layer.weight, std=0.5)
+        torch.nn.init.normal_(layer.bias, std=0.5)
 
 
 def test_wave_gru_and_other_overlaps_take_the_plain_step():

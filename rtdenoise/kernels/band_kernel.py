@@ -49,6 +49,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._gain = (np.ascontiguousarray(weights["gain_head.weight"].T), weights["gain_head.bias"])
         self._taps = (np.ascontiguousarray(weights["df_head.weight"].T), weights["df_head.bias"])
         self._layers = [gru_layer_weights(weights, layer, spec.hidden) for layer in range(spec.layers)]
+        self._fine = FineGains(weights, model.fine_bins, self._to_bins) if model.fine_bins else None
         overlap = model.frame - model.hop
         self._history = np.zeros((channels, overlap), np.float32)
         self._tail = np.zeros((channels, overlap), np.float32)
@@ -115,6 +116,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
             floors -= log_bands
             floors *= np.float32(-0.5)
             parts.append(floors)
+        if self._fine is not None:
+            fine = self._fine.features(power, log_bands, band_means)
+            parts.append(fine.reshape(channels, count, -1))
         features = np.concatenate(parts, axis=-1)
         if self._periods and seen is not spectrum:  # the comb works on the frames the gains are for
             energies = band_correlation(spectrum, delayed, self._to_bands,
@@ -145,7 +149,10 @@ class NumpyBandStep(HalfOverlapSTFTStep):
                 strength += bias
                 expit(strength, out=strength)
             spectrum = comb(spectrum, delayed, energies, gains, self._to_bins, strength)
-        enhanced = spectrum * (gains @ self._to_bins)
+        bin_gains = gains @ self._to_bins
+        if self._fine is not None:
+            self._fine.apply(bin_gains, fine, x)
+        enhanced = spectrum * bin_gains
         if not df:  # a band-gain model only
             return enhanced
         weight, bias = self._taps
@@ -178,3 +185,45 @@ class NumpyBandStep(HalfOverlapSTFTStep):
             np.minimum(start, values[:, index], out=start)
             out[:, index] = start
         return out
+
+
+class FineGains:
+    """The band model's fine path (``BandDenoiser.fine_features`` and ``fine_gains``) in numpy."""
+
+    def __init__(self, weights: dict[str, np.ndarray], bins: int, to_bins: np.ndarray) -> None:
+        self.bins = bins
+        self._spread = np.ascontiguousarray(to_bins[:, :bins])
+        local = weights["fine_local.weight"]                                  # (channels, 2, taps)
+        self._taps = local.shape[2]
+        self._local = (np.ascontiguousarray(local.reshape(local.shape[0], -1)), weights["fine_local.bias"][:, None])
+        self._context = (np.ascontiguousarray(weights["fine_context.weight"].T), weights["fine_context.bias"])
+        self._per_bin = (np.ascontiguousarray(weights["fine_bin_head.weight"].T), weights["fine_bin_head.bias"])
+        self._head = (np.ascontiguousarray(weights["fine_head.weight"][:, :, 0]), weights["fine_head.bias"])
+
+    def features(self, power: np.ndarray, log_bands: np.ndarray, band_means: np.ndarray) -> np.ndarray:
+        """``(C, k, 2, bins)``: each low bin's log energy against its band's and against the band's running mean."""
+        log_bins = np.log10(power[..., : self.bins] + np.float32(LOG_EPS))
+        fine = np.stack([log_bins - log_bands @ self._spread, log_bins - band_means @ self._spread], axis=2)
+        fine *= np.float32(0.5)
+        return np.clip(fine, -5, 5, out=fine)
+
+    def apply(self, bin_gains: np.ndarray, fine: np.ndarray, x: np.ndarray) -> None:
+        """Move the low bins of ``bin_gains`` ``(C, k, bins)`` in place, in the logit domain."""
+        pad = self._taps // 2
+        padded = np.pad(fine, ((0, 0), (0, 0), (0, 0), (pad, pad)))
+        windows = np.stack([padded[..., tap: tap + self.bins] for tap in range(self._taps)], axis=3)
+        windows = windows.reshape(*fine.shape[:2], -1, self.bins)            # (C, k, 2 * taps, bins), as torch's
+        weight, bias = self._local
+        hidden = weight @ windows
+        hidden += bias
+        weight, bias = self._context
+        hidden += (x @ weight + bias)[..., None]
+        np.maximum(hidden, 0, out=hidden)
+        weight, bias = self._head
+        shift = (weight @ hidden)[..., 0, :]
+        shift += bias
+        weight, bias = self._per_bin
+        shift += x @ weight + bias
+        low = np.clip(bin_gains[..., : self.bins], 1e-4, 1 - 1e-4)
+        shift += np.log(low) - np.log1p(-low)
+        bin_gains[..., : self.bins] = expit(shift)
