@@ -6,7 +6,8 @@ the live path records, and a sink ``NAME_echo_reference`` in front of the real s
 through it is the far end the canceller removes. The virtual speakers play into it; without them it is
 made the default output for the session (the previous default comes back on exit), so call apps play
 through it. The canceller's own gain control and noise suppression are off: the microphone's volume is
-left alone and the denoiser does the rest.
+left alone and the denoiser does the rest. The canceller runs in mono (the live path records one
+channel): in stereo PipeWire's raised the local voice by 2.6 dB.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from .virtual_mic import module_argument, import_pulsectl
 
 CANCELLER_ARGS = "analog_gain_control=0 digital_gain_control=0 noise_suppression=0 extended_filter=1"
 # pipewire-pulse passes aec_args to PipeWire's own canceller, whose switches have other names (and whose noise
-# suppression is on unless turned off)
+# suppression and voice detection are on unless turned off; without the latter it removed 2-3 dB more echo)
 PIPEWIRE_CANCELLER_ARGS = ("webrtc.gain_control=false webrtc.noise_suppression=false webrtc.extended_filter=true "
-                           "webrtc.high_pass_filter=false")
+                           "webrtc.high_pass_filter=false webrtc.voice_detection=false webrtc.delay_agnostic=true")
 
 
 @dataclass
@@ -71,7 +72,7 @@ class EchoCanceller:
             raise ValueError("--echo-cancel: the server has no default microphone or speakers to work between")
         pipewire = "pipewire" in (info.server_name or "").lower()
         arguments = (f"source_master={microphone} sink_master={speakers} aec_method=webrtc "
-                     f"source_name={self.source_name} sink_name={self.sink_name} "
+                     f"source_name={self.source_name} sink_name={self.sink_name} channels=1 "
                      f"aec_args=\"{PIPEWIRE_CANCELLER_ARGS if pipewire else CANCELLER_ARGS}\"")
         try:
             self.modules.append(pulse.module_load("module-echo-cancel", arguments))
