@@ -645,3 +645,19 @@ def test_a_quick_path_trains_and_evaluates_on_your_own_folders_with_nothing_fetc
     assert evaluate.main(["--data", str(data / "lab" / "test.pt"), "--model", str(tmp_path / "mine.pt"),
                           "--no-baselines"]) == 0
     assert "by SNR band" in capsys.readouterr().out
+
+
+def test_the_default_grows_a_fine_path_without_changing_its_output(noisy_audio):
+    """The fine path's output layers start at zero and its inner layers random (so it can learn at all)."""
+    from rtdenoise.models import resolve_model_path
+    from training.warm_start import warm_start
+
+    default, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    torch.manual_seed(0)
+    grown = warm_start("bands-fine", checkpoint).eval()
+    assert grown.fine_bins == 40 and grown.fine_local.weight.abs().sum() > 0 and grown.fine_context.weight.abs().sum() > 0
+    assert grown.fine_head.weight.abs().sum() == 0 and grown.fine_bin_head.weight.abs().sum() == 0
+    grown.low_bands, grown.spec.low_gain_exponent = default.low_bands, default.spec.low_gain_exponent  # inference-only
+    audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(grown(audio), default(audio), atol=1e-6)
