@@ -74,10 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--high-band-exponent", type=finite_float,
                         help="a band model's high band (8-24 kHz, at 32 kHz and up) follows its top octave's gain "
                              "raised to this power, 0..1 (default 0.8; lower keeps more of speech's high band)")
+    parser.add_argument("--norm-seconds", type=finite_float,
+                        help="a band model's running normalisation time constant in seconds (a start for training: "
+                             "its features change with it)")
     args = parser.parse_args(argv)
     settings = {name: value for name, value in (("pitch_strength", args.pitch_strength),
                                                 ("low_gain_exponent", args.low_gain_exponent),
-                                                ("high_band_exponent", args.high_band_exponent)) if value is not None}
+                                                ("high_band_exponent", args.high_band_exponent),
+                                                ("norm_seconds", args.norm_seconds)) if value is not None}
     if len(args.checkpoints) < (1 if settings else 2):
         parser.error("give two or more checkpoints to average (or one with a setting to change)")
     if args.out.resolve() in {path.resolve() for path in args.checkpoints}:
