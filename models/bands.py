@@ -165,6 +165,7 @@ class BandDenoiser(StreamingModel):
     """ERB band gains + low-bin deep filter; see the module docstring."""
 
     arch = "bands"
+    keeps_initial = ("fine_local.", "fine_context.")  # the fine path's inner layers: its output layers are zero
 
     def __init__(self, spec: BandSpec | None = None) -> None:
         super().__init__()
@@ -214,8 +215,6 @@ class BandDenoiser(StreamingModel):
             for layer in (self.fine_bin_head, self.fine_head):  # zero: the band gains unchanged at the start
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-
-    keeps_initial = ("fine_local.", "fine_context.")  # grown models keep these layers' random start (training.warm_start)
 
     def spec_dict(self) -> dict:
         return asdict(self.spec)

@@ -29,6 +29,7 @@ class StreamingModel(nn.Module):
     sample_rate: int = 16000
     hop: int = 1
     latency_samples: int = 0
+    keeps_initial: tuple[str, ...] = ()  # layers a grown model keeps at their random start (training.warm_start)
 
     def spec_dict(self) -> dict[str, Any]:
         """The plain-dict spec that rebuilds this model (stored in checkpoints)."""

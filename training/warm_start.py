@@ -42,7 +42,7 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
         for name, target in model.state_dict().items():
             weights = trained.get(name)
             if weights is None:
-                if not name.startswith(getattr(model, "keeps_initial", ())):
+                if not name.startswith(model.keeps_initial):
                     target.zero_()  # a layer the checkpoint lacks (e.g. a new head) starts at zero
                 continue  # (a new path's inner layers keep their random start: its output layer is zero)
             if weights.dim() != target.dim() or any(s > t for s, t in zip(weights.shape, target.shape)):
