@@ -28,6 +28,9 @@ the bins below it (50 Hz apart at 16 kHz) get a gain of their own: the band gain
 bins, moved in the logit domain by a small network that looks at each bin's level against its band
 (harmonics stand out) and against its running mean, across a few neighbouring bins, with the GRU's
 output as context; it starts at zero, so a grown model begins as the band model it grew from.
+With ``across_channels`` set, attention across the bands (models/across.py) moves each band's gain in the
+logit domain: every band is a token made of its own features and its share of the GRU's output, so
+each band's gain can follow what the other bands show in the same frame (also zero at the start).
 
 State = (input history, overlap-add tail, GRU hidden, band means (and, with noise_floor, the
 smoothed band energies and floors after them), low-bin magnitudes,
@@ -44,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .across import BandAttention
 from .base import State, StreamingModel
 from .dft import FrameDFT
 from .pitch import band_correlation, comb, delayed_frames, pitch_periods
@@ -84,6 +88,9 @@ class BandSpec:
                                      # raised to this (0..1; lower keeps more of speech's high band)
     fine_hz: float = 0.0        # bins below this get their own gain correction (0: band gains only)
     fine_channels: int = 16     # width of the fine path's convolution across the low bins
+    across_channels: int = 0    # attention across the bands, each band a token this wide, moves the band gains
+                                # (0: off; models/across.py)
+    across_heads: int = 2
 
     def __post_init__(self) -> None:
         frame, hop = self.frame, self.hop
@@ -93,7 +100,8 @@ class BandSpec:
                 or not 0 <= self.pitch_strength <= 1 or not 0 <= self.lookahead <= 2 \
                 or self.learned_comb and not self.pitch or self.floor_smooth_ms <= 0 or self.floor_rise_db <= 0 \
                 or not 1 <= self.low_gain_exponent <= 8 or self.low_exponent_hz < 0 \
-                or not 0 < self.high_band_exponent <= 1 or self.fine_hz < 0 or self.fine_channels < 1:
+                or not 0 < self.high_band_exponent <= 1 or self.fine_hz < 0 or self.fine_channels < 1 \
+                or self.across_channels < 0 or self.across_heads < 1 or self.across_channels % self.across_heads:
             raise ValueError(f"invalid band-model spec {self}")
 
     @property
@@ -165,7 +173,7 @@ class BandDenoiser(StreamingModel):
     """ERB band gains + low-bin deep filter; see the module docstring."""
 
     arch = "bands"
-    keeps_initial = ("fine_local.", "fine_context.")  # the fine path's inner layers: its output layers are zero
+    keeps_initial = ("fine_local.", "fine_context.", "across.")  # new paths' inner layers: their output layers are zero
 
     def __init__(self, spec: BandSpec | None = None) -> None:
         super().__init__()
@@ -215,6 +223,13 @@ class BandDenoiser(StreamingModel):
             for layer in (self.fine_bin_head, self.fine_head):  # zero: the band gains unchanged at the start
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        self.band_inputs = 2 + int(spec.pitch) + int(spec.noise_floor)  # per-band features the attention sees
+        if spec.across_channels:
+            self.across = BandAttention(spec.hidden, spec.bands, self.band_inputs, spec.across_channels,
+                                        spec.across_heads)
+            self.across_head = nn.Linear(spec.across_channels, 1)
+            nn.init.zeros_(self.across_head.weight)  # zero: the band gains unchanged at the start
+            nn.init.zeros_(self.across_head.bias)
 
     def spec_dict(self) -> dict:
         return asdict(self.spec)
@@ -316,23 +331,30 @@ class BandDenoiser(StreamingModel):
             features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)     # unit: (B, k, 2*df_bins)
         else:
             features = torch.cat([level, 0.25 * shape], dim=-1)
+        per_band = [level, 0.25 * shape]
         if delayed is not None:
             energies = band_correlation(seen, seen_delayed, self.band_matrix, band_energy)
             features = torch.cat([features, energies[2]], dim=-1)
+            per_band.append(energies[2])
             if ahead is not None:  # the comb works on the frames the gains are for
                 energies = band_correlation(spectrum, delayed, self.band_matrix)
         statistics = band_means
         if floor_start:  # the level above the noise floor, from the smoothed energies' running minimum
             smoothed = running_mean(log_bands, floor_start[0], self.floor_alpha)
             floors = running_floor(smoothed, floor_start[1], self.floor_rise)
-            features = torch.cat([features, 0.5 * (log_bands - floors)], dim=-1)
+            above = 0.5 * (log_bands - floors)
+            features = torch.cat([features, above], dim=-1)
+            per_band.append(above)
             statistics = torch.cat([band_means, smoothed, floors], dim=-1)
         if self.fine_bins:
             fine = self.fine_features(magnitude2, log_bands, band_means)                 # (B, k, 2, fine)
             features = torch.cat([features, fine.flatten(-2)], dim=-1)
         x = torch.relu(self.encode(features))
         x, hidden = self._gru(x, hidden)
-        band_gains = torch.sigmoid(self.gain_head(x))
+        logits = self.gain_head(x)
+        if spec.across_channels:
+            logits = logits + self.across_head(self.across(x, torch.stack(per_band, dim=-1))).squeeze(-1)
+        band_gains = torch.sigmoid(logits)
         if spec.gain_floor:
             band_gains = band_gains.clamp_min(spec.gain_floor)
         if self.low_bands:

@@ -46,6 +46,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # the default's network plus its own gains for the bins under 2 kHz (finer than the ERB bands there)
     "bands-fine": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=192,
                                           noise_floor=True, fine_hz=2000.0)).copy()),
+    # the default's network plus attention across its bands in every frame (modelling across frequency)
+    "bands-across": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=192,
+                                            noise_floor=True, across_channels=16)).copy()),
 }
 
 

@@ -169,7 +169,10 @@ def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, low_gain_exponent=3.0,
                                            min_gain=0.1),
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, noise_floor=True,
-                                           fine_hz=2000.0, fine_channels=4)])
+                                           fine_hz=2000.0, fine_channels=4),
+                                  BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, noise_floor=True,
+                                           across_channels=8),
+                                  BandSpec(hidden=16, layers=1, df_order=2, across_channels=6, across_heads=3)])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.manual_seed(0)
@@ -182,6 +185,8 @@ def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
         torch.nn.init.normal_(model.comb_head.weight, std=0.5)  # strengths differ by band and frame
     if model.fine_bins:
         wake_fine_path(model)
+    if spec.across_channels:
+        torch.nn.init.normal_(model.across_head.weight, std=0.5)  # it starts at zero: no change to check
     fast, eager, kernels = fast_vs_eager(model, noisy_audio[:12000], channels)
     assert kernels == ["NumpyBandStep", "NoneType"]
     assert np.abs(eager - noisy_audio[:len(eager), None]).max() > 0.01

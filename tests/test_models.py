@@ -11,7 +11,7 @@ from rtdenoise.models.registry import PRESETS, build_preset
 from .contract import verify_contract
 
 CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead", "bands-comb",
-                   "bands-floor", "bands-wide", "bands-wider", "bands-fine"]
+                   "bands-floor", "bands-wide", "bands-wider", "bands-fine", "bands-across"]
 
 
 @pytest.mark.parametrize("name", CONTRACT_MODELS)
@@ -29,6 +29,8 @@ def test_streaming_contract(name):
         if model.fine_bins:
             torch.nn.init.normal_(model.fine_head.weight, std=0.5)
             torch.nn.init.normal_(model.fine_bin_head.weight, std=0.5)
+        if model.spec.across_channels:
+            torch.nn.init.normal_(model.across_head.weight, std=0.5)
     verify_contract(model, seconds=0.5 if name.startswith(("gru", "bands")) and name != "gru-seed" else 0.15)
 
 

@@ -647,16 +647,20 @@ def test_a_quick_path_trains_and_evaluates_on_your_own_folders_with_nothing_fetc
     assert "by SNR band" in capsys.readouterr().out
 
 
-def test_the_default_grows_a_fine_path_without_changing_its_output(noisy_audio):
-    """The fine path's output layers start at zero and its inner layers random (so it can learn at all)."""
+@pytest.mark.parametrize("preset, inner, outer", [
+    ("bands-fine", ("fine_local", "fine_context"), ("fine_head", "fine_bin_head")),
+    ("bands-across", ("across.from_hidden", "across.qkv"), ("across_head",))])
+def test_the_default_grows_a_new_path_without_changing_its_output(noisy_audio, preset, inner, outer):
+    """A new path's output layers start at zero and its inner layers random (so it can learn at all)."""
     from rtdenoise.models import resolve_model_path
     from training.warm_start import warm_start
 
     default, checkpoint = load_checkpoint(resolve_model_path("bands"))
     torch.manual_seed(0)
-    grown = warm_start("bands-fine", checkpoint).eval()
-    assert grown.fine_bins == 40 and grown.fine_local.weight.abs().sum() > 0 and grown.fine_context.weight.abs().sum() > 0
-    assert grown.fine_head.weight.abs().sum() == 0 and grown.fine_bin_head.weight.abs().sum() == 0
+    grown = warm_start(preset, checkpoint).eval()
+    weights = grown.state_dict()
+    assert all(weights[f"{name}.weight"].abs().sum() > 0 for name in inner)
+    assert all(weights[f"{name}.weight"].abs().sum() == 0 for name in outer)
     grown.low_bands, grown.spec.low_gain_exponent = default.low_bands, default.spec.low_gain_exponent  # inference-only
     audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
     with torch.no_grad():

@@ -15,6 +15,7 @@ from scipy.special import expit
 from rtdenoise.models import State
 from rtdenoise.models.bands import LOG_EPS, UNSET_LOG, BandDenoiser
 
+from .band_attention import BandAttentionShift
 from .gru_kernel import gru_layer_weights, run_gru_layer
 from .pitch_comb import band_correlation, comb, delayed_spectra
 from .stft_step import HalfOverlapSTFTStep
@@ -50,6 +51,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._taps = (np.ascontiguousarray(weights["df_head.weight"].T), weights["df_head.bias"])
         self._layers = [gru_layer_weights(weights, layer, spec.hidden) for layer in range(spec.layers)]
         self._fine = FineGains(weights, model.fine_bins, self._to_bins) if model.fine_bins else None
+        self._across = BandAttentionShift(weights, spec.bands, spec.across_heads) if spec.across_channels else None
         overlap = model.frame - model.hop
         self._history = np.zeros((channels, overlap), np.float32)
         self._tail = np.zeros((channels, overlap), np.float32)
@@ -100,6 +102,7 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         shape = log_bands - np.add.reduce(band_means, axis=-1, keepdims=True) / np.float32(band_means.shape[-1])
         shape *= np.float32(0.25)
         parts = [log_bands - band_means, shape]
+        per_band = parts[:]  # what attention across the bands sees of each band
         if df:
             unset = self._power <= 0
             self._power[unset] = power[:, 0, :df][unset]
@@ -110,12 +113,14 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         if self._periods:
             energies = band_correlation(seen, self._delayed, self._to_bands, band_energy)
             parts.append(energies[2])
+            per_band.append(energies[2])
         if self._noise_floor:  # the level above each band's tracked floor
             smoothed = self._running(log_bands, self._means[:, bands: 2 * bands], self._floor_alpha)
             floors = self._lowest(smoothed, self._means[:, 2 * bands:])
             floors -= log_bands
             floors *= np.float32(-0.5)
             parts.append(floors)
+            per_band.append(floors)
         if self._fine is not None:
             fine = self._fine.features(power, log_bands, band_means)
             parts.append(fine.reshape(channels, count, -1))
@@ -132,6 +137,8 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         weight, bias = self._gain
         gains = x @ weight
         gains += bias
+        if self._across is not None:
+            gains += self._across(x, np.stack(per_band, axis=-1))
         expit(gains, out=gains)
         if self._floor:
             np.maximum(gains, self._floor, out=gains)
