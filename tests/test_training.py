@@ -8,7 +8,7 @@ import torch
 
 from rtdenoise.models import load_checkpoint
 from training import train, train_steps, validation
-from training.dataset import Clip, CorpusSplit, MixConfig, Mixer, build_pairs, load_pairs, random_split, save_pairs
+from training.dataset import MixConfig, Mixer, build_pairs, load_pairs, random_split, save_pairs
 from training.losses import masked_l1, si_sdr
 from training.synthetic_noise import KINDS, make
 
