@@ -1,13 +1,10 @@
 """The live path: rings, callbacks driven by hand, and a real PortAudio loop through PulseAudio."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -151,8 +151,7 @@ def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loa
 
 @pytest.mark.audio_device
 def test_sigterm_and_sigkill_leave_no_module_behind(sound_daemon):
-    server, env = sound_daemon.server, sound_daemon.env
-    env = dict(env, PULSE_SOURCE="rt_in.monitor")
+    env = dict(sound_daemon.env, PULSE_SOURCE="rt_in.monitor")
     for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):  # SIGHUP: the terminal was closed
         live, _ = _start_live(env)
         live.send_signal(number)
