@@ -223,10 +223,9 @@ class BandDenoiser(StreamingModel):
             for layer in (self.fine_bin_head, self.fine_head):  # zero: the band gains unchanged at the start
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
-        self.band_inputs = 2 + int(spec.pitch) + int(spec.noise_floor)  # per-band features the attention sees
         if spec.across_channels:
-            self.across = BandAttention(spec.hidden, spec.bands, self.band_inputs, spec.across_channels,
-                                        spec.across_heads)
+            band_inputs = 2 + int(spec.pitch) + int(spec.noise_floor)  # each band's own features (enhance)
+            self.across = BandAttention(spec.hidden, spec.bands, band_inputs, spec.across_channels, spec.across_heads)
             self.across_head = nn.Linear(spec.across_channels, 1)
             nn.init.zeros_(self.across_head.weight)  # zero: the band gains unchanged at the start
             nn.init.zeros_(self.across_head.bias)
@@ -325,13 +324,13 @@ class BandDenoiser(StreamingModel):
         band_means = running_mean(log_bands, means, self.alpha)
         level = log_bands - band_means                                                    # vs its own past
         shape = log_bands - band_means.mean(-1, keepdim=True)                             # vs the mean level
+        per_band = [level, 0.25 * shape]  # each band's own features (what attention across the bands sees)
         if self.df_bins:
             low_power = running_mean(magnitude2[..., : self.df_bins], power, self.alpha)
             unit = torch.view_as_real(seen[..., : self.df_bins] / torch.sqrt(low_power + LOG_EPS)).flatten(-2)
-            features = torch.cat([level, 0.25 * shape, unit.clamp(-10, 10)], dim=-1)     # unit: (B, k, 2*df_bins)
+            features = torch.cat([*per_band, unit.clamp(-10, 10)], dim=-1)               # unit: (B, k, 2*df_bins)
         else:
-            features = torch.cat([level, 0.25 * shape], dim=-1)
-        per_band = [level, 0.25 * shape]
+            features = torch.cat(per_band, dim=-1)
         if delayed is not None:
             energies = band_correlation(seen, seen_delayed, self.band_matrix, band_energy)
             features = torch.cat([features, energies[2]], dim=-1)
