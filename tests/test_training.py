@@ -658,6 +658,7 @@ def test_the_default_grows_a_new_path_without_changing_its_output(noisy_audio, p
     default, checkpoint = load_checkpoint(resolve_model_path("bands"))
     torch.manual_seed(0)
     grown = warm_start(preset, checkpoint).eval()
+    assert grown.fine_bins == (40 if preset == "bands-fine" else 0)
     weights = grown.state_dict()
     assert all(weights[f"{name}.weight"].abs().sum() > 0 for name in inner)
     assert all(weights[f"{name}.weight"].abs().sum() == 0 for name in outer)
