@@ -118,6 +118,20 @@ def test_the_stoi_weight_scales_only_the_stoi_term(clean_audio, noisy_audio):
                        denoising_loss(noisy, clean, LossSettings("speech", 0.5)))
 
 
+def test_the_sisdr_weight_scales_only_the_sisdr_term(clean_audio, noisy_audio):
+    """--sisdr-weight w: the speech losses fall by exactly (w - 0.01) x the estimate's SI-SDR in dB."""
+    from training.losses import SISDR_WEIGHT, LossSettings, denoising_loss, si_sdr
+
+    clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32))
+    noisy = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    sdr = si_sdr(noisy, clean).mean()
+    assert abs(sdr) > 1  # the noisy input's own SI-SDR, so that the check below can fail
+    for name in ("speech", "speech-stoi"):
+        base = denoising_loss(noisy, clean, LossSettings(name, 0.5))
+        heavier = denoising_loss(noisy, clean, LossSettings(name, 0.5, sisdr_weight=11 * SISDR_WEIGHT))
+        assert torch.isclose(base - heavier, 10 * SISDR_WEIGHT * sdr, rtol=1e-4)
+
+
 @pytest.mark.slow
 def test_short_training_run_lowers_the_loss(tmp_path, fixture_split):
     pairs, _ = build_pairs(Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5))), 12, seed=3)

@@ -74,6 +74,7 @@ def mask_nan(tensor: Tensor) -> Tensor:
 
 LOSSES = ("l1", "masked_l1", "sisdr", "mrstft", "speech", "speech-stoi", "speech-stoi-relative")
 STOI_WEIGHT = 10.0  # (1 - STOI) of a noisy input is ~0.13 where the speech loss is ~3
+SISDR_WEIGHT = 0.01  # what a dB of SI-SDR is worth in the speech losses (a few per cent of the loss)
 
 
 def relative_speech_loss(estimate: Tensor, clean: Tensor, noisy: Tensor, suppression_weight: float) -> Tensor:
@@ -90,11 +91,13 @@ def relative_speech_loss(estimate: Tensor, clean: Tensor, noisy: Tensor, suppres
 @dataclass(frozen=True)
 class LossSettings:
     """Which loss (one of ``LOSSES``) and its weights: ``suppression_weight`` as in
-    ``speech_preserving``, ``stoi_weight`` what a unit of (1 - STOI) costs in the speech-stoi losses."""
+    ``speech_preserving``, ``stoi_weight`` what a unit of (1 - STOI) costs in the speech-stoi losses,
+    ``sisdr_weight`` what a dB of SI-SDR is worth in the speech losses."""
 
     name: str = "speech"
     suppression_weight: float = 2.0
     stoi_weight: float = STOI_WEIGHT
+    sisdr_weight: float = SISDR_WEIGHT
 
 
 def denoising_loss(estimate: Tensor, clean: Tensor, settings: LossSettings, noisy: Tensor | None = None) -> Tensor:
@@ -127,7 +130,7 @@ def denoising_loss(estimate: Tensor, clean: Tensor, settings: LossSettings, nois
             speech = relative_speech_loss(estimate, clean, mask_nan(noisy), suppression_weight)
         else:
             speech = speech_preserving(estimate, clean, suppression_weight=suppression_weight)
-        total = 10 * speech - 0.01 * sdr
+        total = 10 * speech - settings.sisdr_weight * sdr
         if name != "speech" and voiced.any():
             total = total + settings.stoi_weight * (1 - stoi(estimate[voiced], clean[voiced]).mean())
         return total

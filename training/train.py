@@ -34,7 +34,7 @@ from rtdenoise.models.registry import PRESETS
 
 from .distributed import World, agreed_max, device_of, finish_together, join_world, leave_world, wrap_for_training
 from .epoch_report import EpochRun, report_epoch
-from .losses import LOSSES, STOI_WEIGHT
+from .losses import LOSSES, SISDR_WEIGHT, STOI_WEIGHT
 from .train_config import TrainConfig
 from .train_data import batches_from_pairs, training_data
 from .train_steps import chunk_samples, freeze_all_but, scheduled_lr, set_seed, starting_model, train_step
@@ -48,7 +48,8 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
                 "--tbptt-ms": config.tbptt_ms}
     at_least_zero = {"--stream-seconds": config.stream_seconds, "--max-minutes": args.max_minutes, "--warmup-steps": args.warmup_steps,
                      "--workers": args.workers, "--threads": args.threads,
-                     "--suppression-weight": config.suppression_weight, "--stoi-weight": config.stoi_weight}
+                     "--suppression-weight": config.suppression_weight, "--stoi-weight": config.stoi_weight,
+                     "--sisdr-weight": config.sisdr_weight}
     for option, value in positive.items():
         require_positive(option, value)
     for option, value in at_least_zero.items():
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="speech losses: extra cost of removed speech over residual noise (default 2)")
     parser.add_argument("--stoi-weight", type=finite_float,
                         help=f"speech-stoi losses: what a unit of (1 - STOI) costs (default {STOI_WEIGHT:g})")
+    parser.add_argument("--sisdr-weight", type=finite_float,
+                        help=f"speech losses: what a dB of SI-SDR is worth (default {SISDR_WEIGHT:g})")
     parser.add_argument("--train-only", metavar="PREFIXES",
                         help="train only the parameters whose names start with these (comma-separated, e.g. "
                              "df_head after growing a model: the rest keeps its trained weights)")
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(model=args.model)
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
-    for key in ("loss", "suppression_weight", "stoi_weight", "train_only", "optimizer", "lr", "batch", "epochs",
+    for key in ("loss", "suppression_weight", "stoi_weight", "sisdr_weight", "train_only", "optimizer", "lr", "batch", "epochs",
                 "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed", "stream_seconds"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .losses import STOI_WEIGHT, LossSettings
+from .losses import SISDR_WEIGHT, STOI_WEIGHT, LossSettings
 
 @dataclass
 class TrainConfig:
@@ -25,12 +25,13 @@ class TrainConfig:
     validation_pairs: int = 64
     suppression_weight: float = 2.0  # speech losses: what removed speech costs beyond residual noise
     stoi_weight: float = STOI_WEIGHT  # speech-stoi losses: what a unit of (1 - STOI) costs
+    sisdr_weight: float = SISDR_WEIGHT  # speech losses: what a dB of SI-SDR is worth
     train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
     stream_seconds: float = 0.0      # > 0: train on streams this long whose conditions change (stream_mix.py)
 
     @property
     def loss_settings(self) -> LossSettings:
-        return LossSettings(self.loss, self.suppression_weight, self.stoi_weight)
+        return LossSettings(self.loss, self.suppression_weight, self.stoi_weight, self.sisdr_weight)
 
 
 STREAM_PIECE_SECONDS = 6.0  # the longest piece of a training stream (StreamConfig's default)
