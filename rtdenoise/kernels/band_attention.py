@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dense import linear_layer
+
 LAYER_NORM_EPS = np.float32(1e-5)  # nn.LayerNorm's default
-
-
-def _linear(weights: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
-    return np.ascontiguousarray(weights[f"{name}.weight"].T), weights[f"{name}.bias"]
 
 
 def _layer_norm(tokens: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -21,17 +19,17 @@ class BandAttentionShift:
 
     def __init__(self, weights: dict[str, np.ndarray], bands: int, heads: int) -> None:
         self._bands, self._heads = bands, heads
-        self._from_hidden = _linear(weights, "across.from_hidden")
-        self._from_features = _linear(weights, "across.from_features")
+        self._from_hidden = linear_layer(weights, "across.from_hidden")
+        self._from_features = linear_layer(weights, "across.from_features")
         self._position = weights["across.position"]
         self._channels = self._position.shape[1]
         self._attention_norm = weights["across.attention_norm.weight"], weights["across.attention_norm.bias"]
-        self._qkv = _linear(weights, "across.qkv")
-        self._mix = _linear(weights, "across.mix")
+        self._qkv = linear_layer(weights, "across.qkv")
+        self._mix = linear_layer(weights, "across.mix")
         self._mlp_norm = weights["across.mlp_norm.weight"], weights["across.mlp_norm.bias"]
-        self._expand = _linear(weights, "across.expand")
-        self._contract = _linear(weights, "across.contract")
-        self._head = _linear(weights, "across_head")
+        self._expand = linear_layer(weights, "across.expand")
+        self._contract = linear_layer(weights, "across.contract")
+        self._head = linear_layer(weights, "across_head")
 
     def __call__(self, x: np.ndarray, features: np.ndarray) -> np.ndarray:
         """``(C, k, bands)``: the shifts, from the GRU's output ``x`` ``(C, k, hidden)`` and the band features

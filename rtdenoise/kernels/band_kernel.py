@@ -16,6 +16,7 @@ from rtdenoise.models import State
 from rtdenoise.models.bands import LOG_EPS, UNSET_LOG, BandDenoiser
 
 from .band_attention import BandAttentionShift
+from .dense import linear_layer
 from .gru_kernel import gru_layer_weights, run_gru_layer
 from .pitch_comb import band_correlation, comb, delayed_spectra
 from .stft_step import HalfOverlapSTFTStep
@@ -46,9 +47,9 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         self._window = model.window.cpu().numpy().astype(np.float32)
         bands = model.band_matrix.cpu().numpy().astype(np.float32)
         self._to_bands, self._to_bins = np.ascontiguousarray(bands.T), np.ascontiguousarray(bands)
-        self._encode = (np.ascontiguousarray(weights["encode.weight"].T), weights["encode.bias"])
-        self._gain = (np.ascontiguousarray(weights["gain_head.weight"].T), weights["gain_head.bias"])
-        self._taps = (np.ascontiguousarray(weights["df_head.weight"].T), weights["df_head.bias"])
+        self._encode = linear_layer(weights, "encode")
+        self._gain = linear_layer(weights, "gain_head")
+        self._taps = linear_layer(weights, "df_head")
         self._layers = [gru_layer_weights(weights, layer, spec.hidden) for layer in range(spec.layers)]
         self._fine = FineGains(weights, model.fine_bins, self._to_bins) if model.fine_bins else None
         self._across = BandAttentionShift(weights, spec.bands, spec.across_heads) if spec.across_channels else None
@@ -203,8 +204,8 @@ class FineGains:
         local = weights["fine_local.weight"]                                  # (channels, 2, taps)
         self._taps = local.shape[2]
         self._local = (np.ascontiguousarray(local.reshape(local.shape[0], -1)), weights["fine_local.bias"][:, None])
-        self._context = (np.ascontiguousarray(weights["fine_context.weight"].T), weights["fine_context.bias"])
-        self._per_bin = (np.ascontiguousarray(weights["fine_bin_head.weight"].T), weights["fine_bin_head.bias"])
+        self._context = linear_layer(weights, "fine_context")
+        self._per_bin = linear_layer(weights, "fine_bin_head")
         self._head = (np.ascontiguousarray(weights["fine_head.weight"][:, :, 0]), weights["fine_head.bias"])
 
     def features(self, power: np.ndarray, log_bands: np.ndarray, band_means: np.ndarray) -> np.ndarray:
