@@ -661,15 +661,30 @@ def test_a_quick_path_trains_and_evaluates_on_your_own_folders_with_nothing_fetc
     assert "by SNR band" in capsys.readouterr().out
 
 
+def the_default_without_its_attention() -> tuple[torch.nn.Module, dict]:
+    """The shipped default with its attention across bands taken out: the trained network it grew from
+    (only that path trained since), as a model and as a checkpoint to grow from."""
+    from rtdenoise.models import resolve_model_path
+    from rtdenoise.models.registry import build_model, read_checkpoint
+
+    checkpoint = read_checkpoint(resolve_model_path("bands"))
+    assert checkpoint["spec"]["across_channels"] > 0  # else this test no longer grows anything new
+    base = {**checkpoint, "spec": {**checkpoint["spec"], "across_channels": 0},
+            "state_dict": {name: weights for name, weights in checkpoint["state_dict"].items()
+                           if not name.startswith("across")}}
+    model = build_model(base["arch"], base["spec"])
+    model.load_state_dict(base["state_dict"])
+    return model.eval(), base
+
+
 @pytest.mark.parametrize("preset, inner, outer", [
     ("bands-fine", ("fine_local", "fine_context"), ("fine_head", "fine_bin_head")),
     ("bands-across", ("across.from_hidden", "across.qkv"), ("across_head",))])
-def test_the_default_grows_a_new_path_without_changing_its_output(noisy_audio, preset, inner, outer):
+def test_a_trained_band_model_grows_a_new_path_without_changing_its_output(noisy_audio, preset, inner, outer):
     """A new path's output layers start at zero and its inner layers random (so it can learn at all)."""
-    from rtdenoise.models import resolve_model_path
     from training.warm_start import warm_start
 
-    default, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    default, checkpoint = the_default_without_its_attention()
     torch.manual_seed(0)
     grown = warm_start(preset, checkpoint).eval()
     assert grown.fine_bins == (40 if preset == "bands-fine" else 0)
