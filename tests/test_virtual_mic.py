@@ -38,12 +38,14 @@ def recorded_sources(server: str, env: dict) -> list[str]:
 
 
 def wait_until_recorded(server: str, env: dict, source: str, tries: int) -> list[str]:
-    """The sources being recorded, once ``source`` is among them (a loaded server may still be moving streams);
-    at least half a second later, so that live's watch (polled every 0.25 s) has seen the change too."""
+    """The sources being recorded, once ``source`` is among them (a loaded server may still be moving streams,
+    ``tries`` checks half a second apart), and a second later, so that live's watch (polled every 0.25 s, on a
+    loaded machine later) has seen the change too."""
     for _ in range(tries):
         time.sleep(0.5)
         recording_from = recorded_sources(server, env)
         if source in recording_from:
+            time.sleep(1.0)
             break
     return recording_from
 
@@ -200,7 +202,7 @@ def test_the_session_follows_a_new_default_microphone_and_says_so(sound_daemon):
         time.sleep(1.5)
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_out.monitor"], check=True, env=env)
         time.sleep(2.0)
-        recording_from = wait_until_recorded(server, env, "rt_out.monitor", tries=10)
+        recording_from = wait_until_recorded(server, env, "rt_out.monitor", tries=20)
         err = interrupt(live)
     assert "microphone is now rt_out.monitor" in err
     assert "rt_out.monitor" in recording_from and "rt_in.monitor" not in recording_from  # the stream moved
