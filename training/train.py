@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(model=args.model)
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
-    for key in ("loss", "suppression_weight", "stoi_weight", "sisdr_weight", "train_only", "optimizer", "lr", "batch", "epochs",
-                "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed", "stream_seconds"):
+    for key in ("loss", "suppression_weight", "stoi_weight", "sisdr_weight", "train_only", "optimizer", "lr",
+                "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed", "stream_seconds"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
