@@ -399,6 +399,27 @@ def test_a_band_model_trains_with_the_recording_chain_on_a_corpus_folder(tmp_pat
     assert len(history) == 2 and all("val_stoi" in h and "val_stoi_noisy" in h for h in history)
 
 
+def test_a_resumed_run_keeps_its_network_name_and_mixes_new_audio(tmp_path, fixture_corpus):
+    """``--resume`` without ``--model``: the run is still the network it was (not the default preset),
+    and its mixtures are not the ones its first epochs saw."""
+    out = tmp_path / "small.pt"
+    common = ["--corpus", str(fixture_corpus), "--loss", "speech", "--val-split", "valvoice", "--batch", "2",
+              "--segment-seconds", "1", "--steps-per-epoch", "2", "--out", str(out), "--quiet"]
+    assert train.main(["--model", "bands-small", *common, "--epochs", "1"]) == 0
+    assert train.main([*common, "--epochs", "2", "--resume"]) == 0
+    last = torch.load(out.with_name("small.last.pt"), weights_only=True)
+    assert len(last["history"]) == 2 and last["training"]["recipe"]["model"] == "bands-small"
+
+
+def test_on_the_fly_mixing_after_a_resume_is_new_audio(fixture_split):
+    from training.dataset import OnTheFlyDataset
+
+    mixer = Mixer(fixture_split, MixConfig(seconds=0.5, snr_db=(0, 5)))
+    first = [next(iter(OnTheFlyDataset(mixer, 7, resumed_at=at)))[0] for at in (0, 0, 3)]
+    assert torch.equal(first[0], first[1])  # a fresh run: the same seed, the same mixtures
+    assert not torch.equal(first[0], first[2])
+
+
 def narrow_pitch_checkpoint() -> dict:
     """A 2x128 pitch band model without look-ahead (the network of the default before it was widened):
     the shipped bands-ahead's weights, which are that network's, in the spec without the look-ahead."""

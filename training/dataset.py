@@ -385,16 +385,26 @@ def random_split(pairs: list[Pair], held_out: int, seed: int) -> tuple[list[Pair
 
 
 class OnTheFlyDataset(torch.utils.data.IterableDataset):
-    """Fresh mixtures (new noise, SNR, gain) forever; each worker has its own seed."""
+    """Fresh mixtures (new noise, SNR, gain) forever; each worker has its own seed.
 
-    def __init__(self, mixer: Mixer, seed: int, rank: int = 0) -> None:
+    ``resumed_at``: the epochs a resumed run has already done, so that it mixes new audio
+    rather than replaying what its first epochs saw (0: a fresh run, the seeds as ever).
+    """
+
+    def __init__(self, mixer: Mixer, seed: int, rank: int = 0, resumed_at: int = 0) -> None:
         self.mixer = mixer
         self.seed = seed
         self.rank = rank  # distributed training: each rank mixes its own audio
+        self.resumed_at = resumed_at
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0] + ([self.rank] if self.rank else []))
+        entropy = [self.seed, info.id if info else 0]
+        if self.resumed_at:
+            entropy += [self.rank, self.resumed_at]
+        elif self.rank:
+            entropy += [self.rank]
+        rng = np.random.default_rng(entropy)
         while True:
             noisy, clean, _ = self.mixer.mix(rng)
             yield torch.from_numpy(noisy), torch.from_numpy(clean)

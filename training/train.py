@@ -187,7 +187,8 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
-    train_pairs, val_pairs, stream = training_data(config, args, world, say)
+    train_pairs, val_pairs, stream = training_data(config, args, world, say,
+                                                   resumed_at=len(resume["history"]) if resume else 0)
 
     trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = (torch.optim.SGD(trained, lr=config.lr) if config.optimizer == "sgd"

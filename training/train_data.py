@@ -32,7 +32,8 @@ def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: Wo
         yield (torch.cat([p[0][..., :length] for p in chosen]), torch.cat([p[1][..., :length] for p in chosen]))
 
 
-def training_data(config: TrainConfig, args: argparse.Namespace, world: World, say) -> tuple[list | None, list, object]:
+def training_data(config: TrainConfig, args: argparse.Namespace, world: World, say,
+                  resumed_at: int = 0) -> tuple[list | None, list, object]:
     """``(training pairs or None, validation pairs, stream of mixed batches or None)``."""
     if args.data:
         pairs, _ = load_pairs(args.data)
@@ -72,7 +73,8 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
         if config.stream_seconds:
             source = StreamMixer(mixer, StreamConfig(seconds=config.stream_seconds))
             val_pairs = val_pairs + validation_streams(val_mixer, config)
-        loader = torch.utils.data.DataLoader(OnTheFlyDataset(source, config.seed, rank=world.rank),
+        loader = torch.utils.data.DataLoader(OnTheFlyDataset(source, config.seed, rank=world.rank,
+                                                             resumed_at=resumed_at),
                                              batch_size=config.batch,
                                              num_workers=args.workers,
                                              persistent_workers=args.workers > 0)

@@ -89,8 +89,12 @@ def freeze_all_but(model: StreamingModel, prefixes: str) -> None:
 
 def starting_model(config: TrainConfig, args: argparse.Namespace, resume: dict | None, say) -> StreamingModel:
     """The network to train: resumed, started from ``--init`` (grown into a larger preset when one is named), or fresh."""
-    if not args.init or resume is not None:
+    if resume is not None:
+        if not args.model_given:  # a resumed run keeps its own network's name, not the default preset's
+            config.model = resume.get("training", {}).get("recipe", {}).get("model", config.model)
         return make_model(config.model, resume)
+    if not args.init:
+        return make_model(config.model, None)
     start = read_checkpoint(args.init)
     if args.model_given and PRESETS.get(config.model, ("", {}))[0] == start["arch"] \
             and PRESETS[config.model][1] != start["spec"]:
