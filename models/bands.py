@@ -233,6 +233,14 @@ class BandDenoiser(StreamingModel):
     def spec_dict(self) -> dict:
         return asdict(self.spec)
 
+    def feature_blocks(self) -> list[tuple[str, int]]:
+        """The input layer's features in order, as (name, width): how ``enhance`` concatenates them."""
+        spec = self.spec
+        blocks = [("level", spec.bands), ("shape", spec.bands), ("low_spectrum", 2 * self.df_bins),
+                  ("pitch", spec.bands if spec.pitch else 0), ("above_floor", spec.bands if spec.noise_floor else 0),
+                  ("fine", 2 * self.fine_bins)]
+        return [(name, width) for name, width in blocks if width]
+
     def use_matrix_dft(self) -> None:
         self.dft = FrameDFT(self.frame).to(self.window.device)
 

@@ -466,6 +466,24 @@ def test_a_band_gain_model_grows_a_deep_filter_without_changing_its_output(noisy
         warm_start("bands-ahead", {"arch": "bands", "spec": floored.spec_dict(), "state_dict": floored.state_dict()})
 
 
+def test_the_default_grows_a_deep_filter_between_its_input_features_with_the_same_output(noisy_audio):
+    """The deep filter's low-bin features come before the pitch and noise-floor ones: each trained
+    feature's weights move to where that feature now is, so the grown model starts as the default."""
+    from rtdenoise.models import resolve_model_path
+    from training.warm_start import warm_start
+
+    source, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    checkpoint = {**checkpoint, "spec": {**checkpoint["spec"], "low_gain_exponent": 1.0, "high_band_exponent": 0.8}}
+    source = warm_start("bands-across", checkpoint).eval()  # the default's network as the preset states it
+    grown = warm_start("bands-across-df", checkpoint).eval()
+    assert grown.df_bins and grown.encode.in_features == source.encode.in_features + 2 * grown.df_bins
+    audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(grown(audio), source(audio), atol=1e-6)
+    with pytest.raises(SystemExit, match="does not fit.*above_floor"):
+        warm_start("bands-ahead", checkpoint)  # a preset without the noise-floor features cannot hold it
+
+
 def test_a_wider_network_grows_gate_by_gate_with_live_new_units_and_the_same_output(noisy_audio, tmp_path):
     from rtdenoise.models.registry import build_model, save_checkpoint
     from training.warm_start import main as grow

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from rtdenoise.models import StreamingModel
-from rtdenoise.models.registry import build_preset, read_checkpoint, save_checkpoint
+from rtdenoise.models.registry import build_model, build_preset, read_checkpoint, save_checkpoint
 
 
 def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
@@ -29,11 +29,12 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
     if model.arch != checkpoint["arch"]:
         raise SystemExit(f"--init: a {checkpoint['arch']} checkpoint cannot start a {model.arch} model")
     spec = checkpoint.get("spec", {})
-    if spec.get("pitch") and (not model.spec_dict().get("pitch") or model.spec_dict().get("df_hz") != spec.get("df_hz")):
-        # its pitch correlations follow the other features: another feature layout would misplace them
-        raise SystemExit(f"--init: a pitch band model can only grow into a pitch preset with the same deep filter, "
-                         f"not {preset!r}")
-    trained = checkpoint["state_dict"]
+    trained = dict(checkpoint["state_dict"])
+    if hasattr(model, "feature_blocks") and "encode.weight" in trained:
+        # new input features may sit between trained ones (a deep filter's low bins before the pitch
+        # correlations): each trained feature's column goes where that feature now is, the new ones stay zero
+        trained["encode.weight"] = _features_moved(trained["encode.weight"], build_model(model.arch, spec),
+                                                   model, preset)
     unknown = sorted(set(trained) - set(model.state_dict()))
     if unknown:
         raise SystemExit(f"--init: preset {preset!r} has no {unknown[0]} (the checkpoint has)")
@@ -54,6 +55,23 @@ def warm_start(preset: str, checkpoint: dict) -> StreamingModel:
                        weights.view(gates, weights.shape[0] // gates, *weights.shape[1:]),
                        new_units=bool(hidden[0] and hidden[1] and hidden[1] > hidden[0]))
     return model
+
+
+def _features_moved(weight: torch.Tensor, old: StreamingModel, new: StreamingModel, preset: str) -> torch.Tensor:
+    """``weight`` (rows, old features) with its columns at the new layout's places of the same features."""
+    new_at, at = {}, 0
+    for name, width in new.feature_blocks():
+        new_at[name] = (at, width)
+        at += width
+    moved = weight.new_zeros(weight.shape[0], at)
+    at = 0
+    for name, width in old.feature_blocks():
+        if new_at.get(name, (0, -1))[1] != width:
+            raise SystemExit(f"--init: the checkpoint's input layer does not fit preset {preset!r} "
+                             f"(it has no {name} features {width} wide)")
+        moved[:, new_at[name][0]: new_at[name][0] + width] = weight[:, at: at + width]
+        at += width
+    return moved
 
 
 def _grow_into(target: torch.Tensor, weights: torch.Tensor, new_units: bool) -> None:
