@@ -172,7 +172,8 @@ def test_cpu_gru_kernel_equals_model_step(noisy_audio, spec, channels):
                                            fine_hz=2000.0, fine_channels=4),
                                   BandSpec(hidden=16, bands=20, df_hz=0.0, pitch=True, noise_floor=True,
                                            across_channels=8),
-                                  BandSpec(hidden=16, layers=1, df_order=2, across_channels=6, across_heads=3)])
+                                  BandSpec(hidden=16, layers=1, df_order=2, across_channels=6, across_heads=3),
+                                  BandSpec(hidden=16, layers=1, df_order=2, pitch=True, low_gain_exponent=3.0)])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_cpu_band_kernel_equals_model_step(noisy_audio, spec, channels):
     torch.manual_seed(0)

@@ -144,8 +144,8 @@ class NumpyBandStep(HalfOverlapSTFTStep):
         if self._floor:
             np.maximum(gains, self._floor, out=gains)
         if self._low_bands:
-            low = gains[..., : self._low_bands]
-            np.power(low, self._low_exponent, out=low)
+            lowest = gains[..., : self._low_bands]
+            np.power(lowest, self._low_exponent, out=lowest)
         if self._min_gain:
             gains *= np.float32(1) - self._min_gain
             gains += self._min_gain
