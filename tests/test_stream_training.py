@@ -102,3 +102,34 @@ def test_evaluate_scores_each_mixture_in_the_stream_and_in_the_hard_streams(tmp_
     assert results["bands (stream)"]["overall"]["si_sdr_i"] > 1.0
     assert results["bands (after pause)"]["overall"]["pause_noise_removed_db"] > 6.0
     assert results["noisy input (after pause)"]["overall"]["pause_noise_removed_db"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_no_pauses_stream_reads_the_same_speaker_without_pauses_over_the_mixtures_own_noise(fixture_split):
+    from training.stream_eval import FRAME, active_rms, hard_pieces, without_pauses
+
+    mixer = Mixer(fixture_split, MixConfig(seconds=3.0, pitch_shift_probability=0, silence_probability=0,
+                                           synthetic_probability=0, synthetic_only_probability=0,
+                                           babble_probability=0))
+    rng = np.random.default_rng(5)
+    mixes = [mixer.mix(rng, 5.0) for _ in range(8)]
+    arrays = [(n, c) for n, c, _ in mixes]
+    metas = [dict(meta) for _, _, meta in mixes]
+    metas[6]["speaker"] = "someone else"        # the mixture just before is another speaker's: skipped
+    pieces = hard_pieces("no pauses", arrays, [7], np.random.default_rng(0), list(range(8)), metas)
+    (context_noisy, context_clean, unscored), (noisy, clean, scored) = pieces
+    assert unscored is None and scored == 7
+    assert noisy is arrays[7][0] and clean is arrays[7][1]            # the scored mixture itself, untouched
+    assert 8.0 * SAMPLE_RATE <= len(context_clean) <= 12.0 * SAMPLE_RATE
+    frames = context_clean[: len(context_clean) // FRAME * FRAME].reshape(-1, FRAME)
+    energy = np.mean(frames.astype(np.float64) ** 2, axis=1)
+    assert energy.min() > energy.max() * 1e-5                        # no 20 ms without speech in the context
+    # it reads the nearest mixture of the same speaker first (5, not 6), pauses cut, at the scored level
+    nearest = without_pauses(arrays[5][1]) * (active_rms(arrays[7][1]) / active_rms(arrays[5][1]))
+    assert len(nearest) < len(arrays[5][1])                           # the fixture's mixture had pauses to cut
+    np.testing.assert_allclose(context_clean[: len(nearest)], nearest, atol=1e-6)
+    assert active_rms(context_clean) == pytest.approx(active_rms(arrays[7][1]), rel=0.05)
+    # under it runs the scored mixture's own noise, which ends where the mixture's noise begins
+    context_noise = context_noisy - context_clean
+    own_noise = arrays[7][0] - arrays[7][1]
+    assert np.abs(context_noise).max() == pytest.approx(np.abs(own_noise).max(), rel=1e-5)
+    assert context_noise[-1] == pytest.approx(own_noise[0], abs=1e-6)

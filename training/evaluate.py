@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream", action="store_true",
                         help="also score every system in stream mode: the mixtures joined into one stream in a "
                              "seeded order (and harder streams: noise fading in, a 12 dB level step, a long pause, "
-                             "a new speaker), each mixture scored from the stream's output (training/stream_eval.py)")
+                             "a new speaker, speech without pauses), each mixture scored from the stream's output "
+                             "(training/stream_eval.py)")
     parser.add_argument("--stream-seed", type=int, default=0, help="the order of the joined mixtures (default 0)")
     args = parser.parse_args(argv)
     if args.limit is not None:

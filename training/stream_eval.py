@@ -10,7 +10,9 @@ A microphone is one endless stream, so a model is judged there too. Rows:
   ``fade-in`` the mixture's noise rises from silence over 1-3 s; ``level step`` its level changes by
   +12 or -12 dB half way through (the reference too); ``after pause`` 10-30 s of its own noise alone
   come first (the row also gives how much of that noise was removed); ``new speaker`` its speech is laid
-  over the noise of the mixture before it, which goes on unchanged (only the speaker changes).
+  over the noise of the mixture before it, which goes on unchanged (only the speaker changes);
+  ``no pauses`` 8-12 s of the same speaker's speech from other mixtures, its pauses cut out, come first
+  over the mixture's own noise (read speech that never leaves the noise alone, as an audiobook).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from .metrics import group_keys, score, summarise
 from .stream_mix import fade_in_noise, join, level_step
 
 HARD_EVERY = 6
-HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker")
+HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker", "no pauses")
+FRAME = SAMPLE_RATE // 50  # 20 ms: the unit in which pauses are cut out
 System = Callable[[np.ndarray], np.ndarray]
 
 
@@ -43,8 +46,49 @@ def ping_pong(noise: np.ndarray, samples: int) -> np.ndarray:
     return np.tile(cycle, repeats)[-samples:]
 
 
+def without_pauses(speech: np.ndarray, floor_db: float = -40.0) -> np.ndarray:
+    """``speech`` with every 20 ms frame more than ``-floor_db`` below its loudest frame cut out."""
+    frames = speech[: len(speech) // FRAME * FRAME].reshape(-1, FRAME)
+    energy = np.mean(np.square(frames, dtype=np.float64), axis=1)
+    if not energy.any():
+        return speech[:0]
+    return frames[energy >= energy.max() * 10 ** (floor_db / 10)].reshape(-1)
+
+
+def active_rms(speech: np.ndarray) -> float:
+    """The RMS of the frames of ``speech`` that are not pauses (0 for silence)."""
+    active = without_pauses(speech)
+    return float(np.sqrt(np.mean(np.square(active, dtype=np.float64)))) if len(active) else 0.0
+
+
+def speech_run(cleans: list[np.ndarray], rms: float, samples: int) -> np.ndarray:
+    """``samples`` of the ``cleans`` back to back without their pauses, each brought to ``rms`` (active speech)."""
+    parts, total = [], 0
+    for clean in cleans:
+        if total >= samples:
+            break
+        active = without_pauses(clean)
+        if len(active):
+            parts.append(active * (rms / active_rms(clean)))
+            total += len(active)
+    run = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return np.pad(run, (0, max(0, samples - len(run))))[:samples].astype(np.float32)
+
+
+def same_speaker_before(position: int, order: list[int], metas: list[dict] | None) -> list[int]:
+    """The mixtures before ``order[position]`` in the stream's order (wrapping round), nearest first,
+    of the same speaker when ``metas`` say who speaks."""
+    index = order[position]
+    before = [order[(position - k) % len(order)] for k in range(1, len(order))]
+    if metas is None:
+        return before
+    speaker = metas[index].get("speaker")
+    return [i for i in before if metas[i].get("speaker") == speaker]
+
+
 def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: list[int],
-                rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, int | None]]:
+                rng: np.random.Generator, order: list[int] | None = None,
+                metas: list[dict] | None = None) -> list[tuple[np.ndarray, np.ndarray, int | None]]:
     """The pieces of one hard stream: ``(noisy, clean, index of the mixture scored or None)``; a scored piece
     may begin with unscored context (the pause), which ``score_stream`` cuts off by its length."""
     pieces = []
@@ -65,6 +109,17 @@ def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: 
             length = min(len(noise), len(clean))
             pieces.append((before[0], before[1], None))
             pieces.append((clean[:length] + noise[:length], clean[:length], index))
+        elif kind == "no pauses":
+            order = order if order is not None else list(range(len(arrays)))
+            others = same_speaker_before(order.index(index), order, metas)
+            rms = active_rms(clean)
+            if not others or rms == 0.0:  # nothing to read before it: the mixture alone
+                pieces.append((noisy, clean, index))
+                continue
+            speech = speech_run([arrays[i][1] for i in others], rms, int(rng.uniform(8.0, 12.0) * SAMPLE_RATE))
+            noise = ping_pong(noisy - clean, len(speech))
+            pieces.append((speech + noise, speech, None))
+            pieces.append((noisy, clean, index))
         else:
             raise ValueError(f"unknown hard stream {kind!r}")
     return pieces
@@ -98,7 +153,7 @@ def evaluate_streams(pairs, metas, systems: dict[str, System], seed: int = 0) ->
     streams = {"stream": [(*arrays[i], i) for i in order]}
     chosen = order[::HARD_EVERY]
     for offset, kind in enumerate(HARD_KINDS):
-        streams[kind] = hard_pieces(kind, arrays, chosen, np.random.default_rng([seed, offset]))
+        streams[kind] = hard_pieces(kind, arrays, chosen, np.random.default_rng([seed, offset]), order, metas)
     results: dict[str, dict] = defaultdict(dict)
     for name, system in tqdm(systems.items(), desc="streams", unit="system", file=sys.stderr):
         for kind, pieces in streams.items():
