@@ -734,3 +734,32 @@ def test_a_trained_band_model_grows_a_new_path_without_changing_its_output(noisy
     audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
     with torch.no_grad():
         assert torch.allclose(grown(audio), default(audio), atol=1e-6)
+
+
+def test_lr_scale_puts_the_named_parameters_in_their_own_faster_group():
+    from training.train_steps import make_model, parameter_groups
+
+    model = make_model("bands-small", None)
+    groups = parameter_groups(model, 1e-4, "df_head=10")
+    assert [(g["lr"], g["lr_scale"]) for g in groups] == [(1e-4, 1.0), (pytest.approx(1e-3), 10.0)]
+    df_head = {id(p) for name, p in model.named_parameters() if name.startswith("df_head")}
+    assert {id(p) for p in groups[1]["params"]} == df_head
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert len(parameter_groups(model, 1e-4, "")) == 1
+    for bad in ("df_head", "df_head=0", "df_head=x", "=3", "nothing_here=2"):
+        with pytest.raises(SystemExit, match="--lr-scale"):
+            parameter_groups(model, 1e-4, bad)
+
+
+def test_a_run_with_lr_scale_keeps_its_groups_lrs_in_ratio_and_resumes(tmp_path, fixture_corpus):
+    out = tmp_path / "scaled.pt"
+    common = ["--model", "bands-small", "--corpus", str(fixture_corpus), "--loss", "speech", "--val-split",
+              "valvoice", "--batch", "2", "--segment-seconds", "1", "--steps-per-epoch", "2", "--lr", "1e-4",
+              "--lr-scale", "df_head=10", "--max-minutes", "30", "--warmup-steps", "3", "--out", str(out), "--quiet"]
+    assert train.main([*common, "--epochs", "1"]) == 0
+    assert train.main([*common, "--epochs", "2", "--resume"]) == 0
+    last = torch.load(out.with_name("scaled.last.pt"), weights_only=True)
+    assert last["training"]["recipe"]["lr_scale"] == "df_head=10" and len(last["history"]) == 2
+    slow, fast = last["optimizer"]["param_groups"]
+    assert (slow["lr_scale"], fast["lr_scale"]) == (1.0, 10.0)
+    assert 0 < slow["lr"] <= 1e-4 and fast["lr"] == pytest.approx(10 * slow["lr"])

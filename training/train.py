@@ -37,7 +37,8 @@ from .epoch_report import EpochRun, report_epoch
 from .losses import LOSSES, SISDR_WEIGHT, STOI_WEIGHT
 from .train_config import TrainConfig
 from .train_data import batches_from_pairs, training_data
-from .train_steps import chunk_samples, freeze_all_but, scheduled_lr, set_seed, starting_model, train_step
+from .train_steps import (chunk_samples, freeze_all_but, parameter_groups, scheduled_lr, set_seed, starting_model,
+                          train_step)
 from .validation import selection_score, validate
 
 
@@ -93,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-only", metavar="PREFIXES",
                         help="train only the parameters whose names start with these (comma-separated, e.g. "
                              "df_head after growing a model: the rest keeps its trained weights)")
+    parser.add_argument("--lr-scale", metavar="PREFIX=FACTOR,...",
+                        help="these parameters learn at FACTOR times the lr (e.g. df_head=10: a deep filter grown at "
+                             "zero learns faster than the trained network under it)")
     parser.add_argument("--optimizer", choices=["adam", "sgd"])
     parser.add_argument("--lr", type=finite_float)
     parser.add_argument("--batch", type=int)
@@ -145,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(model=args.model)
     if args.lab:
         config = TrainConfig(model=args.model, loss="l1", optimizer="sgd", lr=0.5, batch=32, epochs=20)
-    for key in ("loss", "suppression_weight", "stoi_weight", "sisdr_weight", "train_only", "optimizer", "lr",
-                "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed", "stream_seconds"):
+    for key in ("loss", "suppression_weight", "stoi_weight", "sisdr_weight", "train_only", "lr_scale", "optimizer",
+                "lr", "batch", "epochs", "steps_per_epoch", "segment_seconds", "tbptt_ms", "seed", "stream_seconds"):
         if getattr(args, key) is not None:
             setattr(config, key, getattr(args, key))
     if not args.data and not args.corpus:
@@ -190,7 +194,7 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
     train_pairs, val_pairs, stream = training_data(config, args, world, say,
                                                    resumed_at=len(resume["history"]) if resume else 0)
 
-    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    trained = parameter_groups(model, config.lr, config.lr_scale)
     optimizer = (torch.optim.SGD(trained, lr=config.lr) if config.optimizer == "sgd"
                  else torch.optim.AdamW(trained, lr=config.lr, weight_decay=1e-4))
     history: list[dict] = []
@@ -247,8 +251,8 @@ def train(config: TrainConfig, args: argparse.Namespace, world: World, device: t
                 out_of_time = True
                 break
             if scheduler and (args.max_minutes or args.warmup_steps):
-                for group in optimizer.param_groups:
-                    group["lr"] = scheduled_lr(scheduler.get_last_lr()[0], config.lr,
+                for group, epoch_lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+                    group["lr"] = scheduled_lr(epoch_lr, config.lr * group.get("lr_scale", 1.0),
                                                progress if args.max_minutes else None, steps_done, args.warmup_steps)
             losses.append(train_step(trainer, model, noisy.to(device), clean.to(device), config, optimizer))
             steps_done += 1

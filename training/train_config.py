@@ -27,6 +27,7 @@ class TrainConfig:
     stoi_weight: float = STOI_WEIGHT  # speech-stoi losses: what a unit of (1 - STOI) costs
     sisdr_weight: float = SISDR_WEIGHT  # speech losses: what a dB of SI-SDR is worth
     train_only: str = ""             # comma-separated parameter-name prefixes; empty: train everything
+    lr_scale: str = ""               # "PREFIX=FACTOR,...": those parameters learn at FACTOR x lr (e.g. a new head)
     stream_seconds: float = 0.0      # > 0: train on streams this long whose conditions change (stream_mix.py)
 
     @property

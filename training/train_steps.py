@@ -76,6 +76,37 @@ def scheduled_lr(epoch_lr: float, base: float, progress: float | None, steps_don
     return lr * min(1.0, (steps_done + 1) / warmup_steps) if warmup_steps else lr
 
 
+def parse_lr_scale(text: str) -> dict[str, float]:
+    """``"df_head=10,across=2"`` -> ``{"df_head": 10.0, "across": 2.0}`` (a clear error for anything else)."""
+    scales: dict[str, float] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        prefix, _, factor = item.partition("=")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = math.nan
+        if not prefix.strip() or not math.isfinite(value) or value <= 0:
+            raise SystemExit(f"--lr-scale: {item!r} is not PREFIX=FACTOR with a positive FACTOR")
+        scales[prefix.strip()] = value
+    return scales
+
+
+def parameter_groups(model: StreamingModel, lr: float, lr_scale: str) -> list[dict]:
+    """The trainable parameters in optimizer groups: those named by ``lr_scale`` (see :func:`parse_lr_scale`;
+    the first matching prefix wins) at their factor times ``lr``, the rest at ``lr``; each group keeps its
+    ``lr_scale`` so that the schedule can scale it too."""
+    scales = parse_lr_scale(lr_scale)
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    for prefix in scales:
+        if not any(name.startswith(prefix) for name, _ in named):
+            raise SystemExit(f"--lr-scale: no trained parameter of {type(model).__name__} starts with {prefix!r}")
+    by_scale: dict[float, list[torch.nn.Parameter]] = {}
+    for name, parameter in named:
+        scale = next((factor for prefix, factor in scales.items() if name.startswith(prefix)), 1.0)
+        by_scale.setdefault(scale, []).append(parameter)
+    return [{"params": params, "lr": lr * scale, "lr_scale": scale} for scale, params in sorted(by_scale.items())]
+
+
 def freeze_all_but(model: StreamingModel, prefixes: str) -> None:
     """Train only the parameters whose names start with one of the comma-separated ``prefixes``."""
     wanted = tuple(p.strip() for p in prefixes.split(",") if p.strip())
