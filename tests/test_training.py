@@ -763,3 +763,10 @@ def test_a_run_with_lr_scale_keeps_its_groups_lrs_in_ratio_and_resumes(tmp_path,
     slow, fast = last["optimizer"]["param_groups"]
     assert (slow["lr_scale"], fast["lr_scale"]) == (1.0, 10.0)
     assert 0 < slow["lr"] <= 1e-4 and fast["lr"] == pytest.approx(10 * slow["lr"])
+
+
+def test_a_malformed_lr_scale_stops_the_run_with_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="--lr-scale: 'df_head=fast' is not PREFIX=FACTOR"):
+        train.main(["--model", "bands-small", "--corpus", str(tmp_path / "not-read"), "--lr-scale", "df_head=fast",
+                    "--out", str(tmp_path / "x.pt"), "--quiet"])
+    assert not (tmp_path / "x.pt").exists()

@@ -37,8 +37,8 @@ from .epoch_report import EpochRun, report_epoch
 from .losses import LOSSES, SISDR_WEIGHT, STOI_WEIGHT
 from .train_config import TrainConfig
 from .train_data import batches_from_pairs, training_data
-from .train_steps import (chunk_samples, freeze_all_but, parameter_groups, scheduled_lr, set_seed, starting_model,
-                          train_step)
+from .train_steps import (chunk_samples, freeze_all_but, parameter_groups, parse_lr_scale, scheduled_lr, set_seed,
+                          starting_model, train_step)
 from .validation import selection_score, validate
 
 
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         parser.error("training draws its loss curves with matplotlib, which is missing: pip install '.[train]'")
     check_settings(config, args)
+    parse_lr_scale(config.lr_scale)  # a malformed --lr-scale stops here, before any audio is loaded
     if args.select_by in ("pesq", "composite"):
         try:
             import pesq  # noqa: F401  (checked now, not after the first epoch)
