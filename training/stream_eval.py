@@ -90,7 +90,10 @@ def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: 
                 rng: np.random.Generator, order: list[int] | None = None,
                 metas: list[dict] | None = None) -> list[tuple[np.ndarray, np.ndarray, int | None]]:
     """The pieces of one hard stream: ``(noisy, clean, index of the mixture scored or None)``; a scored piece
-    may begin with unscored context (the pause), which ``score_stream`` cuts off by its length."""
+    may begin with unscored context (the pause), which ``score_stream`` cuts off by its length; ``order`` (the
+    stream's, default: as given) and ``metas`` say whose speech comes before a mixture in ``no pauses``."""
+    order = order if order is not None else list(range(len(arrays)))
+    place = {index: position for position, index in enumerate(order)}
     pieces = []
     for position, index in enumerate(chosen):
         noisy, clean = arrays[index]
@@ -110,8 +113,7 @@ def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: 
             pieces.append((before[0], before[1], None))
             pieces.append((clean[:length] + noise[:length], clean[:length], index))
         elif kind == "no pauses":
-            order = order if order is not None else list(range(len(arrays)))
-            others = same_speaker_before(order.index(index), order, metas)
+            others = same_speaker_before(place[index], order, metas)
             rms = active_rms(clean)
             if not others or rms == 0.0:  # nothing to read before it: the mixture alone
                 pieces.append((noisy, clean, index))
