@@ -12,6 +12,7 @@ from collections.abc import Callable
 from .virtual_mic import import_pulsectl
 
 RECOVER_SECONDS = 30.0  # a sound server that is not back (or refuses our modules) this long ends the session
+MOVED_AWAY_SECONDS = 2.0  # programs that recorded us this shortly before the loss were moved off by it: taken back
 
 
 class DeviceWatch:
@@ -36,7 +37,8 @@ class DeviceWatch:
         # can become our own device when the only real one goes away, or a user picks ours
         self.follows_default = mic.follows_default(input_device)
         self.recoveries = 0
-        self.streams: list[int] = []  # the programs recording us at the last poll (moved back after a recovery)
+        self.streams: list[int] = []  # the programs recording us when last seen (moved back after a recovery) ...
+        self.streams_seen: float | None = None  # ... and when that was: the server may move them off before the loss
         self.lost_since: float | None = None
         self.recovery_seconds: list[float] = []
         self._alarm = threading.Event()  # set by the listener: our modules or the server went away
@@ -56,11 +58,13 @@ class DeviceWatch:
             return
         try:
             source = self.mic.default_device()
-            self.streams = self.mic.listener_streams()
-            listening = bool(self.streams)
+            streams = self.mic.listener_streams()
+            listening = bool(streams)
         except Exception:  # pulsectl.PulseError: the server went away between two calls
             self._recover()
             return
+        if streams:
+            self.streams, self.streams_seen = streams, time.monotonic()
         own = self.follows_default and self.mic.is_own(source)  # recording it would feed our output back
         if listening != self.listening:
             self.listening = listening
@@ -87,9 +91,10 @@ class DeviceWatch:
             took = now - self.lost_since
             self.recoveries += 1
             self.recovery_seconds.append(took)
+            recent = self.streams_seen is not None and self.lost_since - self.streams_seen <= MOVED_AWAY_SECONDS
             self.lost_since, self.listening = None, None
             self._alarm.clear()
-            moved = self.mic.take_back(self.streams)
+            moved = self.mic.take_back(self.streams if recent else [])
             self.report(f"{self.mic.label} is back after {took:.1f} s"
                         + (f"; {moved} program(s) moved back to it" if moved else ""))
             self._start_listener()
