@@ -51,6 +51,12 @@ def require_at_least(option: str, value: float, smallest: float) -> None:
         raise ValueError(f"{option} must be at least {smallest:g}, got {value:g}")
 
 
+def require_probability(option: str, value: float) -> None:
+    """Refuse values of ``option`` outside 0..1 (and NaN)."""
+    if not 0 <= value <= 1:
+        raise ValueError(f"{option} must be between 0 and 1, got {value:g}")
+
+
 def finite_float(text: str) -> float:
     """argparse type for numeric options: a finite number (inf and NaN are refused in one line)."""
     try:

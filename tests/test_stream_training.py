@@ -42,6 +42,27 @@ def test_fade_in_and_level_step_keep_speech_and_noise_in_line():
     assert spans == [(0, 100), (100, 150)] and len(noisy) == 150
 
 
+def test_continuous_mixtures_hold_one_speakers_speech_without_pauses_and_without_clicks(fixture_split):
+    from training.pauses import FRAME, crossfaded
+
+    plain = Mixer(fixture_split, MixConfig(seconds=6.0, pitch_shift_probability=0.0))
+    continuous = Mixer(fixture_split, MixConfig(seconds=6.0, pitch_shift_probability=0.0, continuous_probability=1.0))
+    for seed in range(4):
+        speech, _ = continuous.speech(np.random.default_rng(seed))
+        assert len(speech) == continuous.length and speech.dtype == np.float32
+        frames = speech.reshape(-1, FRAME)
+        energy = np.mean(np.square(frames, dtype=np.float64), axis=1)
+        assert energy.min() > energy.max() * 10 ** (-6.5), "a pause was left in"   # 40 dB cut, 25 dB of headroom
+        ordinary, _ = plain.speech(np.random.default_rng(seed))
+        quiet = np.mean(np.square(ordinary.reshape(-1, FRAME), dtype=np.float64), axis=1)
+        assert (quiet < quiet.max() * 1e-4).sum() > 10   # the ordinary mixture has its pauses
+    # the joins are faded: no step larger than the parts themselves hold
+    a, b = np.ones(400, np.float32), -np.ones(400, np.float32)
+    joined = crossfaded([a, b], 80)
+    assert len(joined) == 720 and np.abs(np.diff(joined)).max() < 0.03
+    np.testing.assert_array_equal(crossfaded([a, b], 0), np.concatenate([a, b]))
+
+
 def test_validation_scores_each_piece_of_a_stream_and_selection_takes_the_worse_figure():
     from rtdenoise.models.registry import build_preset
 
@@ -105,7 +126,8 @@ def test_evaluate_scores_each_mixture_in_the_stream_and_in_the_hard_streams(tmp_
 
 
 def test_the_no_pauses_stream_reads_the_same_speaker_without_pauses_over_the_mixtures_own_noise(fixture_split):
-    from training.stream_eval import FRAME, active_rms, hard_pieces, without_pauses
+    from training.pauses import FRAME, active_rms, without_pauses
+    from training.stream_eval import hard_pieces
 
     mixer = Mixer(fixture_split, MixConfig(seconds=3.0, pitch_shift_probability=0, silence_probability=0,
                                            synthetic_probability=0, synthetic_only_probability=0,

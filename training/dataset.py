@@ -24,8 +24,10 @@ from rtdenoise.models.registry import load_weights_only
 
 from . import synthetic_noise
 from .augment import RecordingChain
+from .pauses import crossfaded, kept_runs
 
 SAMPLE_RATE = 16000
+JOIN_FADE = SAMPLE_RATE // 200  # 5 ms cross-fades where pauses were cut out (continuous speech)
 Pair = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -52,6 +54,8 @@ class MixConfig:
     synthetic_kinds: tuple[str, ...] = synthetic_noise.KINDS
     clean_probability: float = 0.0                   # noise 80 dB down: clean speech must pass untouched
     balance_noise_families: bool = False             # every noise family equally often, then its sources evenly
+    continuous_probability: float = 0.0              # the speaker's utterances with every pause cut out (read
+                                                     # speech that never leaves the noise alone) this often
 
 
 @dataclass
@@ -209,6 +213,8 @@ class Mixer:
             pick = int(np.searchsorted(self.speech_ends, rng.integers(self.speech_ends[-1]), side="right"))
             first = self.split.speech[pick]
             same_speaker = self.by_speaker[first.group]
+        if self.config.continuous_probability and rng.random() < self.config.continuous_probability:
+            return self.continuous_speech(rng, first, same_speaker), first
         out = np.zeros(self.length, np.float32)
         position = int(rng.integers(0, SAMPLE_RATE // 2))
         clip = first
@@ -222,6 +228,23 @@ class Mixer:
             position += take + int(rng.integers(SAMPLE_RATE // 10, SAMPLE_RATE // 2))
             clip = same_speaker[rng.integers(len(same_speaker))]
         return out, first
+
+    def continuous_speech(self, rng: np.random.Generator, first: Clip, same_speaker: list[Clip]) -> np.ndarray:
+        """``length`` samples of the speaker's utterances back to back, every pause inside and between
+        them cut out and the joins cross-faded (silence only if the speaker's clips are all silent)."""
+        parts, total, clip = [], 0, first
+        for _ in range(64 + self.length // SAMPLE_RATE * 8):  # enough for the shortest clips; ends on silent ones
+            runs = kept_runs(clip.audio)
+            parts += runs
+            total += sum(len(run) for run in runs)
+            if total >= self.length + JOIN_FADE * len(parts):
+                break
+            clip = same_speaker[rng.integers(len(same_speaker))]
+        speech = crossfaded(parts, JOIN_FADE)
+        if len(speech) > self.length:
+            start = int(rng.integers(0, len(speech) - self.length + 1))
+            speech = speech[start:start + self.length]
+        return np.pad(speech, (0, self.length - len(speech))).astype(np.float32)
 
     def noise(self, rng: np.random.Generator) -> tuple[np.ndarray, str, str]:
         """A noise segment of ``length`` samples (looped if short); returns (noise, group, type)."""

@@ -25,11 +25,11 @@ from tqdm import tqdm
 
 from .dataset import SAMPLE_RATE
 from .metrics import group_keys, score, summarise
+from .pauses import active_rms, without_pauses
 from .stream_mix import fade_in_noise, join, level_step
 
 HARD_EVERY = 6
 HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker", "no pauses")
-FRAME = SAMPLE_RATE // 50  # 20 ms: the unit in which pauses are cut out
 System = Callable[[np.ndarray], np.ndarray]
 
 
@@ -44,21 +44,6 @@ def ping_pong(noise: np.ndarray, samples: int) -> np.ndarray:
     cycle = np.concatenate([noise, noise[::-1]])
     repeats = samples // len(cycle) + 2
     return np.tile(cycle, repeats)[-samples:]
-
-
-def without_pauses(speech: np.ndarray, floor_db: float = -40.0) -> np.ndarray:
-    """``speech`` with every 20 ms frame more than ``-floor_db`` below its loudest frame cut out."""
-    frames = speech[: len(speech) // FRAME * FRAME].reshape(-1, FRAME)
-    energy = np.mean(np.square(frames, dtype=np.float64), axis=1)
-    if not energy.any():
-        return speech[:0]
-    return frames[energy >= energy.max() * 10 ** (floor_db / 10)].reshape(-1)
-
-
-def active_rms(speech: np.ndarray) -> float:
-    """The RMS of the frames of ``speech`` that are not pauses (0 for silence)."""
-    active = without_pauses(speech)
-    return float(np.sqrt(np.mean(np.square(active, dtype=np.float64)))) if len(active) else 0.0
 
 
 def speech_run(cleans: list[np.ndarray], rms: float, samples: int) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rtdenoise.errors import OneLineParser, finite_float, require_at_least, require_positive
+from rtdenoise.errors import OneLineParser, finite_float, require_at_least, require_positive, require_probability
 from rtdenoise.models.registry import PRESETS
 
 from .distributed import World, agreed_max, device_of, finish_together, join_world, leave_world, wrap_for_training
@@ -55,6 +55,9 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
         require_positive(option, value)
     for option, value in at_least_zero.items():
         require_at_least(option, value, 0)
+    for option, value in (("--room-probability", args.room_probability), ("--clean-probability", args.clean_probability),
+                          ("--continuous-probability", args.continuous_probability)):
+        require_probability(option, value)
 
 
 def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace,
@@ -73,6 +76,8 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
         plan["validation_streams"] = streams
     if args.max_minutes:
         plan["max_minutes"] = args.max_minutes
+    if train_pairs is None and args.augment and args.continuous_probability:
+        plan["continuous_probability"] = args.continuous_probability
     return plan
 
 
@@ -131,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --augment: mixtures are drawn at -5 dB up to this SNR (default 20)")
     parser.add_argument("--clean-probability", type=finite_float, default=0.0,
                         help="with --augment: share of mixtures with no audible noise, so clean speech is left alone")
+    parser.add_argument("--continuous-probability", type=finite_float, default=0.0,
+                        help="with --augment: share of mixtures whose speech has every pause cut out (read speech "
+                             "that never leaves the noise alone, as in an audiobook or a talk)")
     parser.add_argument("--balance-noise-families", action="store_true",
                         help="with --augment: draw every noise family equally often, then a source within it "
                              "(default: every source equally often)")

@@ -56,6 +56,7 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
                                    pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
                                    raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
                                    clean_probability=args.clean_probability,
+                                   continuous_probability=args.continuous_probability,
                                    balance_noise_families=args.balance_noise_families)
         mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
         val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),
