@@ -46,7 +46,11 @@ def without_pauses(speech: np.ndarray, floor_db: float = -40.0, fade: int = 0) -
     return crossfaded(kept_runs(speech, floor_db), fade)
 
 
+def rms(audio: np.ndarray) -> float:
+    """The RMS of ``audio`` (0 when empty)."""
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+
+
 def active_rms(speech: np.ndarray) -> float:
     """The RMS of the frames of ``speech`` that are not pauses (0 for silence)."""
-    active = without_pauses(speech)
-    return float(np.sqrt(np.mean(np.square(active, dtype=np.float64)))) if len(active) else 0.0
+    return rms(without_pauses(speech))

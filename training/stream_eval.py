@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .dataset import SAMPLE_RATE
 from .metrics import group_keys, score, summarise
-from .pauses import active_rms, without_pauses
+from .pauses import active_rms, rms, without_pauses
 from .stream_mix import fade_in_noise, join, level_step
 
 HARD_EVERY = 6
@@ -46,15 +46,15 @@ def ping_pong(noise: np.ndarray, samples: int) -> np.ndarray:
     return np.tile(cycle, repeats)[-samples:]
 
 
-def speech_run(cleans: list[np.ndarray], rms: float, samples: int) -> np.ndarray:
-    """``samples`` of the ``cleans`` back to back without their pauses, each brought to ``rms`` (active speech)."""
+def speech_run(cleans: list[np.ndarray], level: float, samples: int) -> np.ndarray:
+    """``samples`` of the ``cleans`` back to back without their pauses, each brought to RMS ``level`` (active speech)."""
     parts, total = [], 0
     for clean in cleans:
         if total >= samples:
             break
         active = without_pauses(clean)
         if len(active):
-            parts.append(active * (rms / active_rms(clean)))
+            parts.append(active * (level / rms(active)))  # pauses cut once per clip
             total += len(active)
     run = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return np.pad(run, (0, max(0, samples - len(run))))[:samples].astype(np.float32)
@@ -99,11 +99,11 @@ def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: 
             pieces.append((clean[:length] + noise[:length], clean[:length], index))
         elif kind == "no pauses":
             others = same_speaker_before(place[index], order, metas)
-            rms = active_rms(clean)
-            if not others or rms == 0.0:  # nothing to read before it: the mixture alone
+            level = active_rms(clean)
+            if not others or level == 0.0:  # nothing to read before it: the mixture alone
                 pieces.append((noisy, clean, index))
                 continue
-            speech = speech_run([arrays[i][1] for i in others], rms, int(rng.uniform(8.0, 12.0) * SAMPLE_RATE))
+            speech = speech_run([arrays[i][1] for i in others], level, int(rng.uniform(8.0, 12.0) * SAMPLE_RATE))
             noise = ping_pong(noisy - clean, len(speech))
             pieces.append((speech + noise, speech, None))
             pieces.append((noisy, clean, index))

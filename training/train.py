@@ -55,8 +55,9 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
         require_positive(option, value)
     for option, value in at_least_zero.items():
         require_at_least(option, value, 0)
-    for option, value in (("--room-probability", args.room_probability), ("--clean-probability", args.clean_probability),
-                          ("--continuous-probability", args.continuous_probability)):
+    probabilities = {"--room-probability": args.room_probability, "--clean-probability": args.clean_probability,
+                     "--continuous-probability": args.continuous_probability}
+    for option, value in probabilities.items():
         require_probability(option, value)
 
 
