@@ -88,8 +88,9 @@ def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back
             for number in sorted(_module_numbers(server, env), key=int, reverse=True):
                 unloaded = subprocess.run(["pactl", "-s", server, "unload-module", number], env=env,
                                           capture_output=True, text=True)
-                # PipeWire may take a module's sibling with it: only a module still there must unload
-                assert unloaded.returncode == 0 or number not in _module_numbers(server, env), unloaded.stderr
+                # PipeWire may take a module's sibling with it (and, recreated, reuse its number): only a module
+                # still there must unload
+                assert unloaded.returncode == 0 or "No such entity" in unloaded.stderr, unloaded.stderr
             time.sleep(3.0)
             listener.send_signal(signal.SIGINT)   # parec writes what it holds and ends
             listener.wait(5)
@@ -100,7 +101,10 @@ def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back
     heard = np.fromfile(speakers, dtype=np.float32)
     assert len(heard) > 16000 * 1.2, len(heard)   # the speakers were listened to past the unloading (0.5 s in)
     leaked_ms = float((np.abs(heard) > 1e-4).sum()) / 16
-    assert leaked_ms <= 20, f"{leaked_ms:.0f} ms of the cleaned microphone played on the speakers"
+    # PipeWire kills our pinned stream with its sink (node.dont-reconnect): nothing can reach the speakers; PulseAudio's
+    # module-rescue-streams moves it anyway, and the output is aborted as the event arrives
+    allowed_ms = 0 if sound_daemon.kind == "PipeWire" else 20
+    assert leaked_ms <= allowed_ms, f"{leaked_ms:.0f} ms of the cleaned microphone played on the speakers"
     assert live.returncode == 0 and "Traceback" not in err, err
     assert "moved back" in err, err
     assert _modules(env) == []

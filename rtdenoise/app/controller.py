@@ -70,7 +70,8 @@ class Controller(QObject):
                                 record_path=request.record_path, latency="high",
                                 max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db,
                                 ride_out_stalls=self.mic is not None,
-                                stream_env=self.mic.stream_environment() if self.mic is not None else None)
+                                stream_env=self.mic.stream_environment() if self.mic is not None else None,
+                                pinned=self.mic.pinned if self.mic is not None else None)
             runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(session, kind, text))
             runner.start()
             if request.virtual_speaker:
@@ -97,7 +98,7 @@ class Controller(QObject):
         self.speakers.__enter__()
         config = LiveConfig(input_device="pulse", output_device="pulse", channels=2, prime_ms=0, latency="high",
                             max_attenuation_db=request.max_attenuation_db, ride_out_stalls=True,
-                            stream_env=self.speakers.stream_environment())
+                            stream_env=self.speakers.stream_environment(), pinned=self.speakers.pinned)
         self.speaker_runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(
             session, kind, f"speakers: {text}") if kind in ("notice", "error") else None)
         self.speaker_runner.start()

@@ -126,7 +126,8 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
                             chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
                             record_input_path=args.record_input, latency=latency,
                             max_attenuation_db=args.max_attenuation, gate_db=args.gate,
-                            ride_out_stalls=mic is not None, stream_env=stream_env)
+                            ride_out_stalls=mic is not None, stream_env=stream_env,
+                            pinned=mic.pinned if mic is not None else None)
         runner = LiveRunner(model, config, on_event=lambda kind, text: say(text) if kind == "notice" else None)
         runner.set_bypass(args.bypass)
         runner.start()
@@ -143,7 +144,8 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
                             chunk_ms=args.chunk_ms, prime_ms=0, latency=latency,
                             max_attenuation_db=args.max_attenuation, ride_out_stalls=True,
                             stream_env=dict(speaker.stream_environment(),
-                                            **({"PULSE_SINK": echo.sink_name} if echo is not None else {})))
+                                            **({"PULSE_SINK": echo.sink_name} if echo is not None else {})),
+                            pinned=speaker.pinned)
         runner = LiveRunner(model, config, on_event=lambda kind, text: say(f"speakers: {text}")
                             if kind == "notice" else None)
         runner.set_bypass(args.bypass)

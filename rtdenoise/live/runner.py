@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,6 +36,8 @@ LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over abou
 
 
 STREAM_ENVIRONMENT = threading.Lock()  # one session at a time opens streams under its own PULSE_* variables
+# PipeWire: a stream with this property dies with its device instead of being moved to the default one
+DONT_RECONNECT = "node.dont-reconnect='true'"
 
 
 def _set_environment(values: dict) -> None:
@@ -43,6 +46,19 @@ def _set_environment(values: dict) -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@contextmanager
+def _pinned_environment(pinned: bool):
+    """libpulse's PULSE_PROP with :data:`DONT_RECONNECT` added while a pinned stream opens (the caller holds
+    STREAM_ENVIRONMENT); the user's own properties are kept."""
+    before = os.environ.get("PULSE_PROP")
+    if pinned:
+        os.environ["PULSE_PROP"] = f"{before} {DONT_RECONNECT}" if before else DONT_RECONNECT
+    try:
+        yield
+    finally:
+        _set_environment({"PULSE_PROP": before})
 
 
 class DeviceError(RuntimeError):
@@ -139,6 +155,9 @@ class LiveConfig:
     stream_env: dict | None = None          # PULSE_SOURCE / PULSE_SINK (None: unset) while this session's streams
                                             # open: libpulse reads them then (two sessions in one process, e.g. the
                                             # virtual microphone and the virtual speakers, each with its own)
+    pinned: str | None = None               # "input" or "output": the stream tied to a virtual device of ours,
+                                            # which must die with it rather than be moved by PipeWire to the
+                                            # default device (the cleaned microphone on the speakers)
 
     def __post_init__(self) -> None:
         if self.sample_rate is not None:
@@ -153,6 +172,8 @@ class LiveConfig:
         if self.history_seconds <= 0:
             raise ValueError(f"the plotted history must be positive, got {self.history_seconds:g} s")
         latency_arg(str(self.latency))  # raises on anything PortAudio would refuse mid-start
+        if self.pinned not in (None, "input", "output"):
+            raise ValueError(f"pinned must be 'input', 'output' or None, got {self.pinned!r}")
         if self.gate_db is not None:
             from rtdenoise.engine.gate import GateSettings, VoiceGate
 
@@ -318,15 +339,17 @@ class LiveRunner:
         kind = "input"
         try:
             if self.file_info is None:
-                stream = sd.InputStream(device=cfg.input_device, channels=self.channels, samplerate=self.sample_rate,
-                                        blocksize=self.block_frames, dtype="float32", latency=cfg.latency,
-                                        callback=self._input_callback)
+                with _pinned_environment(cfg.pinned == "input"):
+                    stream = sd.InputStream(device=cfg.input_device, channels=self.channels,
+                                            samplerate=self.sample_rate, blocksize=self.block_frames,
+                                            dtype="float32", latency=cfg.latency, callback=self._input_callback)
                 self._streams.append(stream)
             kind = "output"
             if cfg.play:
-                stream = sd.OutputStream(device=cfg.output_device, channels=self.channels,
-                                         samplerate=self.sample_rate, blocksize=self.block_frames,
-                                         dtype="float32", latency=cfg.latency, callback=self._output_callback)
+                with _pinned_environment(cfg.pinned == "output"):
+                    stream = sd.OutputStream(device=cfg.output_device, channels=self.channels,
+                                             samplerate=self.sample_rate, blocksize=self.block_frames,
+                                             dtype="float32", latency=cfg.latency, callback=self._output_callback)
                 self._streams.append(stream)
             for stream in self._streams:
                 stream.start()

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..runner import DeviceError
 from .virtual_mic import import_pulsectl
 
 RECOVER_SECONDS = 30.0  # a sound server that is not back (or refuses our modules) this long ends the session
@@ -73,7 +74,13 @@ class DeviceWatch:
         if not wanted and not self.runner.idle:
             self.runner.pause()
         elif wanted and self.runner.idle:
-            self.runner.resume()
+            try:
+                self.runner.resume()
+            except DeviceError:
+                if self.mic.healthy():
+                    raise
+                self._recover()  # our sink went away while the streams opened: recreated, not the session's end
+                return
         if source != self.source:
             self.source = source
             self.report(self.mic.own_default_message(source) if own else self.mic.new_default_message(source))

@@ -82,6 +82,7 @@ class VirtualMic:
 
     option = "--virtual-mic"
     what = "virtual microphone"
+    pinned = "output"  # our stream into the sink dies with it, never moved onto the speakers (LiveConfig.pinned)
 
     @property
     def sink_name(self) -> str:

@@ -13,6 +13,7 @@ class VirtualSpeaker(VirtualMic):
 
     option = "--virtual-speaker"
     what = "virtual speakers"
+    pinned = "input"  # our recording of the monitor dies with it, never moved onto the microphone
 
     @property
     def sink_name(self) -> str:

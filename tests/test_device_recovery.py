@@ -1,0 +1,101 @@
+"""The virtual devices' recovery logic without a sound server: our sink vanishing while the streams open, and
+the PipeWire property that keeps our stream from being moved onto another device."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from rtdenoise.live import runner as live_runner
+from rtdenoise.live.pulse.device_watch import DeviceWatch
+from rtdenoise.live.runner import DeviceError, LiveConfig
+
+
+class FakeMic:
+    """A virtual microphone whose modules someone unloads while the streams open."""
+
+    label, sink_name, modules = "virtual microphone 'test'", "test_denoised_sink", [1, 2]
+
+    def __init__(self) -> None:
+        self.loaded, self.reconnects = True, 0
+
+    def default_device(self) -> str:
+        return "mic"
+
+    def follows_default(self, input_device) -> bool:
+        return False
+
+    def listener_streams(self) -> list[int]:
+        return [7]  # a call app records us: the model must wake
+
+    def is_own(self, device: str) -> bool:
+        return False
+
+    def usage_message(self, used: bool) -> str:
+        return "someone records it" if used else "nobody records it"
+
+    def healthy(self) -> bool:
+        return self.loaded
+
+    def reconnect(self) -> bool:
+        self.reconnects += 1
+        self.loaded = True
+        return True
+
+    def take_back(self, streams: list[int]) -> int:
+        return len(streams)
+
+
+class FailingRunner:
+    """Opening the streams fails the way PortAudio does when the sink is gone; ``mic`` loses its modules then."""
+
+    def __init__(self, mic: FakeMic, unload: bool) -> None:
+        self.mic, self.unload, self.idle = mic, unload, True
+
+    def resume(self) -> None:
+        if self.unload:
+            self.mic.loaded = False
+        raise DeviceError("output device pulse failed to open (Unable to create stream: No such entity)")
+
+    def pause(self, abort: bool = False) -> None:
+        self.idle = True
+
+
+@pytest.fixture
+def quiet_watch(monkeypatch):
+    monkeypatch.setattr(DeviceWatch, "_start_listener", lambda self: None)  # no server to listen to
+
+
+def test_a_sink_that_vanishes_while_the_streams_open_is_recreated_not_the_end(quiet_watch):
+    mic, said = FakeMic(), []
+    watch = DeviceWatch(mic, FailingRunner(mic, unload=True), said.append)
+    watch.poll()
+    assert mic.reconnects == 1 and watch.recoveries == 1, said
+    assert any("is back after" in line for line in said), said
+
+
+def test_a_device_that_fails_while_our_sink_is_there_still_ends_the_session(quiet_watch):
+    mic = FakeMic()
+    watch = DeviceWatch(mic, FailingRunner(mic, unload=False), lambda text: None)
+    with pytest.raises(DeviceError, match="failed to open"):
+        watch.poll()
+    assert mic.reconnects == 0
+
+
+@pytest.mark.parametrize("user_props", [None, "media.role='phone'"])
+def test_only_the_pinned_stream_opens_with_dont_reconnect_and_the_users_properties_stay(monkeypatch, user_props):
+    if user_props is None:
+        monkeypatch.delenv("PULSE_PROP", raising=False)
+    else:
+        monkeypatch.setenv("PULSE_PROP", user_props)
+    with live_runner._pinned_environment(True):
+        pinned = os.environ["PULSE_PROP"]
+    with live_runner._pinned_environment(False):
+        unpinned = os.environ.get("PULSE_PROP")
+    assert live_runner.DONT_RECONNECT in pinned and (user_props is None or user_props in pinned)
+    assert unpinned == user_props and os.environ.get("PULSE_PROP") == user_props
+
+
+def test_a_pinned_direction_must_be_input_or_output():
+    with pytest.raises(ValueError, match="pinned"):
+        LiveConfig(pinned="speakers")
