@@ -2,6 +2,7 @@
 with the virtual microphone beside it, both directions run in one process. PulseAudio and PipeWire."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,49 @@ def test_the_virtual_speakers_never_play_into_themselves(sound_daemon):
         out, err = live.communicate(timeout=30)
     assert "the virtual speakers themselves" in err, err
     assert live.returncode == 0
+
+
+def _recordings_of(pid: int, server: str, env: dict) -> dict[str, str]:
+    """Process ``pid``'s recording streams: the name of the source each records -> its pactl listing."""
+    sources = {line.split()[0]: line.split()[1] for line in
+               subprocess.run(["pactl", "-s", server, "list", "short", "sources"], env=env, capture_output=True,
+                              text=True).stdout.splitlines()}
+    listing = subprocess.run(["pactl", "-s", server, "list", "source-outputs"], env=env, capture_output=True,
+                             text=True).stdout
+    found = {}
+    for block in listing.split("Source Output #")[1:]:
+        source = re.search(r"Source: (\d+)", block)
+        if f'application.process.id = "{pid}"' in block and source:
+            found[sources.get(source.group(1), source.group(1))] = block
+    return found
+
+
+def test_speakers_unloaded_by_someone_else_never_record_the_microphone_and_come_back(sound_daemon):
+    server, env = sound_daemon.server, dict(sound_daemon.env)
+    sound_daemon.pactl("set-default-sink", "rt_out")
+    sound_daemon.pactl("set-default-source", "rt_in.monitor")   # the real microphone
+    if sound_daemon.kind == "PulseAudio":
+        sound_daemon.pactl("load-module", "module-rescue-streams")
+    live = _start(env, "--virtual-speaker")
+    seen: set[str] = set()
+    try:
+        recordings = _recordings_of(live.pid, server, env)
+        assert list(recordings) == [f"{SPEAKERS}.monitor"], recordings
+        if sound_daemon.kind == "PipeWire":   # pinned: PipeWire ends it with the monitor instead of moving it
+            assert 'node.dont-reconnect = "true"' in recordings[f"{SPEAKERS}.monitor"], recordings
+        modules = [line.split()[0] for line in sound_daemon.pactl("list", "short", "modules").splitlines()
+                   if SPEAKERS in line]
+        subprocess.run(["pactl", "-s", server, "unload-module", modules[0]], env=env, check=True)
+        for _ in range(30):
+            seen |= set(_recordings_of(live.pid, server, env))
+            time.sleep(0.1)
+        assert SPEAKERS in sound_daemon.pactl("list", "short", "sinks"), "the virtual speakers were not recreated"
+    finally:
+        live.send_signal(signal.SIGINT)
+        out, err = live.communicate(timeout=30)
+    assert live.returncode == 0 and "Traceback" not in err, err
+    assert "is back after" in err, err
+    assert seen <= {f"{SPEAKERS}.monitor"}, f"the speakers' recording was moved to {seen}"
 
 
 def test_a_speakers_name_that_is_taken_is_refused(sound_daemon):
