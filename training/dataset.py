@@ -447,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=240, help="pairs in test.pt, spread evenly over the SNR bands (default 240)")
     parser.add_argument("--ood", type=int, default=240,
                         help="pairs in ood.pt: voices, noises and packages training never touched (default 240)")
+    parser.add_argument("--expressive", type=int, default=120,
+                        help="pairs in expressive.pt: acted, shouted game voices (never trained on) over the "
+                             "out-of-domain noises (default 120)")
     parser.add_argument("--seed", type=int, default=0, help="mixing seed: same seed, same files")
     parser.add_argument("--paired", type=Path, help="convert VoiceBank+DEMAND style clean_*/noisy_* folders instead")
     parser.add_argument("--pack", type=Path, help="instead write the train and validation splits as one compact "
@@ -465,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     for option, value in (("--train", args.train), ("--validation", args.validation), ("--test", args.test),
                           ("--ood", args.ood)):
         require_at_least(option, value, 1)
+    require_at_least("--expressive", args.expressive, 0)
     require_at_least("--pack-parts", args.pack_parts, 1)
     if args.pack:
         for path in save_pack(args.corpus, args.pack, splits=tuple(args.pack_splits.split(",")),
@@ -482,21 +486,25 @@ def main(argv: list[str] | None = None) -> int:
     for split, count, synthetic, snrs in (("train", args.train, True, None),
                                           ("validation", args.validation, False, test_snrs),
                                           ("test", args.test, False, test_snrs),
-                                          ("ood", args.ood, True, test_snrs)):
+                                          ("ood", args.ood, True, test_snrs),
+                                          ("expressive", args.expressive, True, test_snrs)):
         if count <= 0:
             continue
         data = load_corpus_split(args.corpus, split)
         if split == "validation" and load_corpus_split(args.corpus, "valvoice").speech:
             data = load_corpus_split(args.corpus, "valvoice")  # voices and noises kept out of training
-        if split == "ood" and not data.speech:
-            print("ood: the corpus has no out-of-domain split; skipped")
+        if split == "expressive":
+            data.noise = load_corpus_split(args.corpus, "ood").noise  # noises of the out-of-domain set
+        if split in ("ood", "expressive") and not (data.speech and data.noise):
+            print(f"{split}: the corpus has no such out-of-domain voices or noises; skipped")
             continue
+        unseen = split in ("ood", "expressive")
         eval_config = config if split == "train" else MixConfig(
             seconds=args.seconds, pitch_shift_probability=0.0, babble_probability=0.0, silence_probability=0.0,
-            balance_speakers=split == "ood", synthetic_probability=0.0,
-            synthetic_only_probability=0.15 if split == "ood" else 0.0, synthetic_kinds=("white", "pink"))
-        pairs, metas = build_pairs(Mixer(data, eval_config, synthetic), count, args.seed + {'train': 0, 'validation': 1, 'test': 2, 'ood': 3}[split] * 1000,
-                                   snrs, desc=f"mix {split}")
+            balance_speakers=unseen, synthetic_probability=0.0,
+            synthetic_only_probability=0.15 if unseen else 0.0, synthetic_kinds=("white", "pink"))
+        seed = args.seed + {"train": 0, "validation": 1, "test": 2, "ood": 3, "expressive": 4}[split] * 1000
+        pairs, metas = build_pairs(Mixer(data, eval_config, synthetic), count, seed, snrs, desc=f"mix {split}")
         print(f"{split}: {len(pairs)} pairs -> {save_pairs(pairs, args.out / f'{split}.pt', metas)}")
     return 0
 
