@@ -771,3 +771,26 @@ def test_a_malformed_lr_scale_stops_the_run_with_one_line(tmp_path, capsys):
         train.main(["--model", "bands-small", "--corpus", str(tmp_path / "not-read"), "--lr-scale", "df_head=fast",
                     "--out", str(tmp_path / "x.pt"), "--quiet"])
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_the_expressive_set_mixes_only_its_own_voices_over_the_out_of_domain_noises(tmp_path, fixture_corpus):
+    import json
+
+    from training.dataset import load_pairs, main as dataset_main
+
+    manifest = json.loads((fixture_corpus / "manifest.json").read_text())
+    speech = next(e for e in manifest["entries"] if e["group"] == "voice_a")
+    birds = next(e for e in manifest["entries"] if e["group"] == "birds")
+    manifest["entries"] += [dict(speech, group="voice_test", split="test"), dict(birds, group="birds_test", split="test"),
+                            dict(speech, group="voice_ood", split="ood"), dict(birds, group="birds_ood", split="ood")]
+    (fixture_corpus / "manifest.json").write_text(json.dumps(manifest))
+    counts = ["--train", "2", "--validation", "2", "--test", "5", "--ood", "5", "--seconds", "1"]
+    assert dataset_main(["--corpus", str(fixture_corpus), "--out", str(tmp_path / "lab"), *counts]) == 0
+    assert not (tmp_path / "lab" / "expressive.pt").exists()   # no acted voices in this corpus: skipped
+    manifest["entries"].append(dict(speech, group="hedgewars_test", split="expressive"))
+    (fixture_corpus / "manifest.json").write_text(json.dumps(manifest))
+    assert dataset_main(["--corpus", str(fixture_corpus), "--out", str(tmp_path / "lab"), *counts,
+                         "--expressive", "5"]) == 0
+    pairs, metas = load_pairs(tmp_path / "lab" / "expressive.pt")
+    assert len(pairs) == 5 and {m["speaker"] for m in metas} == {"hedgewars_test"}
+    assert {m["noise"] for m in metas} <= {"birds_ood", "white", "pink"}, metas
