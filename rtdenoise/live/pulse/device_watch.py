@@ -72,7 +72,9 @@ class DeviceWatch:
             self.report(f"{self.mic.label}: {self.mic.usage_message(listening)}")
         wanted = (listening or not self.sleep_when_unused) and not own
         if not wanted and not self.runner.idle:
-            self.runner.pause()
+            # nobody hears what the output still holds, and draining it into a sink nobody records (which the
+            # server may suspend) can block the watch
+            self.runner.pause(abort=True)
         elif wanted and self.runner.idle:
             try:
                 self.runner.resume()
