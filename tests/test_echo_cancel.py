@@ -59,6 +59,10 @@ def _virtual_mic_level(daemon, tmp_path, echo_cancel: bool, far_end: bool) -> fl
     assert live.returncode == 0 and "Traceback" not in err, err
     heard = np.fromfile(recording, dtype=np.float32)
     assert len(heard) > 16000 * 12, len(heard)
+    per_second = [10 * np.log10(np.mean(second ** 2) + 1e-12) for second in heard[:len(heard) // 16000 * 16000]
+                  .reshape(-1, 16000)]
+    print(f"{daemon.kind}, echo canceller {'on' if echo_cancel else 'off'}, {'far end' if far_end else 'local voice'}:"
+          " dBFS per second " + " ".join(f"{level:.0f}" for level in per_second))
     return float(10 * np.log10(np.mean(heard[4 * 16000:] ** 2) + 1e-12))   # the canceller has converged
 
 
