@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.catalogues import split_openttd_catalogue
+from training.recordings.catalogues import split_openttd_catalogue
 from training.dataset import Clip, CorpusSplit, MixConfig, Mixer
-from training.sources import NOISE_SETS, SPEECH_SETS
+from training.recordings.sources import NOISE_SETS, SPEECH_SETS
 
 from .conftest import DATA
 

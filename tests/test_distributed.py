@@ -12,9 +12,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rtdenoise.models import load_checkpoint
-from training import train, train_steps
+from training import train
+from training.fitting import train_steps
 from training.dataset import Mixer, MixConfig, build_pairs, save_pairs
-from training.distributed import World, finish_together, leave_world, wrap_for_training
+from training.fitting.distributed import World, finish_together, leave_world, wrap_for_training
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = train.TrainConfig(model="gru-small", loss="speech-stoi", tbptt_ms=250.0, grad_clip=1.0)

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from training import evaluate, fullband_set
-from training.fullband_metrics import band_level_db
+from training.scoring.fullband_metrics import band_level_db
 
 from .conftest import DATA
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.engine import StreamingDenoiser, load_model
-from training.metrics import si_sdr_db
+from training.scoring.metrics import si_sdr_db
 
 from .conftest import DATA
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from training import train, validation
+from training import train
+
+from training.fitting import validation
 from training.dataset import SAMPLE_RATE, MixConfig, Mixer
-from training.stream_mix import StreamConfig, StreamMixer, fade_in_noise, join, level_step
+from training.mixing.stream_mix import StreamConfig, StreamMixer, fade_in_noise, join, level_step
 
 
 def test_a_stream_is_pieces_of_changing_mixtures_laid_end_to_end(fixture_split):
@@ -43,7 +45,7 @@ def test_fade_in_and_level_step_keep_speech_and_noise_in_line():
 
 
 def test_continuous_mixtures_hold_one_speakers_speech_without_pauses_and_without_clicks(fixture_split):
-    from training.pauses import FRAME, crossfaded
+    from training.mixing.pauses import FRAME, crossfaded
 
     plain = Mixer(fixture_split, MixConfig(seconds=6.0, pitch_shift_probability=0.0))
     continuous = Mixer(fixture_split, MixConfig(seconds=6.0, pitch_shift_probability=0.0, continuous_probability=1.0))
@@ -98,7 +100,7 @@ def test_a_band_model_trains_on_streams_and_validates_both_ways(tmp_path, fixtur
 def test_evaluate_scores_each_mixture_in_the_stream_and_in_the_hard_streams(tmp_path, fixture_split, capsys):
     from training import evaluate
     from training.dataset import save_pairs
-    from training.stream_eval import HARD_KINDS
+    from training.scoring.stream_eval import HARD_KINDS
 
     mixer = Mixer(fixture_split, MixConfig(seconds=2.0, pitch_shift_probability=0, silence_probability=0,
                                            synthetic_probability=0, synthetic_only_probability=0,
@@ -126,8 +128,8 @@ def test_evaluate_scores_each_mixture_in_the_stream_and_in_the_hard_streams(tmp_
 
 
 def test_the_no_pauses_stream_reads_the_same_speaker_without_pauses_over_the_mixtures_own_noise(fixture_split):
-    from training.pauses import FRAME, active_rms, without_pauses
-    from training.stream_eval import hard_pieces
+    from training.mixing.pauses import FRAME, active_rms, without_pauses
+    from training.scoring.stream_eval import hard_pieces
 
     mixer = Mixer(fixture_split, MixConfig(seconds=3.0, pitch_shift_probability=0, silence_probability=0,
                                            synthetic_probability=0, synthetic_only_probability=0,

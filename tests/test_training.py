@@ -7,10 +7,12 @@ import soundfile as sf
 import torch
 
 from rtdenoise.models import load_checkpoint
-from training import train, train_steps, validation
+from training import train
+from training.fitting import train_steps
+from training.fitting import validation
 from training.dataset import MixConfig, Mixer, build_pairs, load_pairs, random_split, save_pairs
-from training.losses import masked_l1, si_sdr
-from training.synthetic_noise import KINDS, make
+from training.fitting.losses import masked_l1, si_sdr
+from training.mixing.synthetic_noise import KINDS, make
 
 from .conftest import DATA
 
@@ -85,7 +87,7 @@ def test_si_sdr_of_a_scaled_copy_is_high():
 def test_the_relative_speech_loss_weighs_quiet_noise_like_loud_noise(noisy_audio, clean_audio):
     """Per mixture, relative to the noisy input's own loss: a mixture with 20 dB less noise is no longer
     drowned out by a loud one (its share of the gradient grows), and it needs the noisy input."""
-    from training.losses import LossSettings, denoising_loss, relative_speech_loss, speech_preserving
+    from training.fitting.losses import LossSettings, denoising_loss, relative_speech_loss, speech_preserving
 
     clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32)).repeat(2, 1)
     noise = torch.from_numpy((noisy_audio - clean_audio)[None, :16000].astype(np.float32)) * torch.tensor([[1.0], [0.1]])
@@ -105,8 +107,8 @@ def test_the_relative_speech_loss_weighs_quiet_noise_like_loud_noise(noisy_audio
 
 def test_the_stoi_weight_scales_only_the_stoi_term(clean_audio, noisy_audio):
     """--stoi-weight w: the speech-stoi loss grows by exactly (w - 10) x (1 - STOI) of the estimate."""
-    from training.losses import STOI_WEIGHT, LossSettings, denoising_loss
-    from training.stoi_loss import stoi
+    from training.fitting.losses import STOI_WEIGHT, LossSettings, denoising_loss
+    from training.fitting.stoi_loss import stoi
 
     clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32))
     noisy = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
@@ -120,7 +122,7 @@ def test_the_stoi_weight_scales_only_the_stoi_term(clean_audio, noisy_audio):
 
 def test_the_sisdr_weight_scales_only_the_sisdr_term(clean_audio, noisy_audio):
     """--sisdr-weight w: the speech losses fall by exactly (w - 0.01) x the estimate's SI-SDR in dB."""
-    from training.losses import SISDR_WEIGHT, LossSettings, denoising_loss, si_sdr
+    from training.fitting.losses import SISDR_WEIGHT, LossSettings, denoising_loss, si_sdr
 
     clean = torch.from_numpy(clean_audio[None, :16000].astype(np.float32))
     noisy = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
@@ -300,8 +302,8 @@ def test_published_baselines_clean_recorded_audio_in_line_with_the_input(name, f
     """RNNoise and DeepFilterNet3 (the compare extra) line up with their input and remove birdsong."""
     from scipy.signal import correlate
 
-    from training.baselines import available
-    from training.metrics import si_sdr_db
+    from training.scoring.baselines import available
+    from training.scoring.metrics import si_sdr_db
 
     systems = available()
     if name not in systems:
@@ -369,7 +371,7 @@ def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, va
 
 def test_the_recording_chain_keeps_speech_and_target_in_line(fixture_split):
     """Room, microphone, band, floor and clipping: the target stays aligned with what the mixture holds."""
-    from training.augment import ChainConfig, RecordingChain
+    from training.mixing.augment import ChainConfig, RecordingChain
 
     speech = fixture_split.speech[0].audio[:32000]
     chain = RecordingChain(ChainConfig(room_probability=1.0, eq_probability=1.0, band_probabilities=(1, 0, 0),
@@ -543,7 +545,7 @@ def test_train_only_the_grown_deep_filter_keeps_every_other_weight(tmp_path, fix
 
 
 def test_level_diagnostics_measure_the_noise_left_in_pauses_and_the_speech_kept(clean_audio):
-    from training.level_diagnostics import level_diagnostics, pause_frames
+    from training.scoring.level_diagnostics import level_diagnostics, pause_frames
 
     clean = clean_audio[:16000 * 4].astype(np.float64)
     assert 0 < pause_frames(clean).mean() < 1  # the recording has speech and pauses
@@ -601,7 +603,7 @@ def test_one_checkpoint_takes_a_low_gain_exponent_with_its_weights_unchanged(tmp
 def test_a_step_whose_loss_is_not_finite_leaves_the_weights_alone():
     """One bad batch (here a NaN in the input) is skipped, not learned: the weights stay finite and unchanged."""
     from rtdenoise.models.registry import build_preset
-    from training.distributed import ChunkedForward
+    from training.fitting.distributed import ChunkedForward
 
     torch.manual_seed(0)
     model = build_preset("bands-small")
@@ -738,7 +740,7 @@ def test_a_trained_band_model_grows_a_new_path_without_changing_its_output(noisy
 
 
 def test_lr_scale_puts_the_named_parameters_in_their_own_faster_group():
-    from training.train_steps import make_model, parameter_groups
+    from training.fitting.train_steps import make_model, parameter_groups
 
     model = make_model("bands-small", None)
     groups = parameter_groups(model, 1e-4, "df_head=10")

@@ -5,7 +5,7 @@ Pipeline step 1 of 5 (corpus -> dataset -> train -> evaluate -> ship): corpus.
 ``python -m training.corpus --out data/corpus`` fetches real recorded speech and
 noise with ``apt-get download`` (a fixed list, none reserved for evaluation),
 decodes everything to 16 kHz mono WAV with ffmpeg and writes ``manifest.json``.
-The sources and their splits are listed in :mod:`training.sources`: 50+ voices
+The sources and their splits are listed in :mod:`training.recordings.sources`: 50+ voices
 (Asterisk prompts, KLettres and KTuberling readers, telephone-band prompts) and
 60+ noise sources for training; an out-of-domain split whose voices, noises and
 packages training never touches. Prompts whose pauses hold hiss are dropped;
@@ -31,10 +31,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 SAMPLE_RATE = 16000
-# Only the packages named in the tables of training/sources.py are ever fetched; none of them
+# Only the packages named in the tables of training/recordings/sources.py are ever fetched; none of them
 # is among those DATA.md reserves for independent evaluation, and no user input adds packages.
-from .catalogues import split_openttd_catalogue  # noqa: E402
-from .sources import AUDIO_SUFFIXES, CATALOGUES, NOISE_SETS, SPEECH_SETS, VoiceSet, packages_needed  # noqa: E402
+from training.recordings.catalogues import split_openttd_catalogue  # noqa: E402
+from training.recordings.sources import (AUDIO_SUFFIXES, CATALOGUES, NOISE_SETS, SPEECH_SETS, VoiceSet,  # noqa: E402
+                                         packages_needed)
 
 VALIDATION_FRACTION = 0.08  # utterances of the training speakers held out for validation
 AUDIO_GLOB_SUFFIXES = AUDIO_SUFFIXES

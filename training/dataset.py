@@ -22,9 +22,9 @@ from tqdm import tqdm
 from rtdenoise.errors import finite_float, require_at_least, require_positive
 from rtdenoise.models.registry import load_weights_only
 
-from . import synthetic_noise
-from .augment import RecordingChain
-from .pauses import crossfaded, kept_runs
+from training.mixing import synthetic_noise
+from training.mixing.augment import RecordingChain
+from training.mixing.pauses import crossfaded, kept_runs
 
 SAMPLE_RATE = 16000
 JOIN_FADE = SAMPLE_RATE // 200  # 5 ms cross-fades where pauses were cut out (continuous speech)

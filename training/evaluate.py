@@ -5,7 +5,7 @@ Pipeline step 4 of 5 (corpus -> dataset -> train -> evaluate -> ship): evaluate.
     python -m training.evaluate --data data/lab/test.pt --model gru --model cnn-lab
 
 A set whose metadata gives a rate above 16 kHz (``training.fullband_set``) is scored fullband
-instead (``training/fullband_metrics.py``), RNNoise and DeepFilterNet3 at their native 48 kHz.
+instead (``training/scoring/fullband_metrics.py``), RNNoise and DeepFilterNet3 at their native 48 kHz.
 
 Rows: the noisy input, a spectral-gating baseline, RNNoise and DeepFilterNet3 when
 their packages are installed (``pip install ".[compare]"``), and each model (run
@@ -29,13 +29,13 @@ from rtdenoise.engine import StreamingDenoiser, load_model
 from rtdenoise.errors import finite_float, require_at_least
 from rtdenoise.models.registry import read_checkpoint, resolve_model_path
 
-from .baselines import available as published_baselines
-from .baselines import spectral_gate
-from .dataset import load_pairs
-from .fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
-from .level_diagnostics import DIAGNOSTICS
-from .metrics import METRICS, group_keys, score, summarise
-from .stream_eval import evaluate_streams, print_stream_tables
+from training.scoring.baselines import available as published_baselines
+from training.scoring.baselines import spectral_gate
+from training.dataset import load_pairs
+from training.scoring.fullband_metrics import FULLBAND_METRICS, print_fullband_table, score_fullband
+from training.scoring.level_diagnostics import DIAGNOSTICS
+from training.scoring.metrics import METRICS, group_keys, score, summarise
+from training.scoring.stream_eval import evaluate_streams, print_stream_tables
 
 
 def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
@@ -102,7 +102,7 @@ def print_level_table(results: dict) -> None:
 
 def shown_mixture(pairs, metas, rate: int) -> int:
     """The 5 dB mixture whose noise most dominates the high band (the plot then shows what removing it does)."""
-    from .fullband_metrics import band_level_db
+    from training.scoring.fullband_metrics import band_level_db
 
     def excess(index: int) -> float:
         noisy, clean = (t.reshape(-1).numpy().astype(np.float64) for t in pairs[index])
@@ -117,7 +117,7 @@ def report_fullband(results: dict, pairs, metas, systems: dict, rate: int, args:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     if args.plot:
-        from .plots import plot_long_term_spectra
+        from training.scoring.plots import plot_long_term_spectra
 
         shown = shown_mixture(pairs, metas, rate)
         title = f"{metas[shown].get('noise', '')} at {metas[shown].get('snr_db', 0):g} dB SNR, {rate} Hz"
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score every system in stream mode: the mixtures joined into one stream in a "
                              "seeded order (and harder streams: noise fading in, a 12 dB level step, a long pause, "
                              "a new speaker, speech without pauses), each mixture scored from the stream's output "
-                             "(training/stream_eval.py)")
+                             "(training/scoring/stream_eval.py)")
     parser.add_argument("--stream-seed", type=int, default=0, help="the order of the joined mixtures (default 0)")
     args = parser.parse_args(argv)
     if args.limit is not None:
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({**results, **streams}, indent=1))
     if args.plot and "snr" in results["noisy input"]:
-        from .plots import plot_snr_bands
+        from training.scoring.plots import plot_snr_bands
 
         plot_snr_bands(results, args.plot)
         print(f"plot: {args.plot}")

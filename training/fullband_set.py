@@ -26,9 +26,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .dataset import save_pairs
-from .fullband_metrics import resample
-from .synthetic_noise import make
+from training.dataset import save_pairs
+from training.scoring.fullband_metrics import resample
+from training.mixing.synthetic_noise import make
 
 RATE = 48000
 MAX_HIGH_BAND_DROP_DB = 45.0

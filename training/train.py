@@ -32,14 +32,15 @@ from tqdm import tqdm
 from rtdenoise.errors import OneLineParser, finite_float, require_at_least, require_positive, require_probability
 from rtdenoise.models.registry import PRESETS
 
-from .distributed import World, agreed_max, device_of, finish_together, join_world, leave_world, wrap_for_training
-from .epoch_report import EpochRun, report_epoch
-from .losses import LOSSES, SISDR_WEIGHT, STOI_WEIGHT
-from .train_config import TrainConfig
-from .train_data import batches_from_pairs, training_data
-from .train_steps import (chunk_samples, freeze_all_but, parameter_groups, parse_lr_scale, scheduled_lr, set_seed,
-                          starting_model, train_step)
-from .validation import selection_score, validate
+from training.fitting.distributed import (World, agreed_max, device_of, finish_together, join_world, leave_world,
+                                         wrap_for_training)
+from training.fitting.epoch_report import EpochRun, report_epoch
+from training.fitting.losses import LOSSES, SISDR_WEIGHT, STOI_WEIGHT
+from training.fitting.train_config import TrainConfig
+from training.fitting.train_data import batches_from_pairs, training_data
+from training.fitting.train_steps import (chunk_samples, freeze_all_but, parameter_groups, parse_lr_scale,
+                                          scheduled_lr, set_seed, starting_model, train_step)
+from training.fitting.validation import selection_score, validate
 
 
 def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:

@@ -69,7 +69,7 @@ def log_spectral_distance(estimate: np.ndarray, clean: np.ndarray, rate: int, ba
 
 def score_fullband(system, system16, noisy: np.ndarray, clean: np.ndarray, rate: int) -> dict[str, float]:
     """Every figure of the module docstring for one clip; ``system16`` runs the same denoiser at 16 kHz."""
-    from .metrics import score, si_sdr_db
+    from training.scoring.metrics import score, si_sdr_db
 
     noise = noisy - clean
     estimate = np.asarray(system(noisy.astype(np.float32)), np.float64)[: len(clean)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .level_diagnostics import level_diagnostics
+from training.scoring.level_diagnostics import level_diagnostics
 
 METRICS = ("pesq", "stoi", "si_sdr", "si_sdr_i")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .losses import SISDR_WEIGHT, STOI_WEIGHT, LossSettings
+from training.fitting.losses import SISDR_WEIGHT, STOI_WEIGHT, LossSettings
 
 @dataclass
 class TrainConfig:

@@ -12,11 +12,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .augment import ChainConfig, RecordingChain
-from .dataset import MixConfig, Mixer, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
-from .distributed import World, shard_indices
-from .stream_mix import StreamConfig, StreamMixer
-from .train_config import STREAM_PIECE_SECONDS, TrainConfig
+from training.mixing.augment import ChainConfig, RecordingChain
+from training.dataset import MixConfig, Mixer, OnTheFlyDataset, load_corpus_split, load_pairs, random_split
+from training.fitting.distributed import World, shard_indices
+from training.mixing.stream_mix import StreamConfig, StreamMixer
+from training.fitting.train_config import STREAM_PIECE_SECONDS, TrainConfig
 
 
 def batches_from_pairs(pairs: list, batch: int, seed: int, epoch: int, world: World = World()):

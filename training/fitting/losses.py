@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .stoi_loss import stoi
+from training.fitting.stoi_loss import stoi
 
 
 def l1(estimate: Tensor, clean: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import SAMPLE_RATE, Mixer
+from training.dataset import SAMPLE_RATE, Mixer
 
 Span = tuple[int, int]
 

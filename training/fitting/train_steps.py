@@ -14,9 +14,9 @@ import torch
 from rtdenoise.models import StreamingModel, build_model
 from rtdenoise.models.registry import PRESETS, build_preset, read_checkpoint
 
-from .losses import denoising_loss
-from .train_config import TrainConfig
-from .warm_start import warm_start
+from training.fitting.losses import denoising_loss
+from training.fitting.train_config import TrainConfig
+from training.warm_start import warm_start
 
 
 def set_seed(seed: int) -> None:

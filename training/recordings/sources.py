@@ -93,7 +93,7 @@ SPEECH_SETS: list[VoiceSet] = [
 
 # OpenSFX entries by index (the catalogue's order): trains, road vehicles, planes, ships; machines;
 # wind; crowd; animals; impacts and the till. Left out: jingles, beeps, and the cartoon "Toyland" mixes.
-OPENSFX_FOLDER = "opensfx"   # inside the unpacked package, written by training.catalogues
+OPENSFX_FOLDER = "opensfx"   # inside the unpacked package, written by training.recordings.catalogues
 OPENSFX_CATALOGUE = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 _OPENSFX = [
     ("traffic_engines", "train", (4, 5, 6, 7, 8, 9, 10, 14, 24, 25, 26, 27, 28, 35, 61, 65, 69, 71)),

@@ -14,9 +14,9 @@ import torch
 
 from rtdenoise.models import StreamingModel, save_checkpoint
 
-from .train_config import TrainConfig
-from .train_steps import trim_to_hop
-from .validation import selection_score, validate
+from training.fitting.train_config import TrainConfig
+from training.fitting.train_steps import trim_to_hop
+from training.fitting.validation import selection_score, validate
 
 
 @dataclass
@@ -37,7 +37,7 @@ class EpochRun:
 def report_epoch(run: EpochRun, epoch: int, losses: list, val_pairs: list, best: float) -> tuple[bool, float]:
     """Validate, keep the checkpoint if it is the best so far, save the resumable state, print and plot.
     Returns (improved, best)."""
-    from .plots import plot_example, plot_history  # matplotlib: the train extra, checked by train.main
+    from training.scoring.plots import plot_example, plot_history  # matplotlib: the train extra, checked by train.main
 
     model, config, args = run.model, run.config, run.args
     metrics = validate(model, val_pairs, config, run.device, with_pesq=args.select_by in ("pesq", "composite"),

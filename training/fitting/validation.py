@@ -12,9 +12,9 @@ import torch
 
 from rtdenoise.models import StreamingModel
 
-from .losses import denoising_loss, si_sdr
-from .train_config import TrainConfig
-from .train_steps import align, trim_to_hop
+from training.fitting.losses import denoising_loss, si_sdr
+from training.fitting.train_config import TrainConfig
+from training.fitting.train_steps import align, trim_to_hop
 
 
 def piece_estimates(model: StreamingModel, entry: tuple, device: torch.device):

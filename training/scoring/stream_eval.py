@@ -23,10 +23,10 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .dataset import SAMPLE_RATE
-from .metrics import group_keys, score, summarise
-from .pauses import active_rms, rms, without_pauses
-from .stream_mix import fade_in_noise, join, level_step
+from training.dataset import SAMPLE_RATE
+from training.scoring.metrics import group_keys, score, summarise
+from training.mixing.pauses import active_rms, rms, without_pauses
+from training.mixing.stream_mix import fade_in_noise, join, level_step
 
 HARD_EVERY = 6
 HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker", "no pauses")

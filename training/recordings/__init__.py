@@ -1,0 +1,1 @@
+"""Where the corpus's recordings come from: the Debian packages and their splits, catalogues split into files."""

@@ -1,0 +1,2 @@
+"""Scoring: the metrics of one clip, fullband and level diagnostics, the classic baseline, stream mode and the
+plots."""
