@@ -106,7 +106,9 @@ def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back
     allowed_ms = 0 if sound_daemon.kind == "PipeWire" else 20
     assert leaked_ms <= allowed_ms, f"{leaked_ms:.0f} ms of the cleaned microphone played on the speakers"
     assert live.returncode == 0 and "Traceback" not in err, err
-    assert "moved back" in err, err
+    # PipeWire's session manager may put the program back on our recreated source before we do (checked above: it
+    # records it again); PulseAudio leaves it to us
+    assert "moved back" in err or sound_daemon.kind == "PipeWire", err
     assert _modules(env) == []
 
 
