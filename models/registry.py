@@ -49,6 +49,9 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # the default's network plus attention across its bands in every frame (modelling across frequency)
     "bands-across": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=192,
                                             noise_floor=True, across_channels=16)).copy()),
+    # bands-across with 2x256 GRU units (grown from the default: its new units start silent)
+    "bands-across-wide": ("bands", vars(BandSpec(df_hz=0.0, pitch=True, pitch_strength=0.3, hidden=256,
+                                                 noise_floor=True, across_channels=16)).copy()),
     # bands-across plus a deep filter (3 taps) on the bins under 3.2 kHz, between the harmonics the bands can't split
     "bands-across-df": ("bands", vars(BandSpec(pitch=True, pitch_strength=0.3, hidden=192, noise_floor=True,
                                                across_channels=16)).copy()),
