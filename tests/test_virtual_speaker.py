@@ -116,6 +116,9 @@ def test_the_virtual_speakers_never_play_into_themselves(sound_daemon):
     assert live.returncode == 0
 
 
+NO_SOURCE = str(2**32 - 1)  # pactl's index of a stream that records nothing
+
+
 def _recordings_of(pid: int, server: str, env: dict) -> dict[str, str]:
     """Process ``pid``'s recording streams: the name of the source each records -> its pactl listing."""
     sources = {line.split()[0]: line.split()[1] for line in
@@ -126,7 +129,8 @@ def _recordings_of(pid: int, server: str, env: dict) -> dict[str, str]:
     found = {}
     for block in listing.split("Source Output #")[1:]:
         source = re.search(r"Source: (\d+)", block)
-        if f'application.process.id = "{pid}"' in block and source:
+        # 4294967295 (no source): a stream PipeWire is tearing down with the monitor it recorded, not a move
+        if f'application.process.id = "{pid}"' in block and source and source.group(1) != NO_SOURCE:
             found[sources.get(source.group(1), source.group(1))] = block
     return found
 
