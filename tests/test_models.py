@@ -11,7 +11,8 @@ from rtdenoise.models.registry import PRESETS, build_preset
 from .contract import verify_contract
 
 CONTRACT_MODELS = ["cnn-lab", "cnn-large", "gru", "gru-small", "gru-wave", "gru-seed", "bands", "bands-48k", "bands-gains", "bands-pitch", "bands-ahead", "bands-comb",
-                   "bands-floor", "bands-wide", "bands-wider", "bands-fine", "bands-across"]
+                   "bands-floor", "bands-wide", "bands-wider", "bands-fine", "bands-across",
+                   "bands-across-wide"]
 
 
 @pytest.mark.parametrize("name", CONTRACT_MODELS)

@@ -487,6 +487,25 @@ def test_the_default_grows_a_deep_filter_between_its_input_features_with_the_sam
         warm_start("bands-ahead", checkpoint)  # a preset without the noise-floor features cannot hold it
 
 
+def test_the_default_grows_into_2x256_units_with_the_same_output(noisy_audio):
+    """bands-across-wide: the attention path reads the GRU's output through a wider layer whose new
+    columns start at zero, so the grown default still gives its own output."""
+    from rtdenoise.models import resolve_model_path
+    from training.warm_start import warm_start
+
+    _, checkpoint = load_checkpoint(resolve_model_path("bands"))
+    checkpoint = {**checkpoint, "spec": {**checkpoint["spec"], "low_gain_exponent": 1.0, "high_band_exponent": 0.8}}
+    source = warm_start("bands-across", checkpoint).eval()
+    torch.manual_seed(0)
+    grown = warm_start("bands-across-wide", checkpoint).eval()
+    assert grown.gru.hidden_size == 256 and grown.across.from_hidden.in_features == 256
+    assert grown.gru.weight_hh_l0[:192, 192:].abs().sum() == 0 and grown.gru.weight_hh_l0[256:448, 192:].abs().sum() == 0
+    assert grown.gru.weight_hh_l0[192:256].abs().sum() > 0  # the new units are alive
+    audio = torch.from_numpy(noisy_audio[None, :16000].astype(np.float32))
+    with torch.no_grad():
+        assert torch.allclose(grown(audio), source(audio), atol=1e-6)
+
+
 def test_a_wider_network_grows_gate_by_gate_with_live_new_units_and_the_same_output(noisy_audio, tmp_path):
     from rtdenoise.models.registry import build_model, save_checkpoint
     from training.warm_start import main as grow
