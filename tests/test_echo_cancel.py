@@ -21,13 +21,23 @@ pytestmark = [pytest.mark.audio_device, pytest.mark.slow]
 RAW = ["--raw", "--format=float32le", "--rate=16000", "--channels=1"]
 ROOM_MS = 30  # the echo path's delay beyond the servers' own buffering: the sound card's and the room's
 # PipeWire 0.3.65's canceller (Debian 12's) misses the same room's echo in about one session in three (measured: 4 to
-# 75 dB over 21 sessions, 41-42 dB every time on PulseAudio; in the README): it must find it in one of three sessions.
-# A canceller that is not between the far end and the microphone never does.
-PIPEWIRE_SESSIONS = 3
+# 75 dB over 21 sessions, 41-42 dB every time on PulseAudio; in the README), and in CI once in three sessions running:
+# it must find it in one of five sessions. A canceller that is not between the far end and the microphone never does.
+PIPEWIRE_SESSIONS = 5
 
 
 def _virtual_mic_level(daemon, tmp_path, echo_cancel: bool, far_end: bool) -> float:
-    """dBFS of the virtual microphone's output from 3 s on, while the far end (or a local voice) plays."""
+    """dBFS of the virtual microphone's output from 3 s on, while the far end (or a local voice) plays; a session
+    whose room PipeWire took down meanwhile (seen once in 12) says nothing and is run again."""
+    for _ in range(3):
+        level = _session_level(daemon, tmp_path, echo_cancel, far_end)
+        if level is not None:
+            return level
+    raise AssertionError("the room's loopback vanished in three sessions running")
+
+
+def _session_level(daemon, tmp_path, echo_cancel: bool, far_end: bool) -> float | None:
+    """One session of ``_virtual_mic_level``: None when the room was gone by its end."""
     env = dict(daemon.env, PULSE_SOURCE="rt_in.monitor")   # the microphone hears rt_in
     daemon.pactl("set-default-sink", "rt_out")             # the speakers
     room = daemon.pactl("load-module", "module-loopback", "source=rt_out.monitor", "sink=rt_in",
@@ -59,8 +69,14 @@ def _virtual_mic_level(daemon, tmp_path, echo_cancel: bool, far_end: bool) -> fl
     finally:
         live.send_signal(signal.SIGINT)
         out, err = live.communicate(timeout=30)
-        daemon.pactl("unload-module", room)
+        room_kept = room in [line.split()[0] for line in daemon.pactl("list", "short", "modules").splitlines()
+                             if line.strip()]
+        if room_kept:
+            daemon.pactl("unload-module", room)
     assert live.returncode == 0 and "Traceback" not in err, err
+    if not room_kept:
+        print(f"{daemon.kind}: the room's loopback vanished during the session; it is run again")
+        return None
     heard = np.fromfile(recording, dtype=np.float32)
     assert len(heard) > 16000 * 12, len(heard)
     per_second = [10 * np.log10(np.mean(second ** 2) + 1e-12) for second in heard[:len(heard) // 16000 * 16000]
