@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+LEFTOVERS_GONE_SECONDS = 3.0  # how long unloaded leftovers may still be listed by the server
 
 
 def import_pulsectl():
@@ -118,10 +121,14 @@ class VirtualMic:
                              f"({type(error).__name__}: {error})") from None
         return self
 
-    def _refuse_taken_name(self) -> None:
+    def _name_taken(self) -> bool:
+        """The server has a source or sink of our names."""
         pulse = self._pulse
-        if any(source.name == self.name for source in pulse.source_list()) \
-                or any(sink.name == self.sink_name for sink in pulse.sink_list()):
+        return any(source.name == self.name for source in pulse.source_list()) \
+            or any(sink.name == self.sink_name for sink in pulse.sink_list())
+
+    def _refuse_taken_name(self) -> None:
+        if self._name_taken():
             raise ValueError(f"--name {self.name!r}: the sound server already has a source or sink of that "
                              "name (not ours); pick another --name")
 
@@ -212,6 +219,11 @@ class VirtualMic:
         ours = [m for m in self._pulse.module_list() if self.owns(m)]
         for module in sorted(ours, key=lambda m: -m.index):  # the source first, then its sink
             self._pulse.module_unload(module.index)
+        # PipeWire may still list the devices for a moment after the unload returns (measured in CI): wait for
+        # them to go, so that our own leftovers are not taken for another program's devices of the same name
+        deadline = time.monotonic() + LEFTOVERS_GONE_SECONDS
+        while ours and self._name_taken() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return len(ours)
 
     def owns(self, module) -> bool:

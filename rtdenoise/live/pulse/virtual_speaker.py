@@ -35,8 +35,11 @@ class VirtualSpeaker(VirtualMic):
         return [("module-null-sink", f"sink_name={self.sink_name} channels=2 "
                  f"sink_properties='device.description=\"{self.description}\"'")]
 
+    def _name_taken(self) -> bool:
+        return any(sink.name == self.sink_name for sink in self._pulse.sink_list())
+
     def _refuse_taken_name(self) -> None:
-        if any(sink.name == self.sink_name for sink in self._pulse.sink_list()):
+        if self._name_taken():
             raise ValueError(f"--name {self.name!r}: the sound server already has a sink called {self.sink_name} "
                              "(not ours); pick another --name")
 
