@@ -99,3 +99,45 @@ def test_only_the_pinned_stream_opens_with_dont_reconnect_and_the_users_properti
 def test_a_pinned_direction_must_be_input_or_output():
     with pytest.raises(ValueError, match="pinned"):
         LiveConfig(pinned="speakers")
+
+
+class LaggingServer:
+    """A sound server that, as PipeWire did in CI, still lists a sink for a few calls after its module was unloaded."""
+
+    def __init__(self, sink_name: str, lag_calls: int) -> None:
+        from types import SimpleNamespace
+
+        self.modules = [SimpleNamespace(index=5, name="module-null-sink", argument=f"sink_name={sink_name} "
+                                        "sink_properties='device.description=\"test speakers (denoised)\"'")]
+        self.sink_name, self.lag_calls, self.unloaded = sink_name, lag_calls, False
+
+    def module_list(self):
+        return [] if self.unloaded else self.modules
+
+    def module_unload(self, index: int) -> None:
+        self.unloaded = True
+
+    def sink_list(self):
+        from types import SimpleNamespace
+
+        if self.unloaded and self.lag_calls <= 0:
+            return []
+        self.lag_calls -= self.unloaded
+        return [SimpleNamespace(name=self.sink_name)]
+
+
+@pytest.mark.parametrize("lag_calls, refused", [(3, False), (10**6, True)])
+def test_a_killed_runs_leftovers_still_listed_for_a_moment_are_not_taken_for_another_programs(lag_calls, refused,
+                                                                                              monkeypatch):
+    from rtdenoise.live.pulse import virtual_mic
+    from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
+
+    monkeypatch.setattr(virtual_mic, "LEFTOVERS_GONE_SECONDS", 0.5)
+    speakers = VirtualSpeaker("test")
+    speakers._pulse = LaggingServer(speakers.sink_name, lag_calls)
+    assert speakers.remove_leftovers() == 1
+    if refused:  # still there after the wait: somebody else's sink of our name
+        with pytest.raises(ValueError, match="not ours"):
+            speakers._refuse_taken_name()
+    else:
+        speakers._refuse_taken_name()
