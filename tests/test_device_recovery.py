@@ -102,42 +102,82 @@ def test_a_pinned_direction_must_be_input_or_output():
 
 
 class LaggingServer:
-    """A sound server that, as PipeWire did in CI, still lists a sink for a few calls after its module was unloaded."""
+    """A sound server that, as PipeWire did in CI, lags behind its module calls: it lists an unloaded module's sink
+    for ``lag_calls`` more listings, refuses a sink of that name ``refusals`` times meanwhile, and lists a newly
+    loaded sink only from the ``lag_calls``-th listing on."""
 
-    def __init__(self, sink_name: str, lag_calls: int) -> None:
+    def __init__(self, sink_name: str, lag_calls: int, refusals: int = 0) -> None:
         from types import SimpleNamespace
 
+        self.sink_name, self.lag_calls, self.refusals = sink_name, lag_calls, refusals
         self.modules = [SimpleNamespace(index=5, name="module-null-sink", argument=f"sink_name={sink_name} "
                                         "sink_properties='device.description=\"test speakers (denoised)\"'")]
-        self.sink_name, self.lag_calls, self.unloaded = sink_name, lag_calls, False
+        self.listed_in = 0  # listings until the sink is (un)listed
 
     def module_list(self):
-        return [] if self.unloaded else self.modules
+        return self.modules
 
     def module_unload(self, index: int) -> None:
-        self.unloaded = True
+        self.modules = [m for m in self.modules if m.index != index]
+        self.listed_in = self.lag_calls
+
+    def module_load(self, name: str, arguments: str) -> int:
+        from types import SimpleNamespace
+
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise RuntimeError("Failed to load module")
+        self.modules.append(SimpleNamespace(index=6, name=name, argument=arguments))
+        self.listed_in = self.lag_calls
+        return 6
+
+    def server_info(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(default_sink_name="speakers", default_source_name="mic")
 
     def sink_list(self):
         from types import SimpleNamespace
 
-        if self.unloaded and self.lag_calls <= 0:
-            return []
-        self.lag_calls -= self.unloaded
-        return [SimpleNamespace(name=self.sink_name)]
+        self.listed_in -= 1
+        loaded = bool(self.modules)
+        return [SimpleNamespace(name=self.sink_name)] if loaded != (self.listed_in >= 0) else []
+
+
+def _speakers_on(server_lag: int, refusals: int = 0, settle: float = 0.5, monkeypatch=None):
+    from rtdenoise.live.pulse import virtual_mic
+    from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
+
+    monkeypatch.setattr(virtual_mic, "SETTLE_SECONDS", settle)
+    speakers = VirtualSpeaker("test")
+    speakers._pulse = LaggingServer(speakers.sink_name, server_lag, refusals)
+    return speakers
 
 
 @pytest.mark.parametrize("lag_calls, refused", [(3, False), (10**6, True)])
 def test_a_killed_runs_leftovers_still_listed_for_a_moment_are_not_taken_for_another_programs(lag_calls, refused,
                                                                                               monkeypatch):
-    from rtdenoise.live.pulse import virtual_mic
-    from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
-
-    monkeypatch.setattr(virtual_mic, "LEFTOVERS_GONE_SECONDS", 0.5)
-    speakers = VirtualSpeaker("test")
-    speakers._pulse = LaggingServer(speakers.sink_name, lag_calls)
+    speakers = _speakers_on(lag_calls, monkeypatch=monkeypatch)
     assert speakers.remove_leftovers() == 1
     if refused:  # still there after the wait: somebody else's sink of our name
         with pytest.raises(ValueError, match="not ours"):
             speakers._refuse_taken_name()
     else:
         speakers._refuse_taken_name()
+
+
+@pytest.mark.parametrize("refusals, recreated", [(5, True), (10**6, False)])
+def test_a_lost_device_is_recreated_although_the_server_refuses_its_name_for_a_moment(refusals, recreated,
+                                                                                      monkeypatch):
+    import pulsectl
+
+    speakers = _speakers_on(3, refusals, settle=2.0 if recreated else 0.5, monkeypatch=monkeypatch)
+    server = speakers._pulse
+    server.module_unload(5)  # someone else unloads ours
+    monkeypatch.setattr(pulsectl, "Pulse", lambda name: server)
+    if recreated:
+        assert speakers.reconnect() and speakers.modules == [6]
+        assert speakers._devices_listed() == [True]  # the new sink is listed before the streams open on it
+    else:  # a server that keeps refusing: the session's end, with the server's reason
+        with pytest.raises(ValueError, match="refused the virtual speakers"):
+            speakers.reconnect()

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LEFTOVERS_GONE_SECONDS = 3.0  # how long unloaded leftovers may still be listed by the server
+# PipeWire adds and removes a module's devices a moment after the module call returns: how long unloaded
+# devices may still be listed (or a new one of their name refused), and new ones not yet be listed
+SETTLE_SECONDS = 3.0
 
 
 def import_pulsectl():
@@ -121,11 +123,20 @@ class VirtualMic:
                              f"({type(error).__name__}: {error})") from None
         return self
 
-    def _name_taken(self) -> bool:
-        """The server has a source or sink of our names."""
+    def _devices_listed(self) -> list[bool]:
+        """Whether the server lists each of our devices (the source, its sink) now."""
         pulse = self._pulse
-        return any(source.name == self.name for source in pulse.source_list()) \
-            or any(sink.name == self.sink_name for sink in pulse.sink_list())
+        return [any(source.name == self.name for source in pulse.source_list()),
+                any(sink.name == self.sink_name for sink in pulse.sink_list())]
+
+    def _name_taken(self) -> bool:
+        """The server has a device of one of our names."""
+        return any(self._devices_listed())
+
+    def _wait_until(self, condition: Callable[[], bool], deadline: float) -> None:
+        """Poll ``condition`` until it holds or ``deadline`` (time.monotonic) passes."""
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _refuse_taken_name(self) -> None:
         if self._name_taken():
@@ -142,17 +153,26 @@ class VirtualMic:
         except Exception:  # not back yet
             self._pulse = None
             return False
+        deadline = time.monotonic() + SETTLE_SECONDS
         try:
-            self.modules.clear()
-            self.remove_leftovers()  # half of ours may remain (one module unloaded by hand)
-            self._refuse_taken_name()
-            self._load_modules()
+            while True:
+                self.modules.clear()
+                self.remove_leftovers()  # half of ours may remain (one module unloaded by hand)
+                # our lost devices may still be listed, or their names refused, for a moment (PipeWire)
+                self._wait_until(lambda: not self._name_taken(), deadline)
+                try:
+                    self._refuse_taken_name()
+                    self._load_modules()
+                    return True
+                except ValueError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.1)
         except ValueError:
             raise
         except Exception:  # the server went away again mid-way
             self._disconnect()
             return False
-        return True
 
     def healthy(self) -> bool:
         """Connected, and both our modules still loaded (False: the server died, or someone unloaded them)."""
@@ -187,8 +207,10 @@ class VirtualMic:
             for module, arguments in self._module_specs():
                 self.modules.append(pulse.module_load(module, arguments))
         except Exception as error:
-            self.close()
+            self._unload_own()
             raise ValueError(f"{self.option}: the server refused the {self.what} ({error})") from None
+        # streams are opened on the new devices right after: wait until the server lists them
+        self._wait_until(lambda: all(self._devices_listed()), time.monotonic() + SETTLE_SECONDS)
         after = pulse.server_info()
         if before.default_sink_name and after.default_sink_name != before.default_sink_name:
             pulse.sink_default_set(before.default_sink_name)
@@ -202,6 +224,14 @@ class VirtualMic:
         """Unload what this run loaded (idempotent)."""
         if self._pulse is None and self._lock is None:
             return
+        self._unload_own()
+        self._disconnect()
+        if self._lock is not None:
+            os.close(self._lock)  # after the modules are gone: the next copy may start now
+            self._lock = None
+
+    def _unload_own(self) -> None:
+        """Unload the modules this run loaded (those still there)."""
         if self._pulse is not None:
             for index in reversed(self.modules):
                 try:
@@ -209,10 +239,6 @@ class VirtualMic:
                 except Exception:  # already gone (the server restarted, or someone unloaded it)
                     pass
         self.modules.clear()
-        self._disconnect()
-        if self._lock is not None:
-            os.close(self._lock)  # after the modules are gone: the next copy may start now
-            self._lock = None
 
     def remove_leftovers(self) -> int:
         """Unload modules of this name left by a run that could not clean up (SIGKILL, a crash)."""
@@ -221,9 +247,8 @@ class VirtualMic:
             self._pulse.module_unload(module.index)
         # PipeWire may still list the devices for a moment after the unload returns (measured in CI): wait for
         # them to go, so that our own leftovers are not taken for another program's devices of the same name
-        deadline = time.monotonic() + LEFTOVERS_GONE_SECONDS
-        while ours and self._name_taken() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        if ours:
+            self._wait_until(lambda: not self._name_taken(), time.monotonic() + SETTLE_SECONDS)
         return len(ours)
 
     def owns(self, module) -> bool:

@@ -35,8 +35,8 @@ class VirtualSpeaker(VirtualMic):
         return [("module-null-sink", f"sink_name={self.sink_name} channels=2 "
                  f"sink_properties='device.description=\"{self.description}\"'")]
 
-    def _name_taken(self) -> bool:
-        return any(sink.name == self.sink_name for sink in self._pulse.sink_list())
+    def _devices_listed(self) -> list[bool]:
+        return [any(sink.name == self.sink_name for sink in self._pulse.sink_list())]
 
     def _refuse_taken_name(self) -> None:
         if self._name_taken():
