@@ -94,10 +94,14 @@ def test_modules_unloaded_by_someone_else_never_reach_the_speakers_and_come_back
             time.sleep(3.0)
             listener.send_signal(signal.SIGINT)   # parec writes what it holds and ends
             listener.wait(5)
-        assert len(_modules(env)) == 2, "the virtual microphone was not recreated"
-        assert NAME in recorded_sources(server, env), "the recording program was not moved back to it"
+        recreated = len(_modules(env)) == 2
+        recording_from = recorded_sources(server, env)
+        recorder_ended = recorder.poll() is not None
     finally:
         out, err = _end(live, recorder, player)
+    assert recreated, "the virtual microphone was not recreated: " + err
+    assert NAME in recording_from, (f"the recording program was not moved back to it (it records {recording_from}; "
+                                    f"it has {'ended' if recorder_ended else 'not ended'}): {err}")
     heard = np.fromfile(speakers, dtype=np.float32)
     assert len(heard) > 16000 * 1.2, len(heard)   # the speakers were listened to past the unloading (0.5 s in)
     leaked_ms = float((np.abs(heard) > 1e-4).sum()) / 16

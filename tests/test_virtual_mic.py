@@ -91,34 +91,40 @@ def _lag(recorded: np.ndarray, reference: np.ndarray) -> int:
     return lag - n if lag > len(recorded) else lag
 
 
-def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
-    """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled),
-    each lined up on its own: a real-time stream on a busy machine may lose or gain a few ms now and then
-    (an underrun of the sound server), which shifts everything after it, so each second is looked for
-    where the one before it was found. The recording starts before the reference and holds all of it."""
+def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, second: int = 16000):
+    """(the reference's second, the same second found in the recording) from each of ``starts``, each lined
+    up on its own: a real-time stream on a busy machine may lose or gain a few ms now and then (an underrun
+    of the sound server), which shifts everything after it, so each second is looked for where the one
+    before it was found. The recording starts before the reference and holds all of it."""
     lag = _lag(recorded, reference)
-    if not 0 <= lag <= len(recorded) - len(reference) + second:  # a repeated reference: the peak one repeat off
+    last = len(recorded) - len(reference) + second
+    if not 0 <= lag <= last:  # a repeated reference: the peak one repeat off
         n = len(recorded) + len(reference)
         correlation = np.fft.irfft(np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(reference, n)), n)
-        lag = int(np.argmax(correlation[:max(1, len(recorded) - len(reference) + second)]))
-    scores = []
-    for start in range(2 * second, len(reference) - second, second):
+        lag = int(np.argmax(correlation[:max(1, last)]))
+    for start in starts:
         target = reference[start:start + second]
         begin = max(0, start + lag - second // 5)
         window = recorded[begin: start + lag + second + second // 5]
         if len(window) < second:
             continue
         local = _lag(window, target)
-        estimate = window[local:local + second] if 0 <= local <= len(window) - second else None
-        if estimate is None:
+        if not 0 <= local <= len(window) - second:
             continue
+        piece = window[local:local + second]
+        yield target, piece
+        if target.std() > 0 and piece.std() > 0 and np.corrcoef(piece, target)[0, 1] > 0.7:
+            lag = begin + local - start  # found: the next second is looked for from here
+
+
+def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
+    """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled)."""
+    scores = []
+    for target, estimate in aligned_seconds(recorded, reference, range(2 * second, len(reference) - second, second)):
         scaled = target * (estimate @ target) / (target @ target)
         error = (estimate - scaled) @ (estimate - scaled)
-        score = 10 * np.log10((scaled @ scaled) / error) if scaled @ scaled > 0 and error > 0 else -100.0
-        scores.append(score)
-        if score > 10:  # found: the next second is looked for from here
-            lag = begin + local - start
-    assert len(scores) >= 3, f"too little overlap (lag {lag})"
+        scores.append(10 * np.log10((scaled @ scaled) / error) if scaled @ scaled > 0 and error > 0 else -100.0)
+    assert len(scores) >= 3, "too little overlap"
     return float(np.median(scores))
 
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
-from tests.test_virtual_mic import DATA, NAME, _lag, _modules
+from tests.test_virtual_mic import DATA, NAME, _modules, aligned_seconds
 
 pytest.importorskip("pulsectl")
 pytestmark = [pytest.mark.audio_device, pytest.mark.slow]
@@ -48,18 +48,11 @@ def _offline(path, tmp_path) -> np.ndarray:
 
 
 def _correlation(heard: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
-    """Median correlation of the reference's seconds with what was heard, each second lined up on its own (a
-    real-time stream on a busy machine may lose a millisecond now and then, which shifts everything after it)."""
-    lag = _lag(heard, reference)
-    scores = []
-    for start in range(0, len(reference) - second + 1, second // 2):
-        target = reference[start:start + second]
-        window = heard[max(0, start + lag - second // 5): start + lag + second + second // 5]
-        local = _lag(window, target)
-        piece = window[local:local + second] if 0 <= local <= len(window) - second else None
-        if piece is not None and target.std() > 0:
-            scores.append(float(np.corrcoef(piece, target)[0, 1]))
-    assert len(scores) >= 4, f"too little overlap (lag {lag})"
+    """Median correlation of the reference's seconds (every half second) with what was heard."""
+    scores = [float(np.corrcoef(piece, target)[0, 1]) for target, piece in
+              aligned_seconds(heard, reference, range(0, len(reference) - second + 1, second // 2))
+              if target.std() > 0]
+    assert len(scores) >= 4, "too little overlap"
     return float(np.median(scores))
 
 
