@@ -113,6 +113,7 @@ def test_evaluate_scores_each_mixture_in_the_stream_and_in_the_hard_streams(tmp_
                           "--json", str(tmp_path / "r.json")]) == 0
     printed = capsys.readouterr().out
     assert "fresh clips and streams" in printed and "noise removed during the long pauses" in printed
+    assert "STOI above the noisy input in every SNR band" in printed and "  bands: " in printed
     results = json.loads((tmp_path / "r.json").read_text())
     for name in ("noisy input", "bands"):
         assert {f"{name} (stream)"} | {f"{name} ({kind})" for kind in HARD_KINDS} <= set(results)

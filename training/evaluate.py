@@ -12,6 +12,8 @@ their packages are installed (``pip install ".[compare]"``), and each model (run
 through the real offline engine). Breakdowns per SNR band, per noise type and per voice
 (female / male) use ``<data>.meta.json`` when it exists. ``--stream`` adds stream mode: the mixtures
 joined into streams whose conditions change, each scored from the stream's output (stream_eval.py).
+Last, for each system, whether its STOI is above the noisy input's in every SNR band, noise type and voice
+(fresh and in the stream) and in every hard stream: the rule a model must keep to ship (stoi_check.py).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from training.scoring.fullband_metrics import FULLBAND_METRICS, print_fullband_t
 from training.scoring.level_diagnostics import DIAGNOSTICS
 from training.scoring.metrics import METRICS, group_keys, score, summarise
 from training.scoring.stream_eval import evaluate_streams, print_stream_tables
+from training.scoring.stoi_check import print_stoi_check
 
 
 def enhance(model, noisy: np.ndarray, max_attenuation_db: float | None = None, rate: int | None = None) -> np.ndarray:
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         count = min(len(pairs), args.limit or len(pairs))
         streams = evaluate_streams(pairs[:count], metas[:count] if metas else None, systems, args.stream_seed)
         print_stream_tables(results, streams)
+    print_stoi_check(results, streams)
     if args.json:
         args.json.write_text(json.dumps({**results, **streams}, indent=1))
     if args.plot and "snr" in results["noisy input"]:
