@@ -30,6 +30,25 @@ def test_a_stream_is_pieces_of_changing_mixtures_laid_end_to_end(fixture_split):
     assert np.abs(noisy).max() <= 0.99 + 1e-6
 
 
+def test_the_noise_can_go_on_under_the_next_speaker_without_a_jump(fixture_split):
+    mixer = Mixer(fixture_split, MixConfig(seconds=6.0))
+    config = StreamConfig(seconds=20.0, pause_probability=0.3, fade_probability=0.0, level_step_probability=0.0,
+                          same_noise_probability=1.0)
+    noisy, clean, meta = StreamMixer(mixer, config).mix(np.random.default_rng(4))
+    noise, spans, kinds = noisy - clean, meta["spans"], meta["pieces"]
+    assert kinds[0] in ("mixture", "noise only") and set(kinds[1:]) <= {"same noise", "same noise only"}
+    assert "same noise only" in kinds and "same noise" in kinds   # turns with speech, and pauses
+    for (start, end), (_, next_end), kind in zip(spans, spans[1:], kinds[1:]):
+        before, after = noise[start:end], noise[end:next_end]
+        scale = after[0] / before[-1]   # the same noise, only limited below 0.99 peak if it had to be
+        assert 0.5 < scale <= 1.0 + 1e-5
+        n = min(len(before), len(after))
+        np.testing.assert_allclose(after[:n], before[::-1][:n] * scale, rtol=1e-4, atol=1e-6)
+        if kind == "same noise only":
+            assert not clean[end:next_end].any()
+    assert StreamMixer(mixer, StreamConfig(seconds=20.0)).mix(np.random.default_rng(4))[2]["pieces"][1:] != kinds[1:]
+
+
 def test_fade_in_and_level_step_keep_speech_and_noise_in_line():
     rng = np.random.default_rng(0)
     clean, noise = rng.standard_normal(16000).astype(np.float32) * 0.1, rng.standard_normal(16000).astype(np.float32) * 0.1

@@ -57,7 +57,8 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
     for option, value in at_least_zero.items():
         require_at_least(option, value, 0)
     probabilities = {"--room-probability": args.room_probability, "--clean-probability": args.clean_probability,
-                     "--continuous-probability": args.continuous_probability}
+                     "--continuous-probability": args.continuous_probability,
+                     "--same-noise-probability": args.same_noise_probability}
     for option, value in probabilities.items():
         require_probability(option, value)
 
@@ -80,6 +81,8 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
         plan["max_minutes"] = args.max_minutes
     if train_pairs is None and args.augment and args.continuous_probability:
         plan["continuous_probability"] = args.continuous_probability
+    if train_pairs is None and config.stream_seconds and args.same_noise_probability:
+        plan["same_noise_probability"] = args.same_noise_probability
     return plan
 
 
@@ -141,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--continuous-probability", type=finite_float, default=0.0,
                         help="with --augment: share of mixtures whose speech has every pause cut out (read speech "
                              "that never leaves the noise alone, as in an audiobook or a talk)")
+    parser.add_argument("--same-noise-probability", type=finite_float, default=0.0,
+                        help="with --stream-seconds: share of a stream's pieces whose noise is the piece before's, "
+                             "going on under another speaker or alone (a room's noise while people take turns)")
     parser.add_argument("--balance-noise-families", action="store_true",
                         help="with --augment: draw every noise family equally often, then a source within it "
                              "(default: every source equally often)")

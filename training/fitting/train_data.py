@@ -72,7 +72,8 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
             val_pairs = load_pairs(args.val)[0]
         source = mixer
         if config.stream_seconds:
-            source = StreamMixer(mixer, StreamConfig(seconds=config.stream_seconds))
+            source = StreamMixer(mixer, StreamConfig(seconds=config.stream_seconds,
+                                                     same_noise_probability=args.same_noise_probability))
             val_pairs = val_pairs + validation_streams(val_mixer, config)
         loader = torch.utils.data.DataLoader(OnTheFlyDataset(source, config.seed, rank=world.rank,
                                                              resumed_at=resumed_at),

@@ -6,7 +6,9 @@ A microphone is one endless stream: the speaker, the noise, the SNR and the leve
 every few seconds while the model's state carries on. :class:`StreamMixer` makes training
 streams of that kind from a :class:`~training.dataset.Mixer` (pieces of 1.5-6 s, each a
 fresh mixture, some with the noise fading in, a level step mid-sentence or no speech at
-all); :func:`join` lays any pieces end to end and says where each one lies, so that a
+all; with ``same_noise_probability`` some keep the noise of the piece before running on
+under another speaker, or alone, as a room's noise goes on while people take turns);
+:func:`join` lays any pieces end to end and says where each one lies, so that a
 stream's output can be scored piece by piece (``training.evaluate --stream``).
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ class StreamConfig:
     fade_seconds: tuple[float, float] = (1.0, 3.0)
     level_step_probability: float = 0.2            # the whole piece's level steps by +-level_step_db mid-piece
     level_step_db: tuple[float, float] = (3.0, 12.0)
+    same_noise_probability: float = 0.0            # the piece's speech over the previous piece's noise, going on
 
     def __post_init__(self) -> None:
         low, high = self.piece_seconds
@@ -50,6 +53,12 @@ def fade_in_noise(noisy: np.ndarray, clean: np.ndarray, samples: int) -> np.ndar
     """The noise (noisy - clean) raised linearly from silence over ``samples``."""
     ramp = np.minimum(1.0, np.arange(len(noisy)) / max(1, samples)).astype(np.float32)
     return clean + ramp * (noisy - clean)
+
+
+def noise_going_on(noise: np.ndarray, samples: int) -> np.ndarray:
+    """``samples`` of noise that runs on from ``noise``'s last sample: played backwards, then forwards, in turn."""
+    cycle = np.concatenate([noise[::-1], noise])
+    return np.tile(cycle, samples // max(1, len(cycle)) + 1)[:samples]
 
 
 def level_step(noisy: np.ndarray, clean: np.ndarray, at: int, gain_db: float) -> tuple[np.ndarray, np.ndarray]:
@@ -74,11 +83,19 @@ class StreamMixer:
         if mixer.length < int(self.config.piece_seconds[1] * SAMPLE_RATE):
             raise ValueError("the piece mixer is shorter than the longest piece")
 
-    def piece(self, rng: np.random.Generator, samples: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """One piece of ``samples``: a fresh mixture, maybe changed; returns (noisy, clean, what was done)."""
+    def piece(self, rng: np.random.Generator, samples: int,
+              noise_before: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+        """One piece of ``samples``: a fresh mixture, maybe changed; returns (noisy, clean, what was done).
+        With ``noise_before`` (the previous piece's noise) it may be new speech over that noise going on."""
         cfg = self.config
         noisy, clean, _ = self.mixer.mix(rng)
         noisy, clean = noisy[:samples], clean[:samples]
+        if noise_before is not None and len(noise_before) and rng.random() < cfg.same_noise_probability:
+            speech = np.zeros_like(clean) if rng.random() < cfg.pause_probability else clean
+            noisy = speech + noise_going_on(noise_before, samples)
+            peak = float(np.abs(noisy).max(initial=0.0))
+            scale = 0.99 / peak if peak > 0.99 else 1.0
+            return noisy * scale, speech * scale, "same noise" if speech is clean else "same noise only"
         if rng.random() < cfg.pause_probability:
             return noisy - clean, np.zeros_like(clean), "noise only"
         if rng.random() < cfg.fade_probability:
@@ -95,7 +112,8 @@ class StreamMixer:
         pieces, kinds, total = [], [], 0
         while total < self.length:
             samples = min(int(rng.integers(low, high + 1)), self.length - total)
-            noisy, clean, kind = self.piece(rng, samples)
+            noise_before = pieces[-1][0] - pieces[-1][1] if pieces else None
+            noisy, clean, kind = self.piece(rng, samples, noise_before)
             pieces.append((noisy, clean))
             kinds.append(kind)
             total += samples
