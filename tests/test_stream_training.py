@@ -49,6 +49,20 @@ def test_the_noise_can_go_on_under_the_next_speaker_without_a_jump(fixture_split
     assert StreamMixer(mixer, StreamConfig(seconds=20.0)).mix(np.random.default_rng(4))[2]["pieces"][1:] != kinds[1:]
 
 
+def test_streams_without_the_same_noise_are_drawn_as_before(fixture_split):
+    """At probability 0 the option draws nothing: earlier runs' streams (and validation) stay the same."""
+    mixer = Mixer(fixture_split, MixConfig(seconds=6.0))
+    streams = StreamMixer(mixer, StreamConfig(seconds=12.0))
+    rng, again = np.random.default_rng(5), np.random.default_rng(5)
+    pieces = []
+    while sum(len(p[0]) for p in pieces) < streams.length:   # the pieces drawn one by one, as before the option
+        samples = min(int(again.integers(int(1.5 * SAMPLE_RATE), 6 * SAMPLE_RATE + 1)),
+                      streams.length - sum(len(p[0]) for p in pieces))
+        pieces.append(streams.piece(again, samples))
+    noisy, clean, _ = streams.mix(rng)
+    np.testing.assert_array_equal(noisy, np.concatenate([p[0] for p in pieces]))
+
+
 def test_fade_in_and_level_step_keep_speech_and_noise_in_line():
     rng = np.random.default_rng(0)
     clean, noise = rng.standard_normal(16000).astype(np.float32) * 0.1, rng.standard_normal(16000).astype(np.float32) * 0.1

@@ -90,7 +90,8 @@ class StreamMixer:
         cfg = self.config
         noisy, clean, _ = self.mixer.mix(rng)
         noisy, clean = noisy[:samples], clean[:samples]
-        if noise_before is not None and len(noise_before) and rng.random() < cfg.same_noise_probability:
+        if cfg.same_noise_probability and noise_before is not None and len(noise_before) \
+                and rng.random() < cfg.same_noise_probability:   # no draw at 0: the streams stay as they were
             speech = np.zeros_like(clean) if rng.random() < cfg.pause_probability else clean
             noisy = speech + noise_going_on(noise_before, samples)
             peak = float(np.abs(noisy).max(initial=0.0))
