@@ -83,10 +83,13 @@ def _start_live(env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
     return live, "".join(lines)
 
 
-def _lag(recorded: np.ndarray, reference: np.ndarray) -> int:
-    """Where ``reference`` starts in ``recorded`` (cross-correlation peak)."""
+def _lag(recorded: np.ndarray, reference: np.ndarray, before: int | None = None) -> int:
+    """Where ``reference`` starts in ``recorded`` (cross-correlation peak); with ``before``, the peak among
+    the starts 0 to ``before`` - 1 only."""
     n = len(recorded) + len(reference)
     correlation = np.fft.irfft(np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(reference, n)), n)
+    if before is not None:
+        return int(np.argmax(correlation[:max(1, before)]))
     lag = int(np.argmax(correlation))
     return lag - n if lag > len(recorded) else lag
 
@@ -99,9 +102,7 @@ def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, 
     lag = _lag(recorded, reference)
     last = len(recorded) - len(reference) + second
     if not 0 <= lag <= last:  # a repeated reference: the peak one repeat off
-        n = len(recorded) + len(reference)
-        correlation = np.fft.irfft(np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(reference, n)), n)
-        lag = int(np.argmax(correlation[:max(1, last)]))
+        lag = _lag(recorded, reference, before=last)
     for start in starts:
         target = reference[start:start + second]
         begin = max(0, start + lag - second // 5)
