@@ -94,15 +94,11 @@ def _lag(recorded: np.ndarray, reference: np.ndarray, before: int | None = None)
     return lag - n if lag > len(recorded) else lag
 
 
-def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, second: int = 16000):
+def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, lag: int, second: int = 16000):
     """(the reference's second, the same second found in the recording) from each of ``starts``, each lined
-    up on its own: a real-time stream on a busy machine may lose or gain a few ms now and then (an underrun
-    of the sound server), which shifts everything after it, so each second is looked for where the one
-    before it was found. The recording starts before the reference and holds all of it."""
-    lag = _lag(recorded, reference)
-    last = len(recorded) - len(reference) + second
-    if not 0 <= lag <= last:  # a repeated reference: the peak one repeat off
-        lag = _lag(recorded, reference, before=last)
+    up on its own, the first looked for near ``lag`` (where the reference starts in the recording): a
+    real-time stream on a busy machine may lose or gain a few ms now and then (an underrun of the sound
+    server), which shifts everything after it, so each second is looked for where the one before it was found."""
     for start in starts:
         target = reference[start:start + second]
         begin = max(0, start + lag - second // 5)
@@ -119,9 +115,15 @@ def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, 
 
 
 def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
-    """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled)."""
+    """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled); the
+    recording starts before the reference and holds all of it."""
+    lag = _lag(recorded, reference)
+    last = len(recorded) - len(reference) + second
+    if not 0 <= lag <= last:  # a repeated reference: the peak one repeat off
+        lag = _lag(recorded, reference, before=last)
     scores = []
-    for target, estimate in aligned_seconds(recorded, reference, range(2 * second, len(reference) - second, second)):
+    for target, estimate in aligned_seconds(recorded, reference, range(2 * second, len(reference) - second, second),
+                                            lag):
         scaled = target * (estimate @ target) / (target @ target)
         error = (estimate - scaled) @ (estimate - scaled)
         scores.append(10 * np.log10((scaled @ scaled) / error) if scaled @ scaled > 0 and error > 0 else -100.0)
