@@ -29,6 +29,7 @@ def _speaker_modules(env: dict) -> list[str]:
 
 
 def _start(env: dict, *options: str) -> subprocess.Popen:
+    """The live command once the speakers' streams are open; what it said so far is in ``live.said``."""
     live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", *options, "--name", NAME, "--latency", "high",
                              "--prime-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     said = []
@@ -37,6 +38,7 @@ def _start(env: dict, *options: str) -> subprocess.Popen:
         if not line:
             raise AssertionError("live ended early: " + "".join(said) + live.stderr.read())
         said.append(line)
+    live.said = "".join(said)
     return live
 
 
@@ -65,7 +67,11 @@ def test_what_a_program_plays_into_the_virtual_speakers_is_heard_denoised(sound_
     live = _start(env, "--virtual-speaker", *(["--virtual-mic", "--input", "pulse"] if with_mic else []))
     speakers = tmp_path / "speakers.raw"
     try:
-        assert SPEAKERS in sound_daemon.pactl("list", "short", "sinks")
+        sinks = sound_daemon.pactl("list", "short", "sinks")
+        assert SPEAKERS in sinks
+        rate = next(field for line in sinks.splitlines() if SPEAKERS in line for field in line.split()
+                    if field.endswith("Hz"))
+        assert f"{rate[:-2]} Hz stereo" in live.said, (rate, live.said)   # the server resamples neither way
         with open(speakers, "wb") as sink:
             listener = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
                                          "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink, env=env)

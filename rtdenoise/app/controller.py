@@ -67,6 +67,7 @@ class Controller(QObject):
                 output, play = "pulse", True  # PortAudio's PulseAudio device, into our sink (stream_env)
             config = LiveConfig(input_device=request.input_device, input_file=request.input_file,
                                 output_device=output, play=play,
+                                sample_rate=self.mic.live_rate(request.input_device) if self.mic is not None else None,
                                 record_path=request.record_path, latency="high",
                                 max_attenuation_db=request.max_attenuation_db, gate_db=request.gate_db,
                                 ride_out_stalls=self.mic is not None,
@@ -97,6 +98,7 @@ class Controller(QObject):
         self.speakers = VirtualSpeaker(request.virtual_speaker)
         self.speakers.__enter__()
         config = LiveConfig(input_device="pulse", output_device="pulse", channels=2, prime_ms=0, latency="high",
+                            sample_rate=self.speakers.live_rate("pulse"),
                             max_attenuation_db=request.max_attenuation_db, ride_out_stalls=True,
                             stream_env=self.speakers.stream_environment(), pinned=self.speakers.pinned)
         self.speaker_runner = LiveRunner(model, config, on_event=lambda kind, text: self._event.emit(

@@ -121,8 +121,10 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
         stream_env = mic.stream_environment() if mic is not None else None
         if echo is not None:
             stream_env = dict(stream_env or {}, PULSE_SOURCE=echo.source_name)
-        config = LiveConfig(input_device=device_arg("pulse" if echo is not None else args.input), input_file=args.file,
-                            output_device=device_arg(output), play=not args.no_output, sample_rate=args.rate,
+        input_device = device_arg("pulse" if echo is not None else args.input)
+        rate = args.rate or (mic.live_rate(input_device) if mic is not None and args.file is None else None)
+        config = LiveConfig(input_device=input_device, input_file=args.file,
+                            output_device=device_arg(output), play=not args.no_output, sample_rate=rate,
                             chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
                             record_input_path=args.record_input, latency=latency,
                             max_attenuation_db=args.max_attenuation, gate_db=args.gate,
@@ -140,7 +142,8 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
                                                             else device_arg(args.input)) if mic is not None else None))
     if speaker is not None:
         say(f"virtual speakers {speaker.sink_name!r} ready: call apps can play into them")
-        config = LiveConfig(input_device="pulse", output_device="pulse", channels=2, sample_rate=args.rate,
+        config = LiveConfig(input_device="pulse", output_device="pulse", channels=2,
+                            sample_rate=args.rate or speaker.live_rate("pulse"),
                             chunk_ms=args.chunk_ms, prime_ms=0, latency=latency,
                             max_attenuation_db=args.max_attenuation, ride_out_stalls=True,
                             stream_env=dict(speaker.stream_environment(),

@@ -305,6 +305,20 @@ class VirtualMic:
         """Is ``source`` this virtual microphone, or the monitor of its sink (recording it would feed back)?"""
         return source in (self.name, f"{self.sink_name}.monitor")
 
+    def live_rate(self, input_device) -> int | None:
+        """The rate for the live path: our sink's own (the server's: 48 kHz on PipeWire, 44.1 kHz on a stock
+        PulseAudio) when the input comes through the server too, so the server resamples neither direction;
+        None (the input device's own rate) for a device named past the server, or a server that will not say."""
+        from rtdenoise.engine.resample import check_sample_rate
+
+        if input_device not in (None, "pulse", "default"):
+            return None
+        try:
+            sink = next((s for s in self._pulse.sink_list() if s.name == self.sink_name), None)
+            return check_sample_rate(int(sink.sample_spec.rate)) if sink is not None else None
+        except Exception:  # pulsectl.PulseError, or a rate the engine does not take: PortAudio's choice stands
+            return None
+
     def stream_environment(self) -> dict[str, str | None]:
         """What the live path's PulseAudio streams open with: play into our sink."""
         return {"PULSE_SINK": self.sink_name}
