@@ -89,7 +89,7 @@ def test_what_a_program_plays_into_the_virtual_speakers_is_heard_denoised(sound_
     reference = _offline(DATA / "ood_noisy.wav", tmp_path)
     noisy = sf.read(str(DATA / "ood_noisy.wav"), dtype="float32")[0]
     cleaned = _correlation(heard, reference)
-    assert cleaned >= 0.9, f"correlation with the offline output {cleaned:.3f}"
+    assert cleaned >= 0.9, f"correlation with the offline output {cleaned:.3f}; live said: {out.strip()} {err.strip()}"
     assert cleaned > _correlation(heard, noisy), "what was heard is closer to the noisy file than to the cleaned one"
     assert ("speakers: processed" in out) == with_mic and ("microphone: processed" in out) == with_mic, out
     assert _speaker_modules(env) == [] and _modules(env) == []

@@ -122,7 +122,9 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
         if echo is not None:
             stream_env = dict(stream_env or {}, PULSE_SOURCE=echo.source_name)
         input_device = device_arg("pulse" if echo is not None else args.input)
-        rate = args.rate or (mic.live_rate(input_device) if mic is not None and args.file is None else None)
+        rate = args.rate
+        if rate is None and mic is not None and args.file is None:
+            rate = mic.live_rate(input_device)
         config = LiveConfig(input_device=input_device, input_file=args.file,
                             output_device=device_arg(output), play=not args.no_output, sample_rate=rate,
                             chunk_ms=args.chunk_ms, prime_ms=args.prime_ms, record_path=args.record,
@@ -143,7 +145,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
     if speaker is not None:
         say(f"virtual speakers {speaker.sink_name!r} ready: call apps can play into them")
         config = LiveConfig(input_device="pulse", output_device="pulse", channels=2,
-                            sample_rate=args.rate or speaker.live_rate("pulse"),
+                            sample_rate=speaker.live_rate("pulse") if args.rate is None else args.rate,
                             chunk_ms=args.chunk_ms, prime_ms=0, latency=latency,
                             max_attenuation_db=args.max_attenuation, ride_out_stalls=True,
                             stream_env=dict(speaker.stream_environment(),
