@@ -31,7 +31,10 @@ from .ringbuffer import AudioRing, HistoryRing
 
 STALL_SECONDS = 2.0  # no input callback (or, playing a file, no output callback) for this long: the device is gone
 REOPEN_SECONDS = 1.0  # riding out stalls: how often the devices are reopened while they stay silent
-MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine): drop it and catch up
+MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine): drop it and catch up ...
+# ... unless the input device's own buffer is longer: with a long --latency it delivers its blocks in bursts (the
+# ALSA PulseAudio plugin: a quarter of its latency at once), which are no stall
+PREFILL_BLOCKS = 3  # silence the output starts with (at least), so callback jitter does not underflow it
 LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over about this long
 
 
@@ -230,7 +233,8 @@ class LiveRunner:
         # the offline command's output); what is played cannot wait for that and keeps it.
         self._record_delay = self.engine.delay_samples
         self._record_skip = self._record_delay  # still to drop from the start of the cleaned recording
-        capacity = rate * 2
+        # two seconds, or room for four device buffers of a longer --latency (its bursts, its prefill)
+        capacity = int(rate * max(2.0, 4 * config.latency if isinstance(config.latency, (int, float)) else 0.0))
         self.in_ring = AudioRing(capacity, self.channels)
         self.out_ring = AudioRing(capacity, self.channels)
         history = int(config.history_seconds * rate)
@@ -238,6 +242,8 @@ class LiveRunner:
         self.clean_history = HistoryRing(history)
         self.input_overflows = 0
         self.output_underflows = 0
+        self.backlog_frames = MAX_BACKLOG_BLOCKS * self.block_frames  # input waiting beyond this is dropped
+        self.prefill_frames = PREFILL_BLOCKS * self.block_frames  # silence the output starts with
         self.dropped_frames = 0  # input skipped to catch up after falling behind (bounded latency)
         self.catch_ups = 0
         self.last_input_time = 0.0
@@ -353,6 +359,12 @@ class LiveRunner:
                 self._streams.append(stream)
             for stream in self._streams:
                 stream.start()
+            if self.file_info is None:
+                self.backlog_frames = max(MAX_BACKLOG_BLOCKS * self.block_frames,
+                                          round((self._streams[0].latency or 0.0) * self.sample_rate))
+            if cfg.play:  # the output device takes its buffer in parts too, while the input's come in parts
+                self.prefill_frames = max(PREFILL_BLOCKS * self.block_frames,
+                                          round((self._streams[-1].latency or 0.0) * self.sample_rate / 2))
             self.last_input_time = self.last_output_time = time.monotonic()  # opening may take seconds: the
                                                                               # stall clocks start now
         except Exception as error:
@@ -448,7 +460,7 @@ class LiveRunner:
             self._prefill = False
             # Pre-fill the output with the latency budget in silence, so callback jitter
             # between the input and output streams does not underflow.
-            self.out_ring.write(np.zeros((3 * self.block_frames, self.channels), np.float32))
+            self.out_ring.write(np.zeros((self.prefill_frames, self.channels), np.float32))
         # Thread CPU time: what the engine costs, not the time spent waiting for the GIL.
         started = time.thread_time()
         enhanced = self.engine.process(block)
@@ -524,13 +536,14 @@ class LiveRunner:
             self.last_input_time = now + REOPEN_SECONDS - STALL_SECONDS
 
     def _catch_up(self) -> None:
-        """Bounded latency: when more than MAX_BACKLOG_BLOCKS of input wait, skip all but the newest block.
+        """Bounded latency: when more than ``backlog_frames`` of input wait (MAX_BACKLOG_BLOCKS, or the input
+        device's own latency when that is longer), skip all but the newest block.
 
         Processing them late would add their length to every later sample's delay, for good
         (the output plays in real time). The skipped audio still goes to the raw recording.
         """
         backlog = self.in_ring.available - self.block_frames
-        if backlog <= MAX_BACKLOG_BLOCKS * self.block_frames:
+        if backlog <= self.backlog_frames:
             return
         skipped = self.in_ring.read(backlog)
         if len(self._recorders) > 1 and self._recorders[1] is not None:
