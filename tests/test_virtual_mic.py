@@ -131,6 +131,12 @@ def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 1
     return float(np.median(scores))
 
 
+def sink_rate(sinks: str, name: str) -> int:
+    """The sample rate of sink ``name`` in ``pactl list short sinks``'s output."""
+    return next(int(field[:-2]) for line in sinks.splitlines() if line.split()[1:2] == [name]
+                for field in line.split() if field.endswith("Hz"))
+
+
 def _record_virtual_mic(server: str, env: dict, played: Path, recording: Path) -> tuple[str, str]:
     """Play ``played`` into the "real microphone" while parec records the virtual one; live's stdout and stderr.
     The live path runs at the rate of our sink (the server's own), so the server resamples neither way."""
@@ -139,9 +145,7 @@ def _record_virtual_mic(server: str, env: dict, played: Path, recording: Path) -
         assert len(_modules(env)) == 2
         sinks = subprocess.run(["pactl", "-s", server, "list", "short", "sinks"], env=env, capture_output=True,
                                text=True, check=True).stdout
-        rate = next(field for line in sinks.splitlines() if f"{NAME}_denoised_sink" in line
-                    for field in line.split() if field.endswith("Hz"))
-        assert f"{rate[:-2]} Hz" in opened, (rate, opened)
+        assert f"{sink_rate(sinks, f'{NAME}_denoised_sink')} Hz" in opened, (sinks, opened)
         with open(recording, "wb") as sink:
             recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "--raw", "--format=float32le",
                                          "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink, env=env)
