@@ -29,8 +29,8 @@ def _speaker_modules(env: dict) -> list[str]:
     return eval(run.stdout)
 
 
-def _start(env: dict, *options: str) -> subprocess.Popen:
-    """The live command once the speakers' streams are open; what it said so far is in ``live.said``."""
+def _start(env: dict, *options: str) -> tuple[subprocess.Popen, str]:
+    """The live command once the speakers' streams are open (and what it said so far), as ``_start_live``."""
     live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", *options, "--name", NAME, "--latency", "high",
                              "--prime-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     said = []
@@ -39,8 +39,7 @@ def _start(env: dict, *options: str) -> subprocess.Popen:
         if not line:
             raise AssertionError("live ended early: " + "".join(said) + live.stderr.read())
         said.append(line)
-    live.said = "".join(said)
-    return live
+    return live, "".join(said)
 
 
 def _offline(path, tmp_path) -> np.ndarray:
@@ -72,11 +71,11 @@ def _speakers_session(sound_daemon, recording: Path, with_mic: bool) -> tuple[np
     server = sound_daemon.server
     env = dict(sound_daemon.env, PULSE_SOURCE="rt_in.monitor")
     sound_daemon.pactl("set-default-sink", "rt_out")   # the real speakers
-    live = _start(env, "--virtual-speaker", *(["--virtual-mic", "--input", "pulse"] if with_mic else []))
+    live, opened = _start(env, "--virtual-speaker", *(["--virtual-mic", "--input", "pulse"] if with_mic else []))
     try:
         sinks = sound_daemon.pactl("list", "short", "sinks")
         assert SPEAKERS in sinks
-        assert f"{sink_rate(sinks, SPEAKERS)} Hz stereo" in live.said, (sinks, live.said)   # no resampling either way
+        assert f"{sink_rate(sinks, SPEAKERS)} Hz stereo" in opened, (sinks, opened)   # no resampling either way
         with open(recording, "wb") as sink:
             listener = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
                                          "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink, env=env)
@@ -114,7 +113,7 @@ def test_what_a_program_plays_into_the_virtual_speakers_is_heard_denoised(sound_
 def test_the_virtual_speakers_never_play_into_themselves(sound_daemon):
     env = dict(sound_daemon.env)
     sound_daemon.pactl("set-default-sink", "rt_out")
-    live = _start(env, "--virtual-speaker")
+    live, _ = _start(env, "--virtual-speaker")
     try:
         sound_daemon.pactl("set-default-sink", SPEAKERS)   # a user (or a desktop) picks ours as the default output
         sinks = {line.split()[1]: line.split()[0] for line in sound_daemon.pactl("list", "short", "sinks").splitlines()}
@@ -157,7 +156,7 @@ def test_speakers_unloaded_by_someone_else_never_record_the_microphone_and_come_
     sound_daemon.pactl("set-default-source", "rt_in.monitor")   # the real microphone
     if sound_daemon.kind == "PulseAudio":
         sound_daemon.pactl("load-module", "module-rescue-streams")
-    live = _start(env, "--virtual-speaker")
+    live, _ = _start(env, "--virtual-speaker")
     seen: set[str] = set()
     try:
         recordings = _recordings_of(live.pid, server, env)
@@ -212,16 +211,16 @@ def test_both_directions_and_the_echo_canceller_leave_nothing_behind(sound_daemo
     env = dict(sound_daemon.env, PULSE_SOURCE="rt_in.monitor")
     sound_daemon.pactl("set-default-sink", "rt_out")
     options = ("--virtual-speaker", "--virtual-mic", "--input", "pulse", "--echo-cancel")
-    live = _start(env, *options)
+    live, _ = _start(env, *options)
     assert len(_ours(sound_daemon)) == 4   # the microphone's two, the speakers' sink, the canceller
     live.send_signal(signal.SIGTERM)
     live.communicate(timeout=30)
     assert _ours(sound_daemon) == [] and "Default Sink: rt_out" in sound_daemon.pactl("info")
-    live = _start(env, *options)
+    live, _ = _start(env, *options)
     os.kill(live.pid, signal.SIGKILL)   # no chance to clean up: the modules stay ...
     live.wait(10)
     assert len(_ours(sound_daemon)) == 4
-    again = _start(env, *options)       # ... until the next start finds them by name
+    again, _ = _start(env, *options)       # ... until the next start finds them by name
     try:
         assert len(_ours(sound_daemon)) == 4   # its own four, not eight
     finally:
