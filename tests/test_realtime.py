@@ -1,6 +1,7 @@
 """The live path: rings, callbacks driven by hand, and a real PortAudio loop through PulseAudio."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -72,6 +73,19 @@ def test_microphone_path_driven_by_hand_matches_the_engine(noisy_audio, tmp_path
     assert np.abs(played[prefill:] - reference[: len(played) - prefill]).max() < 1e-5
     assert runner.stats()["output_underflows"] == 0 and runner.stats()["input_overflows"] == 0
     assert sf.info(str(tmp_path / "rec.wav")).frames == len(audio) - model.latency_samples  # lined up with the input
+
+
+def test_an_empty_output_is_an_underflow_only_while_the_session_runs():
+    """Mid-session an output callback that finds too little is counted; once the worker has stopped, the last
+    callbacks before the close find nothing by design (they were counted before: 2-3 per session at 0.3 s)."""
+    runner = LiveRunner(small_model(), LiveConfig(prime_ms=0, play=True, sample_rate=16000))
+    runner.frames_processed = runner.block_frames  # the session has produced audio
+    out = np.zeros((runner.block_frames, 1), np.float32)
+    runner._output_callback(out, runner.block_frames, None, Status())
+    assert runner.stats()["output_underflows"] == 1
+    runner._stop.set()
+    runner._output_callback(out, runner.block_frames, None, Status())
+    assert runner.stats()["output_underflows"] == 1
 
 
 def test_a_stalled_microphone_is_reported_and_the_recording_kept(noisy_audio, tmp_path, monkeypatch):
@@ -147,11 +161,30 @@ def pulse_server(pulse_daemon):
     yield pulse_daemon.server, pulse_daemon.env
 
 
+def _heard_pieces(monitor: np.ndarray, output: np.ndarray, first: int, last: int,
+                  piece: int) -> list[tuple[int, float]]:
+    """Each ``piece`` of ``output`` from ``first`` to ``last``, found in the recorded ``monitor``: its delay there
+    (the peak of the cross-correlation) and its correlation at that delay."""
+    n = len(monitor) + len(output)
+    spectrum = np.fft.rfft(monitor, n)
+    found = []
+    for start in range(first, last - piece, piece):
+        part = np.zeros(len(output))
+        part[start:start + piece] = output[start:start + piece]
+        lag = int(np.argmax(np.fft.irfft(spectrum * np.conj(np.fft.rfft(part, n)), n)))
+        lag = lag - n if lag > len(monitor) else lag
+        aligned = monitor[start + lag:start + lag + piece]
+        assert start + lag >= 0 and len(aligned) == piece, "the recording misses part of the output"
+        found.append((lag, float(np.corrcoef(aligned, output[start:start + piece])[0, 1])))
+    return found
+
+
 @pytest.mark.audio_device
 @pytest.mark.parametrize("latency", ["high", "0.3"])
 def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, latency):
     """... also with a long --latency, whose device delivers its input in bursts (80 ms at 0.3 s): none of it is
-    dropped as if the worker had fallen behind (it all was, before)."""
+    dropped as if the worker had fallen behind (it all was, before). A glitch in the playback (a loaded machine
+    left the output short: CI once, at 0.3 s) is allowed only where live counted an output underflow."""
     server, env = pulse_server
     model_path = save_checkpoint(small_model(), tmp_path / "m.pt")
     recording = tmp_path / "monitor.raw"
@@ -185,21 +218,18 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, la
     latency = model.latency_samples  # the recording is lined up with the input: the latency is dropped
     assert len(produced) == len(received) - 3200 - latency == len(reference) - latency
     assert np.abs(produced - reference[latency:, 0]).max() < 2e-3  # both recordings are 16-bit
-    # 2. The second sink's monitor holds that output, whole, after the device delay.
-    speech = noisy_path
+    # 2. The second sink's monitor holds that output, whole and in order, after the device delay. Each half second
+    # is found on its own: an output underflow (a loaded machine) delays the rest, and must have been counted.
     clean_offline = reference[:, 0]
-    n = len(monitor) + len(clean_offline)
-    correlation = np.fft.irfft(np.fft.rfft(monitor, n) * np.conj(np.fft.rfft(clean_offline, n)), n)
-    lag = int(np.argmax(correlation))
-    lag = lag - n if lag > len(monitor) else lag
-    start = max(0, -lag)
     loud = np.flatnonzero(np.abs(clean_offline) > 0.01)
-    first, last = loud[0], loud[-1]
-    assert first >= start and last + lag < len(monitor), "the recording misses part of the output"
-    aligned = monitor[first + lag:last + lag]
-    expected = clean_offline[first:last]
-    assert np.corrcoef(aligned, expected)[0, 1] > 0.99
-    assert speech.exists()
+    heard = _heard_pieces(monitor, clean_offline, loud[0], loud[-1], 16000 // 2)
+    underflows = int(re.search(r"output underflows (\d+)", out).group(1))
+    lags = [lag for lag, _ in heard]
+    missed = [round(match, 3) for _, match in heard if match <= 0.99]
+    assert all(later >= earlier for earlier, later in zip(lags, lags[1:])), f"played out of order: {lags}\n{out}"
+    assert len(missed) <= underflows, f"{len(missed)} half seconds not heard as played: {missed}\n{out}"
+    if underflows == 0:
+        assert len(set(lags)) == 1, f"the delay changed with no underflow counted: {lags}\n{out}"
 
 
 @pytest.mark.audio_device

@@ -390,9 +390,10 @@ class LiveRunner:
 
     def _output_callback(self, outdata, frames, time_info, status) -> None:
         self.last_output_time = time.monotonic()
-        if status.output_underflow:
+        ending = self._stop.is_set()  # the worker has stopped: the last callbacks before the close find nothing
+        if status.output_underflow and not ending:
             self.output_underflows += 1
-        if self.out_ring.read_into(outdata) and self.frames_processed and not self.source_done:
+        if self.out_ring.read_into(outdata) and self.frames_processed and not self.source_done and not ending:
             self.output_underflows += 1
 
     # -- recording --------------------------------------------------------------------
