@@ -190,7 +190,7 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, la
     recording = tmp_path / "monitor.raw"
     with open(recording, "wb") as sink_file:
         recorder = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
-                                     "--rate=16000", "--channels=1", "--latency-msec=10"], stdout=sink_file, env=env)
+                                     "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink_file, env=env)
         live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
         live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--output", "pulse",
                                  "--seconds", "9", "--model", str(model_path), "--latency", latency, "--prime-ms", "200",
