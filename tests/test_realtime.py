@@ -200,6 +200,8 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, la
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env)
         line = live.stderr.readline()
         assert "streams open" in line, line + live.stderr.read()
+        cushion = int(re.search(r"\+ (\d+) ms output cushion", line).group(1))  # the silence the output starts with
+        assert cushion >= (150 if latency == "0.3" else 30), line
         time.sleep(1.0)  # let the first (late) callbacks settle
         subprocess.run(["paplay", "-s", server, "--device=rt_in", str(noisy_path)], check=True, env=env, timeout=30)
         out, err = live.communicate(timeout=60)

@@ -312,6 +312,7 @@ class LiveRunner:
             "chunk_p99_ms": 1000.0 * times[min(len(times) - 1, int(0.99 * len(times)))],
             "latency_ms": self.engine.latency_ms,
             "device_latency_ms": 1000.0 * sum(getattr(s, "latency", 0.0) or 0.0 for s in list(self._streams)),
+            "cushion_ms": 1000.0 * self.prefill_frames / self.sample_rate if self.config.play else 0.0,
             "input_overflows": self.input_overflows + self.in_ring.dropped,
             "output_underflows": self.output_underflows,
             "dropped_ms": 1000.0 * self.dropped_frames / self.sample_rate,
