@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
+from tests.live_process import start_live
 from tests.test_virtual_mic import DATA, NAME, _modules
 
 pytest.importorskip("pulsectl")
@@ -63,14 +63,8 @@ def _session_levels(daemon, tmp_path, echo_cancel: bool, far_end: bool) -> list[
                         f"latency_msec={ROOM_MS}", "source_dont_move=true", "sink_dont_move=true").strip()
     # the speakers heard by the microphone ROOM_MS later (measured end to end: 36 ms on both servers)
     daemon.pactl("set-sink-volume", "rt_in", "40%")   # about -24 dB: the room's attenuation (and the local voice's)
-    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--virtual-mic", "--name",
-                             NAME, "--latency", "high", "--prime-ms", "0", *(["--echo-cancel"] if echo_cancel else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    said = []
-    while not any("streams open" in line for line in said):
-        line = live.stderr.readline()
-        assert line, "live ended early: " + "".join(said) + live.stderr.read()
-        said.append(line)
+    live, _ = start_live(env, "--input", "pulse", "--virtual-mic", "--name", NAME, "--latency", "high", "--prime-ms",
+                         "0", *(["--echo-cancel"] if echo_cancel else []))
     recording = tmp_path / f"mic-{echo_cancel}-{far_end}.raw"
     try:
         with open(recording, "wb") as sink:

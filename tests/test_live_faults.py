@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.live_process import start_live
 from tests.test_virtual_mic import DATA, NAME, _modules, _start_live, recorded_sources, wait_until_recorded
 
 pytest.importorskip("pulsectl")
@@ -136,11 +136,8 @@ def test_a_file_playing_to_the_speakers_ends_in_bounded_time_when_the_server_die
     long_file = tmp_path / "long.wav"
     audio, rate = sf.read(str(DATA / "ood_noisy.wav"), dtype="float32")
     sf.write(str(long_file), np.tile(audio, 4), rate)
-    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--file", str(long_file), "--output", "pulse",
-                             "--record", str(record), "--latency", "high", "--prime-ms", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sound_daemon.env)
-    line = live.stderr.readline()
-    assert "streams open" in line, line + live.stderr.read()
+    live, _ = start_live(sound_daemon.env, "--file", str(long_file), "--output", "pulse", "--record", str(record),
+                         "--latency", "high", "--prime-ms", "0")
     # a loaded machine's server may take a second to start taking audio: kill it once 0.6 s have been recorded
     for _ in range(100):
         partial = list(tmp_path.glob(".cleaned.wav.*.partial"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 
@@ -23,6 +22,7 @@ class Status:
 
 
 from .conftest import DATA, make_small_model as small_model
+from .live_process import start_live
 
 
 def test_audio_ring_keeps_order_and_counts_overflow():
@@ -192,14 +192,10 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, la
         recorder = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
                                      "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink_file, env=env)
         live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
-        live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--output", "pulse",
-                                 "--seconds", "9", "--model", str(model_path), "--latency", latency, "--prime-ms", "200",
-                                 "--rate", "16000",
-                                 "--record", str(tmp_path / "live_out.wav"),
-                                 "--record-input", str(tmp_path / "live_in.wav")],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env)
-        line = live.stderr.readline()
-        assert "streams open" in line, line + live.stderr.read()
+        live, line = start_live(live_env, "--input", "pulse", "--output", "pulse", "--seconds", "9", "--model",
+                                str(model_path), "--latency", latency, "--prime-ms", "200", "--rate", "16000",
+                                "--record", str(tmp_path / "live_out.wav"),
+                                "--record-input", str(tmp_path / "live_in.wav"))
         cushion = int(re.search(r"\+ (\d+) ms output cushion", line).group(1))  # the silence the output starts with
         assert cushion >= (150 if latency == "0.3" else 30), line
         time.sleep(1.0)  # let the first (late) callbacks settle
@@ -239,12 +235,10 @@ def test_live_opens_the_microphone_at_its_own_rate_and_keeps_the_high_band(pulse
     """No --rate: PulseAudio's own rate (not 16 kHz); recorded 48 kHz speech keeps its band above 8 kHz."""
     server, env = pulse_server
     live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
-    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--no-output",
-                             "--seconds", "7", "--model", "gru", "--prime-ms", "0",
-                             "--record-input", str(tmp_path / "in.wav"), "--record", str(tmp_path / "out.wav")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=live_env)
-    line = live.stderr.readline()
-    assert "streams open" in line and "16000 Hz" not in line, line
+    live, line = start_live(live_env, "--input", "pulse", "--no-output", "--seconds", "7", "--model", "gru",
+                            "--prime-ms", "0", "--record-input", str(tmp_path / "in.wav"),
+                            "--record", str(tmp_path / "out.wav"))
+    assert "16000 Hz" not in line, line
     time.sleep(0.5)
     subprocess.run(["paplay", "-s", server, "--device=rt_in", str(DATA / "speech_fullband.flac")], check=True,
                    env=env, timeout=30)

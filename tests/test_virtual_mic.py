@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.live_process import start_live
 
 pytest.importorskip("pulsectl")
 DATA = Path(__file__).parent / "data"
@@ -71,16 +72,8 @@ def interrupt(live: subprocess.Popen) -> str:
 
 def _start_live(env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
     """The live command with a virtual microphone, once its streams are open (and what it said so far)."""
-    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", "--input", "pulse", "--virtual-mic",
-                             "--name", NAME, "--latency", "high", "--prime-ms", "0", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines = []
-    while not any("streams open" in line for line in lines):
-        line = live.stderr.readline()
-        if not line:
-            raise AssertionError("live ended early: " + "".join(lines) + live.stderr.read())
-        lines.append(line)
-    return live, "".join(lines)
+    return start_live(env, "--input", "pulse", "--virtual-mic", "--name", NAME, "--latency", "high", "--prime-ms", "0",
+                      *extra)
 
 
 def _lag(recorded: np.ndarray, reference: np.ndarray, before: int | None = None) -> int:

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
+from tests.live_process import start_live
 from tests.test_virtual_mic import DATA, NAME, _lag, _modules, aligned_seconds, sink_rate
 
 pytest.importorskip("pulsectl")
@@ -31,15 +32,8 @@ def _speaker_modules(env: dict) -> list[str]:
 
 def _start(env: dict, *options: str) -> tuple[subprocess.Popen, str]:
     """The live command once the speakers' streams are open (and what it said so far), as ``_start_live``."""
-    live = subprocess.Popen([sys.executable, "-m", "rtdenoise", "live", *options, "--name", NAME, "--latency", "high",
-                             "--prime-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    said = []
-    while not any("speakers' streams open" in line for line in said):
-        line = live.stderr.readline()
-        if not line:
-            raise AssertionError("live ended early: " + "".join(said) + live.stderr.read())
-        said.append(line)
-    return live, "".join(said)
+    return start_live(env, *options, "--name", NAME, "--latency", "high", "--prime-ms", "0",
+                      opened="speakers' streams open")
 
 
 def _offline(path, tmp_path) -> np.ndarray:
@@ -123,7 +117,8 @@ def test_the_virtual_speakers_never_play_into_themselves(sound_daemon):
             if not any(line.split()[1] == sinks[SPEAKERS] for line in inputs.splitlines()):
                 break
         else:
-            raise AssertionError(f"still playing into the virtual speakers themselves: {inputs}")
+            raise AssertionError(f"still playing into the virtual speakers themselves: {inputs}\n"
+                                 + sound_daemon.pactl("list", "sink-inputs"))
     finally:
         live.send_signal(signal.SIGINT)
         out, err = live.communicate(timeout=30)
