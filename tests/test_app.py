@@ -45,7 +45,8 @@ def test_file_fills_both_plots_and_clean_differs(window, qtbot, noisy_path):
     assert not np.allclose(noisy[-8000:], clean[-8000:], atol=1e-3)
     window.refresh_stats()
     text = window.stats_label.text()
-    assert "latency 20 ms" in text and re.match(r"0:0[0-5] / 0:05 \| ", text), text  # position in the 5 s file
+    assert "latency 20 ms + 0 ms device buffers |" in text, text  # a file, no output: no device, no cushion
+    assert re.match(r"0:0[0-5] / 0:05 \| ", text), text  # position in the 5 s file
 
 
 def test_clock_text():

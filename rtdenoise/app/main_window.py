@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QWidget)
 
 from rtdenoise.files.audio_io import AUDIO_SUFFIXES
+from rtdenoise.live.delay import delay_parts
 from rtdenoise.live.runner import DeviceError, list_devices
 
 from .controller import Controller, SessionRequest
@@ -364,7 +365,7 @@ class MainWindow(QMainWindow):
         position = "" if runner.file_info is None else \
             f"{clock_text(s['seconds'])} / {clock_text(runner.file_info.seconds)} | "
         self.stats_label.setText(
-            position + f"latency {s['latency_ms']:.0f} ms | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
+            position + f"latency {delay_parts(s)} | RTF {s['rtf']:.3f} | chunk {s['chunk_ms']:.0f} ms | "
             f"input overflows {s['input_overflows']} | output underflows {s['output_underflows']} | "
             f"dropped {s['dropped_ms']:.0f} ms"
             + (" | BYPASS" if s["bypass"] else "") + (" | virtual mic idle" if s["idle"] else "")

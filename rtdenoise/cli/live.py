@@ -103,6 +103,7 @@ def virtual_device(args: argparse.Namespace, kind: str):
 
 
 def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker=None, echo=None) -> int:
+    from rtdenoise.live.delay import delay_parts
     from rtdenoise.live.pulse.device_watch import DeviceWatch
     from rtdenoise.live.runner import DeviceError, LiveConfig, LiveRunner, device_arg
 
@@ -138,7 +139,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
         say(f"streams open ({'file ' + str(args.file) if args.file else 'input ' + str(args.input or 'default')}"
             f" -> {'no output' if args.no_output else 'output ' + str(output or 'default')}), "
             f"{runner.sample_rate} Hz, chunk {runner.stats()['chunk_ms']:.0f} ms, latency "
-            f"{latency_parts(runner.stats())}"
+            f"{delay_parts(runner.stats())}"
             f"{f', at most {args.max_attenuation:g} dB removed' if args.max_attenuation else ''}; Ctrl-C stops")
         sessions.append(("microphone", runner, DeviceWatch(mic, runner, say, "echo-cancelled" if echo is not None
                                                             else device_arg(args.input)) if mic is not None else None))
@@ -156,7 +157,7 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
         runner.set_bypass(args.bypass)
         runner.start()
         say(f"speakers' streams open ({speaker.monitor} -> the default output), {runner.sample_rate} Hz stereo, "
-            f"latency {latency_parts(runner.stats())}")
+            f"latency {delay_parts(runner.stats())}")
         sessions.append(("speakers", runner, DeviceWatch(speaker, runner, say, sleep_when_unused=False)))
     started = time.monotonic()
     stats_line_open = False  # the \r stats line on a terminal: ended before anything else is printed
@@ -197,12 +198,6 @@ def run_live(args: argparse.Namespace, model, latency, mic, ending=None, speaker
         if runner.error:
             raise DeviceError(runner.error if len(sessions) == 1 else f"{label}: {runner.error}")
     return 0
-
-
-def latency_parts(s: dict) -> str:
-    """The delay a sample meets, part by part: the model's, the devices' buffers, the output's cushion."""
-    cushion = f" + {s['cushion_ms']:.0f} ms output cushion" if s["cushion_ms"] else ""
-    return f"{s['latency_ms']:.0f} ms + {s['device_latency_ms']:.0f} ms device buffers{cushion}"
 
 
 def stats_line(s: dict) -> str:
