@@ -22,6 +22,7 @@ class Status:
 
 
 from .conftest import DATA, make_small_model as small_model
+from .alignment import lag_of
 from .live_process import start_live
 
 
@@ -165,14 +166,11 @@ def _heard_pieces(monitor: np.ndarray, output: np.ndarray, first: int, last: int
                   piece: int) -> list[tuple[int, float]]:
     """Each ``piece`` of ``output`` from ``first`` to ``last``, found in the recorded ``monitor``: its delay there
     (the peak of the cross-correlation) and its correlation at that delay."""
-    n = len(monitor) + len(output)
-    spectrum = np.fft.rfft(monitor, n)
     found = []
     for start in range(first, last - piece, piece):
         part = np.zeros(len(output))
         part[start:start + piece] = output[start:start + piece]
-        lag = int(np.argmax(np.fft.irfft(spectrum * np.conj(np.fft.rfft(part, n)), n)))
-        lag = lag - n if lag > len(monitor) else lag
+        lag = lag_of(monitor, part)
         aligned = monitor[start + lag:start + lag + piece]
         assert start + lag >= 0 and len(aligned) == piece, "the recording misses part of the output"
         found.append((lag, float(np.corrcoef(aligned, output[start:start + piece])[0, 1])))

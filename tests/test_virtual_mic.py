@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.alignment import lag_of as _lag
 from tests.live_process import start_live
 
 pytest.importorskip("pulsectl")
@@ -74,17 +75,6 @@ def _start_live(env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
     """The live command with a virtual microphone, once its streams are open (and what it said so far)."""
     return start_live(env, "--input", "pulse", "--virtual-mic", "--name", NAME, "--latency", "high", "--prime-ms", "0",
                       *extra)
-
-
-def _lag(recorded: np.ndarray, reference: np.ndarray, before: int | None = None) -> int:
-    """Where ``reference`` starts in ``recorded`` (cross-correlation peak); with ``before``, the peak among
-    the starts 0 to ``before`` - 1 only."""
-    n = len(recorded) + len(reference)
-    correlation = np.fft.irfft(np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(reference, n)), n)
-    if before is not None:
-        return int(np.argmax(correlation[:max(1, before)]))
-    lag = int(np.argmax(correlation))
-    return lag - n if lag > len(recorded) else lag
 
 
 def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, lag: int, second: int = 16000):
