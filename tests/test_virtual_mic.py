@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.alignment import lag_of as _lag
+from tests.alignment import lag_of
 from tests.live_process import start_live
 
 pytest.importorskip("pulsectl")
@@ -88,7 +88,7 @@ def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, 
         window = recorded[begin: start + lag + second + second // 5]
         if len(window) < second:
             continue
-        local = _lag(window, target)
+        local = lag_of(window, target)
         if not 0 <= local <= len(window) - second:
             continue
         piece = window[local:local + second]
@@ -100,10 +100,10 @@ def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, 
 def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
     """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled); the
     recording starts before the reference and holds all of it."""
-    lag = _lag(recorded, reference)
+    lag = lag_of(recorded, reference)
     last = len(recorded) - len(reference) + second
     if not 0 <= lag <= last:  # a repeated reference: the peak one repeat off
-        lag = _lag(recorded, reference, before=last)
+        lag = lag_of(recorded, reference, before=last)
     scores = []
     for target, estimate in aligned_seconds(recorded, reference, range(2 * second, len(reference) - second, second),
                                             lag):

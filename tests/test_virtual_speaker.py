@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 
 from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
+from tests.alignment import lag_of
 from tests.live_process import start_live
-from tests.test_virtual_mic import DATA, NAME, _lag, _modules, aligned_seconds, sink_rate
+from tests.test_virtual_mic import DATA, NAME, _modules, aligned_seconds, sink_rate
 
 pytest.importorskip("pulsectl")
 pytestmark = [pytest.mark.audio_device, pytest.mark.slow]
@@ -47,7 +48,7 @@ def _correlation(heard: np.ndarray, reference: np.ndarray, second: int = 16000) 
     """Median correlation of the reference's seconds (every half second) with what was heard."""
     scores = [float(np.corrcoef(piece, target)[0, 1]) for target, piece in
               aligned_seconds(heard, reference, range(0, len(reference) - second + 1, second // 2),
-                              _lag(heard, reference))
+                              lag_of(heard, reference))
               if target.std() > 0]
     assert len(scores) >= 4, "too little overlap"
     return float(np.median(scores))
