@@ -181,3 +181,88 @@ def test_a_lost_device_is_recreated_although_the_server_refuses_its_name_for_a_m
     else:  # a server that keeps refusing: the session's end, with the server's reason
         with pytest.raises(ValueError, match="refused the virtual speakers"):
             speakers.reconnect()
+
+
+class RelinkingMic(FakeMic):
+    """A virtual microphone whose listeners and default device the test sets, poll by poll."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams, self.default = [7], "mic"
+
+    def default_device(self) -> str:
+        return self.default
+
+    def follows_default(self, input_device) -> bool:
+        return True
+
+    def listener_streams(self) -> list[int]:
+        return self.streams
+
+    def is_own(self, device: str) -> bool:
+        return device == "test"
+
+    def own_default_message(self, device: str) -> str:
+        return f"the default input is {device}, ours"
+
+    @staticmethod
+    def new_default_message(device: str) -> str:
+        return f"microphone is now {device}"
+
+
+class CountingRunner:
+    """A runner that counts its pauses and resumes, and notes what the watch had said when it paused."""
+
+    def __init__(self, said: list[str]) -> None:
+        self.said, self.idle, self.pauses, self.resumes, self.said_at_pause = said, True, 0, 0, []
+
+    def pause(self, abort: bool = False) -> None:
+        self.idle, self.pauses = True, self.pauses + 1
+        self.said_at_pause.append(list(self.said))
+
+    def resume(self) -> None:
+        self.idle, self.resumes = False, self.resumes + 1
+
+
+def _watch_with_clock(monkeypatch):
+    from rtdenoise.live.pulse import device_watch
+
+    clock = [100.0]
+    monkeypatch.setattr(device_watch.time, "monotonic", lambda: clock[0])
+    mic, said = RelinkingMic(), []
+    runner = CountingRunner(said)
+    return DeviceWatch(mic, runner, said.append), mic, runner, said, clock
+
+
+def test_a_listener_missing_for_a_moment_keeps_the_model_awake_and_one_gone_puts_it_to_sleep(quiet_watch,
+                                                                                              monkeypatch):
+    from rtdenoise.live.pulse.device_watch import LISTENER_GONE_SECONDS
+
+    watch, mic, runner, said, clock = _watch_with_clock(monkeypatch)
+    watch.poll()
+    assert runner.resumes == 1 and not runner.idle
+    mic.streams = []  # PipeWire relinks the recording app: on no device for a moment
+    clock[0] += 0.25
+    watch.poll()
+    mic.streams = [7]
+    clock[0] += 0.25
+    watch.poll()
+    assert runner.pauses == 0 and runner.resumes == 1 and said == ["virtual microphone 'test': someone records it"]
+    mic.streams = []  # the app stops recording
+    for _ in range(int(LISTENER_GONE_SECONDS / 0.25) + 1):
+        clock[0] += 0.25
+        watch.poll()
+    assert runner.pauses == 1 and said[-1] == "virtual microphone 'test': nobody records it"
+
+
+def test_the_default_becoming_our_own_device_is_said_before_the_devices_close(quiet_watch, monkeypatch):
+    watch, mic, runner, said, clock = _watch_with_clock(monkeypatch)
+    watch.poll()
+    mic.default = "test"
+    clock[0] += 0.25
+    watch.poll()
+    assert runner.pauses == 1 and runner.said_at_pause[0][-1] == "the default input is test, ours"
+    mic.default = "mic"
+    clock[0] += 0.25
+    watch.poll()
+    assert runner.resumes == 2 and said[-1] == "microphone is now mic"

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from tests.alignment import lag_of
-from tests.live_process import start_live
+from tests.live_process import said_until, start_live
 
 pytest.importorskip("pulsectl")
 DATA = Path(__file__).parent / "data"
@@ -37,6 +37,17 @@ def recorded_sources(server: str, env: dict) -> list[str]:
     outputs = subprocess.run(["pactl", "-s", server, "list", "short", "source-outputs"], env=env,
                              capture_output=True, text=True, check=True).stdout
     return [names.get(line.split()[1], "?") for line in outputs.splitlines()]
+
+
+def wait_until_recorded_only_by(server: str, env: dict, source: str, tries: int) -> list[str]:
+    """The sources being recorded, once ``source`` is recorded once at most (live has closed its own stream
+    on it; ``tries`` checks a quarter of a second apart)."""
+    for _ in range(tries):
+        recording_from = recorded_sources(server, env)
+        if recording_from.count(source) <= 1:
+            break
+        time.sleep(0.25)
+    return recording_from
 
 
 def wait_until_recorded(server: str, env: dict, source: str, tries: int) -> list[str]:
@@ -291,12 +302,14 @@ def test_when_the_only_microphone_goes_the_virtual_one_never_records_itself(soun
     with recorded_live(server, env) as live:
         time.sleep(1.5)
         subprocess.run(["pactl", "-s", server, "set-default-source", NAME], check=True, env=env)
-        time.sleep(2.5)
-        while_own = recorded_sources(server, env)
+        # a loaded machine may take seconds to move streams: each step waits for live to say it saw the change
+        said = said_until(live, "the virtual microphone itself", seconds=20)
+        while_own = wait_until_recorded_only_by(server, env, NAME, tries=20)
         subprocess.run(["pactl", "-s", server, "set-default-source", "rt_in.monitor"], check=True, env=env)
+        said += said_until(live, "microphone is now rt_in.monitor", seconds=20)
         back = wait_until_recorded(server, env, "rt_in.monitor", tries=20)
-        err = interrupt(live)
-    assert "the virtual microphone itself" in err and "microphone is now rt_in.monitor" in err, err
+        said += interrupt(live)
+    assert "the virtual microphone itself" in said and "microphone is now rt_in.monitor" in said, said
     assert while_own.count(NAME) == 1, while_own  # parec alone records it (the sink's monitor: the remap module)
     assert "rt_in.monitor" in back, back
 

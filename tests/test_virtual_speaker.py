@@ -15,7 +15,7 @@ import soundfile as sf
 
 from rtdenoise.live.pulse.virtual_speaker import VirtualSpeaker
 from tests.alignment import lag_of
-from tests.live_process import start_live
+from tests.live_process import said_until, start_live
 from tests.test_virtual_mic import DATA, NAME, _modules, aligned_seconds, sink_rate
 
 pytest.importorskip("pulsectl")
@@ -111,19 +111,21 @@ def test_the_virtual_speakers_never_play_into_themselves(sound_daemon):
     live, _ = _start(env, "--virtual-speaker")
     try:
         sound_daemon.pactl("set-default-sink", SPEAKERS)   # a user (or a desktop) picks ours as the default output
+        # a loaded machine may take seconds to move streams: live must first say it saw the change
+        said = said_until(live, "the virtual speakers themselves", seconds=20)
         sinks = {line.split()[1]: line.split()[0] for line in sound_daemon.pactl("list", "short", "sinks").splitlines()}
-        for _ in range(20):   # the watch polls every 0.25 s
-            time.sleep(0.25)
+        for _ in range(20):   # then its streams close
             inputs = sound_daemon.pactl("list", "short", "sink-inputs")
             if not any(line.split()[1] == sinks[SPEAKERS] for line in inputs.splitlines()):
                 break
+            time.sleep(0.25)
         else:
             raise AssertionError(f"still playing into the virtual speakers themselves: {inputs}\n"
-                                 + sound_daemon.pactl("list", "sink-inputs"))
+                                 + sound_daemon.pactl("list", "sink-inputs") + "\nlive said:\n" + said)
     finally:
         live.send_signal(signal.SIGINT)
         out, err = live.communicate(timeout=30)
-    assert "the virtual speakers themselves" in err, err
+    assert "the virtual speakers themselves" in said + err, said + err
     assert live.returncode == 0
 
 

@@ -14,6 +14,9 @@ from .virtual_mic import import_pulsectl
 
 RECOVER_SECONDS = 30.0  # a sound server that is not back (or refuses our modules) this long ends the session
 MOVED_AWAY_SECONDS = 2.0  # programs that recorded us this shortly before the loss were moved off by it: taken back
+# a listener gone for less than this is not gone: PipeWire relinks a stream that follows the default device
+# (it lists it on no device for a few ms), and sleeping the model then would close the devices and reset it
+LISTENER_GONE_SECONDS = 0.5
 
 
 class DeviceWatch:
@@ -33,6 +36,7 @@ class DeviceWatch:
         # the speakers must not sleep: what a call app plays while the devices reopen (a second or two) would be lost
         self.sleep_when_unused = sleep_when_unused
         self.listening: bool | None = None
+        self.unheard_since: float | None = None  # when the last listener was last missed (None: one is there)
         self.source = mic.default_device()
         # it feeds from the server's default device (none named, no PULSE_SOURCE for the microphone): that default
         # can become our own device when the only real one goes away, or a user picks ours
@@ -60,13 +64,17 @@ class DeviceWatch:
         try:
             source = self.mic.default_device()
             streams = self.mic.listener_streams()
-            listening = bool(streams)
         except Exception:  # pulsectl.PulseError: the server went away between two calls
             self._recover()
             return
+        now = time.monotonic()
         if streams:
-            self.streams, self.streams_seen = streams, time.monotonic()
+            self.streams, self.streams_seen = streams, now
         own = self.follows_default and self.mic.is_own(source)  # recording it would feed our output back
+        if source != self.source:  # said first: pausing the devices below may take a moment
+            self.source = source
+            self.report(self.mic.own_default_message(source) if own else self.mic.new_default_message(source))
+        listening = self._listening(bool(streams), now)
         if listening != self.listening:
             self.listening = listening
             self.report(f"{self.mic.label}: {self.mic.usage_message(listening)}")
@@ -82,10 +90,15 @@ class DeviceWatch:
                 if self.mic.healthy():
                     raise
                 self._recover()  # our sink went away while the streams opened: recreated, not the session's end
-                return
-        if source != self.source:
-            self.source = source
-            self.report(self.mic.own_default_message(source) if own else self.mic.new_default_message(source))
+
+    def _listening(self, heard: bool, now: float) -> bool:
+        """Does anyone use the virtual device? A listener missed for less than LISTENER_GONE_SECONDS still does."""
+        if heard:
+            self.unheard_since = None
+            return True
+        if self.unheard_since is None:
+            self.unheard_since = now
+        return bool(self.listening) and now - self.unheard_since < LISTENER_GONE_SECONDS
 
     def _recover(self) -> None:
         """Our modules or the server are gone: devices closed, then the virtual device made again."""
