@@ -205,6 +205,9 @@ class LiveRunner:
         self.bypass = False
         self.idle = False
         self._prefill = True  # the output's first block (and the first after a resume) follows silence
+        # output frames still to go before an empty output counts as an underflow: the device takes its first
+        # fill at once after the streams open, before and just after the first block (infinite until it comes)
+        self._unsettled_frames = float("inf")
         self.error: str | None = None
         self.finished = threading.Event()
         self._stop = threading.Event()
@@ -244,6 +247,7 @@ class LiveRunner:
         self.output_underflows = 0
         self.backlog_frames = MAX_BACKLOG_BLOCKS * self.block_frames  # input waiting beyond this is dropped
         self.prefill_frames = PREFILL_BLOCKS * self.block_frames  # silence the output starts with
+        self.output_latency_frames = 0  # the output device's buffer, as it says when opened
         self.dropped_frames = 0  # input skipped to catch up after falling behind (bounded latency)
         self.catch_ups = 0
         self.last_input_time = 0.0
@@ -358,14 +362,15 @@ class LiveRunner:
                                              samplerate=self.sample_rate, blocksize=self.block_frames,
                                              dtype="float32", latency=cfg.latency, callback=self._output_callback)
                 self._streams.append(stream)
+            self._unsettled_frames = float("inf")  # until the first block: the device's first fill
             for stream in self._streams:
                 stream.start()
             if self.file_info is None:
                 self.backlog_frames = max(MAX_BACKLOG_BLOCKS * self.block_frames,
                                           round((self._streams[0].latency or 0.0) * self.sample_rate))
             if cfg.play:  # the output device takes its buffer in parts too, while the input's come in parts
-                self.prefill_frames = max(PREFILL_BLOCKS * self.block_frames,
-                                          round((self._streams[-1].latency or 0.0) * self.sample_rate / 2))
+                self.output_latency_frames = round((self._streams[-1].latency or 0.0) * self.sample_rate)
+                self.prefill_frames = max(PREFILL_BLOCKS * self.block_frames, self.output_latency_frames // 2)
             self.last_input_time = self.last_output_time = time.monotonic()  # opening may take seconds: the
                                                                               # stall clocks start now
         except Exception as error:
@@ -391,10 +396,14 @@ class LiveRunner:
 
     def _output_callback(self, outdata, frames, time_info, status) -> None:
         self.last_output_time = time.monotonic()
-        ending = self._stop.is_set()  # the worker has stopped: the last callbacks before the close find nothing
-        if status.output_underflow and not ending:
+        # not underflows: the device's first fill after the streams open (start-up silence, measured on PipeWire:
+        # 3-12 empty callbacks before and just after the first block), and once the worker has stopped (the last
+        # callbacks before the close find nothing)
+        counted = self._unsettled_frames <= 0 and not self._stop.is_set()
+        self._unsettled_frames -= frames
+        if status.output_underflow and counted:
             self.output_underflows += 1
-        if self.out_ring.read_into(outdata) and self.frames_processed and not self.source_done and not ending:
+        if self.out_ring.read_into(outdata) and counted and not self.source_done:
             self.output_underflows += 1
 
     # -- recording --------------------------------------------------------------------
@@ -463,6 +472,7 @@ class LiveRunner:
             # Pre-fill the output with the latency budget in silence, so callback jitter
             # between the input and output streams does not underflow.
             self.out_ring.write(np.zeros((self.prefill_frames, self.channels), np.float32))
+            self._unsettled_frames = self.prefill_frames + 2 * self.output_latency_frames
         # Thread CPU time: what the engine costs, not the time spent waiting for the GIL.
         started = time.thread_time()
         enhanced = self.engine.process(block)
