@@ -174,8 +174,8 @@ def test_the_no_pauses_stream_reads_the_same_speaker_without_pauses_over_the_mix
     metas = [dict(meta) for _, _, meta in mixes]
     metas[6]["speaker"] = "someone else"        # the mixture just before is another speaker's: skipped
     pieces = hard_pieces("no pauses", arrays, [7], np.random.default_rng(0), list(range(8)), metas)
-    (context_noisy, context_clean, unscored), (noisy, clean, scored) = pieces
-    assert unscored is None and scored == 7
+    (context_noisy, context_clean, unscored, _), (noisy, clean, scored, relabel) = pieces
+    assert unscored is None and scored == 7 and relabel is None
     assert noisy is arrays[7][0] and clean is arrays[7][1]            # the scored mixture itself, untouched
     assert 8.0 * SAMPLE_RATE <= len(context_clean) <= 12.0 * SAMPLE_RATE
     frames = context_clean[: len(context_clean) // FRAME * FRAME].reshape(-1, FRAME)
@@ -191,3 +191,20 @@ def test_the_no_pauses_stream_reads_the_same_speaker_without_pauses_over_the_mix
     own_noise = arrays[7][0] - arrays[7][1]
     assert np.abs(context_noise).max() == pytest.approx(np.abs(own_noise).max(), rel=1e-5)
     assert context_noise[-1] == pytest.approx(own_noise[0], abs=1e-6)
+
+
+def test_the_new_speaker_is_grouped_by_the_noise_it_is_heard_over_and_the_snr_heard():
+    """Its speech is laid over the mixture before's noise: that noise's type and the SNR heard are its groups
+    (its own mixture's were before: a cell named for wind held speech over whatever noise came before)."""
+    from training.scoring.stream_eval import hard_pieces, score_stream
+
+    rng = np.random.default_rng(3)
+    speech = [rng.standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1 for _ in range(2)]
+    noises = [rng.standard_normal(SAMPLE_RATE).astype(np.float32) * scale for scale in (0.1, 0.01)]
+    arrays = [(s + n, s) for s, n in zip(speech, noises)]
+    metas = [{"speaker": "a", "sex": "female", "noise": "loud hum", "noise_type": "machines", "snr_db": 0.0},
+             {"speaker": "b", "sex": "male", "noise": "soft rain", "noise_type": "wind_rain_water", "snr_db": 20.0}]
+    pieces = hard_pieces("new speaker", arrays, [0, 1], np.random.default_rng(0), [0, 1], metas)
+    rows, _ = score_stream(lambda noisy: noisy, pieces, metas)
+    assert [(r["noise"], r["snr"], r["speaker"]) for r in rows] == [("wind_rain_water", "+20 dB", "a"),
+                                                                      ("machines", "+0 dB", "b")]

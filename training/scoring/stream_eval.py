@@ -10,7 +10,8 @@ A microphone is one endless stream, so a model is judged there too. Rows:
   ``fade-in`` the mixture's noise rises from silence over 1-3 s; ``level step`` its level changes by
   +12 or -12 dB half way through (the reference too); ``after pause`` 10-30 s of its own noise alone
   come first (the row also gives how much of that noise was removed); ``new speaker`` its speech is laid
-  over the noise of the mixture before it, which goes on unchanged (only the speaker changes);
+  over the noise of the mixture before it, which goes on unchanged (only the speaker changes; grouped by
+  that noise's type and the SNR heard);
   ``no pauses`` 8-12 s of the same speaker's speech from other mixtures, its pauses cut out, come first
   over the mixture's own noise (read speech that never leaves the noise alone, as an audiobook).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -31,6 +32,16 @@ from training.mixing.stream_mix import fade_in_noise, join, level_step
 HARD_EVERY = 6
 HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker", "no pauses")
 System = Callable[[np.ndarray], np.ndarray]
+
+
+class Piece(NamedTuple):
+    """A piece of a stream: scored as mixture ``index`` (None: context, not scored), grouped by that mixture's
+    metadata with ``relabel``'s entries in place of its own (what the piece really plays, where it differs)."""
+
+    noisy: np.ndarray
+    clean: np.ndarray
+    index: int | None
+    relabel: dict | None = None
 
 
 def stream_order(count: int, seed: int) -> list[int]:
@@ -73,8 +84,8 @@ def same_speaker_before(position: int, order: list[int], metas: list[dict] | Non
 
 def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: list[int],
                 rng: np.random.Generator, order: list[int] | None = None,
-                metas: list[dict] | None = None) -> list[tuple[np.ndarray, np.ndarray, int | None]]:
-    """The pieces of one hard stream: ``(noisy, clean, index of the mixture scored or None)``; a scored piece
+                metas: list[dict] | None = None) -> list[Piece]:
+    """The pieces of one hard stream (each a :class:`Piece`); a scored piece
     may begin with unscored context (the pause), which ``score_stream`` cuts off by its length; ``order`` (the
     stream's, default: as given) and ``metas`` say whose speech comes before a mixture in ``no pauses``."""
     order = order if order is not None else list(range(len(arrays)))
@@ -83,51 +94,62 @@ def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: 
     for position, index in enumerate(chosen):
         noisy, clean = arrays[index]
         if kind == "fade-in":
-            pieces.append((fade_in_noise(noisy, clean, int(rng.uniform(1.0, 3.0) * SAMPLE_RATE)), clean, index))
+            pieces.append(Piece(fade_in_noise(noisy, clean, int(rng.uniform(1.0, 3.0) * SAMPLE_RATE)), clean, index))
         elif kind == "level step":
             stepped = level_step(noisy, clean, len(noisy) // 2, 12.0 if position % 2 == 0 else -12.0)
-            pieces.append((*stepped, index))
+            pieces.append(Piece(*stepped, index))
         elif kind == "after pause":
             pause = ping_pong(noisy - clean, int(rng.uniform(10.0, 30.0) * SAMPLE_RATE))
-            pieces.append((pause, np.zeros_like(pause), None))
-            pieces.append((noisy, clean, index))
+            pieces.append(Piece(pause, np.zeros_like(pause), None))
+            pieces.append(Piece(noisy, clean, index))
         elif kind == "new speaker":
-            before = arrays[chosen[position - 1]]   # the mixture before (the last one, for the first)
+            before_index = chosen[position - 1]      # the mixture before (the last one, for the first)
+            before = arrays[before_index]
             noise = (before[0] - before[1])[::-1]   # goes on from where that mixture ended
             length = min(len(noise), len(clean))
-            pieces.append((before[0], before[1], None))
-            pieces.append((clean[:length] + noise[:length], clean[:length], index))
+            pieces.append(Piece(before[0], before[1], None))
+            heard = heard_labels(metas[before_index], clean[:length], noise[:length]) if metas else None
+            pieces.append(Piece(clean[:length] + noise[:length], clean[:length], index, heard))
         elif kind == "no pauses":
             others = same_speaker_before(place[index], order, metas)
             level = active_rms(clean)
             if not others or level == 0.0:  # nothing to read before it: the mixture alone
-                pieces.append((noisy, clean, index))
+                pieces.append(Piece(noisy, clean, index))
                 continue
             speech = speech_run([arrays[i][1] for i in others], level, int(rng.uniform(8.0, 12.0) * SAMPLE_RATE))
             noise = ping_pong(noisy - clean, len(speech))
-            pieces.append((speech + noise, speech, None))
-            pieces.append((noisy, clean, index))
+            pieces.append(Piece(speech + noise, speech, None))
+            pieces.append(Piece(noisy, clean, index))
         else:
             raise ValueError(f"unknown hard stream {kind!r}")
     return pieces
 
 
-def score_stream(system: System, pieces: list[tuple[np.ndarray, np.ndarray, int | None]],
+def heard_labels(noise_meta: dict, clean: np.ndarray, noise: np.ndarray) -> dict:
+    """A mixture's speech over another's noise: that noise's type and the SNR heard, on the sets' 5 dB grid."""
+    snr = 10 * np.log10(np.sum(np.square(clean, dtype=np.float64)) / (np.sum(np.square(noise, dtype=np.float64))
+                                                                       + 1e-12) + 1e-12)
+    return {"noise": noise_meta.get("noise", "?"), "noise_type": noise_meta.get("noise_type", "?"),
+            "snr_db": float(5 * round(snr / 5))}
+
+
+def score_stream(system: System, pieces: list[Piece],
                  metas: list[dict] | None) -> tuple[list[dict], list[float]]:
     """Run ``system`` over the pieces end to end and score every piece that names its mixture;
     also the noise removed (dB) in each unscored piece without speech (a pause)."""
-    noisy, clean, spans = join([(p[0], p[1]) for p in pieces])
+    noisy, clean, spans = join([(p.noisy, p.clean) for p in pieces])
     estimate = np.asarray(system(noisy), dtype=np.float64)[: len(noisy)]
     rows, removed = [], []
-    for (start, end), (piece_noisy, piece_clean, index) in zip(spans, pieces):
+    for (start, end), piece in zip(spans, pieces):
         segment = estimate[start:end]
-        if index is None:
-            if not piece_clean.any():
-                removed.append(10 * np.log10((np.mean(np.square(piece_noisy, dtype=np.float64)) + 1e-20)
+        if piece.index is None:
+            if not piece.clean.any():
+                removed.append(10 * np.log10((np.mean(np.square(piece.noisy, dtype=np.float64)) + 1e-20)
                                              / (np.mean(np.square(segment)) + 1e-20)))
             continue
-        mixture_noisy, mixture_clean = (x.astype(np.float64) for x in (piece_noisy, piece_clean))
-        keys = group_keys(metas[index] if metas else None, mixture_noisy, mixture_clean)
+        mixture_noisy, mixture_clean = (x.astype(np.float64) for x in (piece.noisy, piece.clean))
+        meta = {**metas[piece.index], **(piece.relabel or {})} if metas else None
+        keys = group_keys(meta, mixture_noisy, mixture_clean)
         rows.append({**score(segment, mixture_clean, mixture_noisy), **keys})
     return rows, removed
 
@@ -137,7 +159,7 @@ def evaluate_streams(pairs, metas, systems: dict[str, System], seed: int = 0) ->
     ``"NAME (KIND)"`` for each hard stream (its ``overall`` has ``pause_noise_removed_db`` after a pause)."""
     arrays = [tuple(t.reshape(-1).numpy().astype(np.float32) for t in pair) for pair in pairs]
     order = stream_order(len(arrays), seed)
-    streams = {"stream": [(*arrays[i], i) for i in order]}
+    streams = {"stream": [Piece(*arrays[i], i) for i in order]}
     chosen = order[::HARD_EVERY]
     for offset, kind in enumerate(HARD_KINDS):
         streams[kind] = hard_pieces(kind, arrays, chosen, np.random.default_rng([seed, offset]), order, metas)
