@@ -815,3 +815,18 @@ def test_the_expressive_set_mixes_only_its_own_voices_over_the_out_of_domain_noi
     pairs, metas = load_pairs(tmp_path / "lab" / "expressive.pt")
     assert len(pairs) == 5 and {m["speaker"] for m in metas} == {"hedgewars_test"}
     assert {m["noise"] for m in metas} <= {"birds_ood", "white", "pink"}, metas
+
+
+def test_a_pitch_shift_scales_the_voice_without_folding_its_top_back():
+    """Raising a voice by 1/0.7 moves a 7 kHz partial to 10 kHz, above the band: it must be removed, not
+    folded back to 6 kHz (linear interpolation kept it at -4 dB there); lowering moves 1 kHz to 800 Hz."""
+    from training.dataset import scale_pitch
+    rate = 16000
+    t = np.arange(rate) / rate
+    raised = scale_pitch(np.sin(2 * np.pi * 7000 * t).astype(np.float32), 1 / 0.7)
+    assert abs(len(raised) - int(rate * 0.7)) <= 1
+    assert np.sqrt(np.mean(raised[200:-200] ** 2)) < 0.01 * np.sqrt(0.5)  # -40 dB and below
+    lowered = scale_pitch(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 0.8)
+    assert abs(len(lowered) - int(rate / 0.8)) <= 1
+    spectrum = np.abs(np.fft.rfft(lowered[:rate]))
+    assert abs(np.argmax(spectrum) * rate / rate - 800) <= 2
