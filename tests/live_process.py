@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -38,3 +39,10 @@ def said_until(live: subprocess.Popen, text: str, seconds: float | None) -> str:
             break
         said += chunk
     return said.decode(errors="replace")
+
+
+def threads_of_silent(live: subprocess.Popen, what: str) -> str:
+    """End a live started with PYTHONFAULTHANDLER=1 that stayed silent about ``what`` by SIGABRT: what it said
+    after, its threads' stacks included (for the failure message)."""
+    live.send_signal(signal.SIGABRT)
+    return f"(silent about {what}; live's threads:)\n" + live.communicate(timeout=30)[1]

@@ -187,23 +187,19 @@ def _heard_pieces(monitor: np.ndarray, output: np.ndarray, first: int, last: int
     return found
 
 
-@pytest.mark.audio_device
-@pytest.mark.parametrize("latency", ["high", "0.3"])
-def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, latency):
-    """... also with a long --latency, whose device delivers its input in bursts (80 ms at 0.3 s): none of it is
-    dropped as if the worker had fallen behind (it all was, before). A glitch in the playback (a loaded machine
-    left the output short: CI once, at 0.3 s) is allowed only where live counted an output underflow."""
-    server, env = pulse_server
-    model_path = save_checkpoint(small_model(), tmp_path / "m.pt")
-    recording = tmp_path / "monitor.raw"
+def _device_loop_session(server: str, env: dict, folder, model_path, latency: str, noisy_path):
+    """One live session from one null sink's monitor to another while a file plays into the first: what live
+    printed, what it recorded in and out, and what the second sink's monitor heard."""
+    folder.mkdir()
+    recording = folder / "monitor.raw"
     with open(recording, "wb") as sink_file:
         recorder = subprocess.Popen(["parec", "-s", server, "--device=rt_out.monitor", "--raw", "--format=float32le",
                                      "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink_file, env=env)
         live_env = dict(env, PULSE_SOURCE="rt_in.monitor", PULSE_SINK="rt_out")
         live, line = start_live(live_env, "--input", "pulse", "--output", "pulse", "--seconds", "9", "--model",
                                 str(model_path), "--latency", latency, "--prime-ms", "200", "--rate", "16000",
-                                "--record", str(tmp_path / "live_out.wav"),
-                                "--record-input", str(tmp_path / "live_in.wav"))
+                                "--record", str(folder / "live_out.wav"),
+                                "--record-input", str(folder / "live_in.wav"))
         cushion = int(re.search(r"\+ (\d+) ms output cushion", line).group(1))  # the silence the output starts with
         assert cushion >= (150 if latency == "0.3" else 30), line
         time.sleep(1.0)  # let the first (late) callbacks settle
@@ -212,10 +208,28 @@ def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, la
         recorder.terminate()
         recorder.wait(5)
     assert live.returncode == 0, err
-    assert "input overflows 0," in out and " 0 ms dropped to catch up" in out, out
-    received = sf.read(str(tmp_path / "live_in.wav"), dtype="float32")[0]
-    produced = sf.read(str(tmp_path / "live_out.wav"), dtype="float32")[0]
-    monitor = np.fromfile(recording, dtype=np.float32)
+    return (out, sf.read(str(folder / "live_in.wav"), dtype="float32")[0],
+            sf.read(str(folder / "live_out.wav"), dtype="float32")[0], np.fromfile(recording, dtype=np.float32))
+
+
+@pytest.mark.audio_device
+@pytest.mark.parametrize("latency", ["high", "0.3"])
+def test_real_device_loop_matches_offline(pulse_server, tmp_path, noisy_path, latency):
+    """... also with a long --latency, whose device delivers its input in bursts (80 ms at 0.3 s): none of it is
+    dropped as if the worker had fallen behind (it all was, before). A glitch in the playback (a loaded machine
+    left the output short: CI once, at 0.3 s) is allowed only where live counted an output underflow. A machine
+    stall that made the worker drop input to catch up (counted and reported: CI once in about 20 runs) gets a
+    second session, which must drop nothing."""
+    server, env = pulse_server
+    model_path = save_checkpoint(small_model(), tmp_path / "m.pt")
+    reports = []
+    for attempt in range(2):
+        out, received, produced, monitor = _device_loop_session(server, env, tmp_path / f"session{attempt}",
+                                                                model_path, latency, noisy_path)
+        reports.append(out)
+        if " 0 ms dropped to catch up" in out:
+            break
+    assert "input overflows 0," in out and " 0 ms dropped to catch up" in out, "\n".join(reports)
     # 1. The worker's output is exactly the engine run over what the device delivered (nothing dropped).
     model = small_model()
     engine = StreamingDenoiser(model, 1)
