@@ -355,7 +355,8 @@ def test_training_commands_give_one_line_errors_on_bad_files(tmp_path):
                                           ("--steps-per-epoch", "0"), ("--segment-seconds", "0"),
                                           ("--max-minutes", "-1"), ("--workers", "-2"),
                                           ("--suppression-weight", "-1"), ("--continuous-probability", "1.5"),
-                                          ("--clean-probability", "-0.1"), ("--room-probability", "2")])
+                                          ("--clean-probability", "-0.1"), ("--room-probability", "2"),
+                                          ("--pitch-shift-probability", "-0.2"), ("--raise-pitch-share", "1.5")])
 def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, value, capsys):
     if value == "nan":  # not even a number to check: argparse refuses it, naming the option
         with pytest.raises(SystemExit) as refused:

@@ -58,7 +58,9 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
         require_at_least(option, value, 0)
     probabilities = {"--room-probability": args.room_probability, "--clean-probability": args.clean_probability,
                      "--continuous-probability": args.continuous_probability,
-                     "--same-noise-probability": args.same_noise_probability}
+                     "--same-noise-probability": args.same_noise_probability,
+                     "--pitch-shift-probability": args.pitch_shift_probability,
+                     "--raise-pitch-share": args.raise_pitch_share}
     for option, value in probabilities.items():
         require_probability(option, value)
 
@@ -81,6 +83,9 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
         plan["max_minutes"] = args.max_minutes
     if train_pairs is None and args.augment and args.continuous_probability:
         plan["continuous_probability"] = args.continuous_probability
+    if train_pairs is None and args.augment:
+        plan["pitch_shift_probability"] = args.pitch_shift_probability
+        plan["raise_pitch_share"] = args.raise_pitch_share
     if train_pairs is None and config.stream_seconds and args.same_noise_probability:
         plan["same_noise_probability"] = args.same_noise_probability
     return plan
@@ -147,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--same-noise-probability", type=finite_float, default=0.0,
                         help="with --stream-seconds: share of a stream's pieces whose noise is the piece before's, "
                              "going on under another speaker or alone (a room's noise while people take turns)")
+    parser.add_argument("--pitch-shift-probability", type=finite_float, default=0.4,
+                        help="with --augment: share of mixtures whose voice is shifted in pitch by 0.70-0.95 or its "
+                             "inverse (default 0.4)")
+    parser.add_argument("--raise-pitch-share", type=finite_float, default=0.3,
+                        help="with --augment: of the pitch shifts, the share that raises the voice; the rest lower "
+                             "it (default 0.3)")
     parser.add_argument("--balance-noise-families", action="store_true",
                         help="with --augment: draw every noise family equally often, then a source within it "
                              "(default: every source equally often)")

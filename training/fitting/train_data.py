@@ -53,8 +53,9 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
         mix_config = MixConfig(seconds=mix_seconds)
         if args.augment:
             mix_config = MixConfig(seconds=mix_seconds, level_db=(-45.0, -12.0), balance_speakers=True,
-                                   pitch_shift_probability=0.4, pitch_factor=(0.7, 0.95),
-                                   raise_pitch_probability=0.3, snr_db=(-5.0, args.snr_max),
+                                   pitch_shift_probability=args.pitch_shift_probability,
+                                   pitch_factor=(0.7, 0.95), raise_pitch_probability=args.raise_pitch_share,
+                                   snr_db=(-5.0, args.snr_max),
                                    clean_probability=args.clean_probability,
                                    continuous_probability=args.continuous_probability,
                                    balance_noise_families=args.balance_noise_families)
