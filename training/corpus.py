@@ -33,7 +33,7 @@ from tqdm import tqdm
 SAMPLE_RATE = 16000
 # Only the packages named in the tables of training/recordings/sources.py are ever fetched; none of them
 # is among those DATA.md reserves for independent evaluation, and no user input adds packages.
-from training.recordings.catalogues import split_openttd_catalogue  # noqa: E402
+from training.recordings.catalogues import unpack_catalogue  # noqa: E402
 from training.recordings.sources import (AUDIO_SUFFIXES, CATALOGUES, NOISE_SETS, SPEECH_SETS, VoiceSet,  # noqa: E402
                                          packages_needed)
 
@@ -53,8 +53,8 @@ def fetch_packages(packages: set[str], cache: Path) -> dict[str, Path]:
                 deb = next(Path(tmp).glob("*.deb"))
                 subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
             if package in CATALOGUES:  # many recordings in one file: one WAV each
-                catalogue, folder = CATALOGUES[package]
-                split_openttd_catalogue(root / catalogue, root / folder)
+                kind, catalogue, folder = CATALOGUES[package]
+                unpack_catalogue(kind, root / catalogue, root / folder)
             (root / ".unpacked").touch()
         roots[package] = root
     return roots

@@ -1,15 +1,18 @@
-"""Sound catalogues that hold many recordings in one file, split into plain WAV files.
+"""Packages that hold many recordings in one file, written out as plain WAV files.
 
 Pipeline step 1 of 5 (corpus -> dataset -> train -> evaluate -> ship): corpus.
 
 OpenTTD's ``.cat`` (the OpenSFX package): a table of little-endian ``(offset, size)``
 pairs (the first offset, with its top bit set as a format flag, also says how long the
-table is); each entry is a length-prefixed description followed by a RIFF WAV file.
+table is); each entry is a length-prefixed description followed by a RIFF WAV file. Festival's
+diphone voices: see :mod:`training.recordings.festival_diphones`.
 """
 from __future__ import annotations
 
 import struct
 from pathlib import Path
+
+from training.recordings.festival_diphones import write_utterances
 
 FLAG = 0x80000000
 
@@ -40,3 +43,11 @@ def split_openttd_catalogue(catalogue: Path, folder: Path) -> list[Path]:
         path.write_bytes(wav)
         written.append(path)
     return written
+
+
+UNPACKERS = {"openttd": split_openttd_catalogue, "festival-diphones": write_utterances}
+
+
+def unpack_catalogue(kind: str, source: Path, folder: Path) -> list[Path]:
+    """Write the recordings of ``source`` (a catalogue of ``kind``) into ``folder``; returns the files written."""
+    return UNPACKERS[kind](source, folder)

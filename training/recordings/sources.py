@@ -105,7 +105,30 @@ _OPENSFX = [
     ("nature", "train", (36, 37, 38, 66, 67, 68, 72)),
     ("household", "train", (15, 16, 17, 19, 20, 54, 55)),
 ]
-CATALOGUES = {"openttd-opensfx": (OPENSFX_CATALOGUE, OPENSFX_FOLDER)}  # package -> (catalogue, folder to split into)
+# Festival's diphone voices keep their recordings as LPC-coded diphones in one .group file, written out
+# as utterances (training.recordings.festival_diphones): (package, group under _FESTIVAL, voice, sex)
+_FESTIVAL = "usr/share/festival/voices"
+DIPHONE_FOLDER = "diphone_utterances"  # inside the unpacked package
+_DIPHONE_VOICES = [
+    ("festvox-czech-machac", "czech/czech_machac/group/machac.group", "cs_machac", "male"),
+    ("festvox-czech-ph", "czech/czech_ph/group/ph.group", "cs_ph", "male"),
+    ("festvox-czech-dita", "czech/czech_dita/group/dita.group", "cs_dita", "female"),
+    ("festvox-czech-krb", "czech/czech_krb/group/krb.group", "cs_krb", "unknown"),  # a boy's voice
+    ("festvox-hi-nsk", "hindi/hindi_NSK_diphone/group/NSKlpc.group", "hi_nsk", "male"),  # mr-nsk, te-nsk: the same
+    ("festvox-itapc16k", "italian/pc_diphone/group/pc_diphone.group", "it_pc", "male"),
+    ("festvox-italp16k", "italian/lp_diphone/group/lp_diphone.group", "it_lp", "female"),
+    ("festvox-kallpc16k", "english/kal_diphone/group/kallpc16k.group", "en_kal", "male"),
+    ("festvox-kdlpc16k", "english/ked_diphone/group/kedlpc16k.group", "en_ked", "male"),
+    ("festvox-suopuhe-mv", "finnish/hy_fi_mv_diphone/group/mvlpc.group", "fi_mv", "male"),
+    ("festvox-suopuhe-lj", "finnish/suo_fi_lj_diphone/group/ljlpc.group", "fi_lj", "female"),
+]
+# package -> (kind, the file holding many recordings, folder to write them into)
+CATALOGUES = {"openttd-opensfx": ("openttd", OPENSFX_CATALOGUE, OPENSFX_FOLDER),
+              **{package: ("festival-diphones", f"{_FESTIVAL}/{group}", DIPHONE_FOLDER)
+                 for package, group, _, _ in _DIPHONE_VOICES}}
+# after every other voice set, so that the draws holding out other voices' clips stay as they were
+SPEECH_SETS += [VoiceSet(package, DIPHONE_FOLDER, {"": "train"}, f"festvox_{voice}", sex, "*.wav", 0.5)
+                for package, _, voice, sex in _DIPHONE_VOICES]
 _WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
 _LMMS = "usr/share/lmms/samples"
 _MOH = "usr/share/asterisk/moh"
