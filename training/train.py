@@ -43,6 +43,23 @@ from training.fitting.train_steps import (chunk_samples, freeze_all_but, paramet
 from training.fitting.validation import selection_score, validate
 
 
+# corpus mixing: each a share between 0 and 1 -> (option, default, what it is the share of)
+MIXING_SHARES = [
+    ("--room-probability", 0.5, "with --augment: share of mixtures spoken in a simulated room"),
+    ("--clean-probability", 0.0, "with --augment: share of mixtures with no audible noise, so clean speech is left "
+                                 "alone"),
+    ("--continuous-probability", 0.0, "with --augment: share of mixtures whose speech has every pause cut out (read "
+                                      "speech that never leaves the noise alone, as in an audiobook or a talk)"),
+    ("--same-noise-probability", 0.0, "with --stream-seconds: share of a stream's pieces whose noise is the piece "
+                                      "before's, going on under another speaker or alone (a room's noise while "
+                                      "people take turns)"),
+    ("--pitch-shift-probability", 0.4, "with --augment: share of mixtures whose voice is shifted in pitch by "
+                                       "0.70-0.95 or its inverse"),
+    ("--raise-pitch-share", 0.3, "with --augment: of the pitch shifts, the share that raises the voice; the rest "
+                                 "lower it"),
+]
+
+
 def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
     """Refuse settings that would train nothing or fail later (a zero batch, a negative lr, ...)."""
     positive = {"--lr": config.lr, "--batch": config.batch, "--epochs": config.epochs,
@@ -56,13 +73,8 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
         require_positive(option, value)
     for option, value in at_least_zero.items():
         require_at_least(option, value, 0)
-    probabilities = {"--room-probability": args.room_probability, "--clean-probability": args.clean_probability,
-                     "--continuous-probability": args.continuous_probability,
-                     "--same-noise-probability": args.same_noise_probability,
-                     "--pitch-shift-probability": args.pitch_shift_probability,
-                     "--raise-pitch-share": args.raise_pitch_share}
-    for option, value in probabilities.items():
-        require_probability(option, value)
+    for option, _, _ in MIXING_SHARES:
+        require_probability(option, getattr(args, option[2:].replace("-", "_")))
 
 
 def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace,
@@ -137,27 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment", action="store_true",
                         help="pass every mixture through a simulated recording chain (room, microphone EQ, band "
                              "limit, noise floor, clipping) and pick voices evenly (corpus training)")
-    parser.add_argument("--room-probability", type=finite_float, default=0.5,
-                        help="with --augment: share of mixtures spoken in a simulated room (default 0.5)")
     parser.add_argument("--early-ms", type=finite_float, default=50.0,
                         help="with --augment: how much of the room the target keeps after the direct path "
                              "(default 50 ms; more: the model dries rooms less)")
     parser.add_argument("--snr-max", type=finite_float, default=20.0,
                         help="with --augment: mixtures are drawn at -5 dB up to this SNR (default 20)")
-    parser.add_argument("--clean-probability", type=finite_float, default=0.0,
-                        help="with --augment: share of mixtures with no audible noise, so clean speech is left alone")
-    parser.add_argument("--continuous-probability", type=finite_float, default=0.0,
-                        help="with --augment: share of mixtures whose speech has every pause cut out (read speech "
-                             "that never leaves the noise alone, as in an audiobook or a talk)")
-    parser.add_argument("--same-noise-probability", type=finite_float, default=0.0,
-                        help="with --stream-seconds: share of a stream's pieces whose noise is the piece before's, "
-                             "going on under another speaker or alone (a room's noise while people take turns)")
-    parser.add_argument("--pitch-shift-probability", type=finite_float, default=0.4,
-                        help="with --augment: share of mixtures whose voice is shifted in pitch by 0.70-0.95 or its "
-                             "inverse (default 0.4)")
-    parser.add_argument("--raise-pitch-share", type=finite_float, default=0.3,
-                        help="with --augment: of the pitch shifts, the share that raises the voice; the rest lower "
-                             "it (default 0.3)")
+    for option, default, meaning in MIXING_SHARES:
+        parser.add_argument(option, type=finite_float, default=default, help=f"{meaning} (default {default})")
     parser.add_argument("--balance-noise-families", action="store_true",
                         help="with --augment: draw every noise family equally often, then a source within it "
                              "(default: every source equally often)")
