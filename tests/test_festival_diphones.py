@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 from scipy.linalg import solve_toeplitz
 
-from training.recordings.festival_diphones import diphones, resynthesise, write_utterances
+from training.recordings.festival_diphones import Diphone, chains, diphones, resynthesise, write_utterances
 
 RATE = 16000
 HOP = 160  # one LPC frame per 10 ms (Festival's are pitch-synchronous; the reader does not care)
@@ -102,6 +102,19 @@ def test_diphones_join_into_utterances_of_a_few_seconds(tmp_path, clean_audio):
     for path in written:
         audio = sf.read(str(path), dtype="float32")[0]
         assert np.isfinite(audio).all() and np.abs(audio).max() <= 0.9 + 1e-6
+
+
+def test_diphones_are_chained_with_each_join_inside_one_phone():
+    """As a diphone synthesiser joins them: ``t-a`` goes on with ``a-...``; every diphone is used once."""
+    names = ["#-t", "t-a", "a-t", "a-k", "k-a", "t-#", "k-#", "o-o", "s-o"]
+    units = [Diphone(name, np.zeros(10, np.float32), RATE) for name in names]
+    for seed in range(5):
+        made = chains(units, np.random.default_rng(seed))
+        assert sorted(unit.name for chain in made for unit in chain) == sorted(names)
+        for chain in made:
+            for before, after in zip(chain, chain[1:]):
+                assert before.name.split("-")[1] == after.name.split("-")[0], [unit.name for unit in chain]
+        assert max(len(chain) for chain in made) >= 3  # #-t t-a a-... : chains do form
 
 
 def test_a_file_that_is_not_a_diphone_group_is_refused(tmp_path):

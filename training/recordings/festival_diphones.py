@@ -9,7 +9,8 @@ pitch-synchronous LPC track (EST binary: time, break, ``lpc_0`` (power), then th
 coefficients) and the prediction residual (a Sun ``.snd`` file, usually mu-law). Filtering the
 residual through each frame's all-pole filter ``1 / (1 - sum a_k z^-k)`` gives back the recorded
 waveform, to the residual's 8-bit precision: real speech of a voice no other package has.
-Consecutive diphones are joined with short cross-fades into utterances of a few seconds.
+Diphones are chained as a diphone synthesiser chains them (each join inside one phone), without
+changing their pitch or length, and cut into utterances of a few seconds.
 """
 from __future__ import annotations
 
@@ -121,19 +122,48 @@ def join(pieces: list[np.ndarray], fade: int) -> np.ndarray:
     return out
 
 
-def write_utterances(group: Path, folder: Path, seconds: float = 3.0, fade_ms: float = 5.0) -> list[Path]:
-    """Join the voice's diphones, in the group's order, into ``folder/NNNN.wav`` of about ``seconds`` each."""
+def chains(units: list[Diphone], rng: np.random.Generator) -> list[list[Diphone]]:
+    """Every diphone once, in chains whose joins fall inside one phone (``a-e`` then ``e-t``), as a diphone
+    synthesiser joins them: a chain starts at a random unused diphone and goes on while one follows."""
+    starting_with: dict[str, list[int]] = {}
+    for index, unit in enumerate(units):
+        starting_with.setdefault(unit.name.split("-")[0], []).append(index)
+    used: set[int] = set()
+    result = []
+    for start in rng.permutation(len(units)):
+        current = int(start)
+        if current in used:
+            continue
+        chain = []
+        while current is not None:
+            used.add(current)
+            chain.append(units[current])
+            following = [i for i in starting_with.get(units[current].name.split("-")[-1], []) if i not in used]
+            current = following[int(rng.integers(len(following)))] if following else None
+        result.append(chain)
+    return result
+
+
+def write_utterances(group: Path, folder: Path, seconds: float = 3.0, fade_ms: float = 5.0,
+                     seed: int = 0) -> list[Path]:
+    """The voice's diphones, chained (:func:`chains`) and cut into ``folder/NNNN.wav`` of about ``seconds``.
+
+    Joined in the group's order instead (``a-e`` then ``a-a``), the default model, which never heard these voices,
+    cleaned them much worse than the corpus's other voices (39 mixtures at 0-10 dB: SI-SDRi +3.8 dB against
+    +6.9); chained, +4.6.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    written, pieces, length, rate = [], [], 0, 0
-    every = list(diphones(group))
-    for index, diphone in enumerate(every):
-        pieces.append(diphone.audio)
-        length, rate = length + len(diphone.audio), diphone.rate
-        if length >= seconds * rate or index == len(every) - 1:
-            audio = join(pieces, int(fade_ms * rate / 1000))
+    units = list(diphones(group))
+    order = [unit for chain in chains(units, np.random.default_rng(seed)) for unit in chain]
+    written, pieces, length = [], [], 0
+    for index, unit in enumerate(order):
+        pieces.append(unit.audio)
+        length += len(unit.audio)
+        if length >= seconds * unit.rate or index == len(order) - 1:
+            audio = join(pieces, int(fade_ms * unit.rate / 1000))
             audio /= max(1.0, float(np.abs(audio).max()) / 0.9)  # float WAV, but kept under full scale
             path = folder / f"{len(written):04d}.wav"
-            sf.write(str(path), audio, rate, subtype="FLOAT")
+            sf.write(str(path), audio, unit.rate, subtype="FLOAT")
             written.append(path)
             pieces, length = [], 0
     return written
