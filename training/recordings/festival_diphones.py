@@ -23,8 +23,6 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter, lfiltic
 
-from training.mixing.pauses import crossfaded
-
 HEADER_END = b"EST_Header_End\n"
 MAX_PEAK = 4.0  # a diphone louder than this after the filter came from an unstable frame: left out
 
@@ -110,6 +108,20 @@ def diphones(group: Path) -> Iterator[Diphone]:
             yield Diphone(name, audio.astype(np.float32), rate)
 
 
+def join(pieces: list[np.ndarray], fade: int) -> np.ndarray:
+    """Pieces one after another, each join cross-faded over ``fade`` samples."""
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    out = pieces[0].copy()
+    for piece in pieces[1:]:
+        overlap = min(fade, len(out), len(piece))
+        head = piece.copy()
+        head[:overlap] *= ramp[:overlap]
+        out[len(out) - overlap:] *= ramp[:overlap][::-1]
+        out[len(out) - overlap:] += head[:overlap]
+        out = np.concatenate([out, head[overlap:]])
+    return out
+
+
 def chains(units: list[Diphone], rng: np.random.Generator) -> list[list[Diphone]]:
     """Every diphone once, in chains whose joins fall inside one phone (``a-e`` then ``e-t``), as a diphone
     synthesiser joins them: a chain starts at a random unused diphone and goes on while one follows."""
@@ -148,7 +160,7 @@ def write_utterances(group: Path, folder: Path, seconds: float = 3.0, fade_ms: f
         pieces.append(unit.audio)
         length += len(unit.audio)
         if length >= seconds * unit.rate or index == len(order) - 1:
-            audio = crossfaded(pieces, int(fade_ms * unit.rate / 1000))
+            audio = join(pieces, int(fade_ms * unit.rate / 1000))
             audio /= max(1.0, float(np.abs(audio).max()) / 0.9)  # float WAV, but kept under full scale
             path = folder / f"{len(written):04d}.wav"
             sf.write(str(path), audio, unit.rate, subtype="FLOAT")
