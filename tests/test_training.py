@@ -356,7 +356,8 @@ def test_training_commands_give_one_line_errors_on_bad_files(tmp_path):
                                           ("--max-minutes", "-1"), ("--workers", "-2"),
                                           ("--suppression-weight", "-1"), ("--continuous-probability", "1.5"),
                                           ("--clean-probability", "-0.1"), ("--room-probability", "2"),
-                                          ("--pitch-shift-probability", "-0.2"), ("--raise-pitch-share", "1.5")])
+                                          ("--pitch-shift-probability", "-0.2"), ("--raise-pitch-share", "1.5"),
+                                          ("--diphone-voice-share", "1.1")])
 def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, value, capsys):
     if value == "nan":  # not even a number to check: argparse refuses it, naming the option
         with pytest.raises(SystemExit) as refused:
@@ -368,6 +369,24 @@ def test_training_refuses_settings_that_would_train_nothing(tmp_path, option, va
         train.main(["--model", "gru-small", "--data", str(tmp_path / "unused.pt"), "--out", str(tmp_path / "m.pt"),
                     option, value])
     assert list(tmp_path.iterdir()) == []  # refused before any file is read or written
+
+
+@pytest.mark.parametrize("share,expected", [(None, 0.5), (0.0, 0.0), (0.1, 0.1), (1.0, 1.0)])
+def test_diphone_voices_speak_the_share_of_mixtures_asked_for(fixture_split, share, expected):
+    """Voices drawn evenly by default (one diphone voice of two here); a share puts the diphone voices in that
+    part of the mixtures and the other voices in the rest."""
+    from training.dataset import Clip, CorpusSplit, MixConfig, Mixer
+    from training.recordings.sources import DIPHONE_GROUPS
+
+    diphone_voice = sorted(DIPHONE_GROUPS)[0]
+    speech = fixture_split.speech[0].audio
+    split = CorpusSplit(speech=[Clip(speech, "spk_a", "female"), Clip(speech[::-1].copy(), diphone_voice, "male")],
+                        noise=fixture_split.noise)
+    mixer = Mixer(split, MixConfig(seconds=1.0, balance_speakers=True, diphone_voice_share=share))
+    rng = np.random.default_rng(3)
+    drawn = [mixer.balanced_speaker(rng) for _ in range(2000)]
+    assert set(drawn) <= {"spk_a", diphone_voice}
+    assert abs(drawn.count(diphone_voice) / len(drawn) - expected) < 0.03
 
 
 def test_the_recording_chain_keeps_speech_and_target_in_line(fixture_split):

@@ -27,6 +27,7 @@ from rtdenoise.models.registry import load_weights_only
 from training.mixing import synthetic_noise
 from training.mixing.augment import RecordingChain
 from training.mixing.pauses import crossfaded, kept_runs
+from training.recordings.sources import DIPHONE_GROUPS
 
 SAMPLE_RATE = 16000
 JOIN_FADE = SAMPLE_RATE // 200  # 5 ms cross-fades where pauses were cut out (continuous speech)
@@ -58,6 +59,8 @@ class MixConfig:
     balance_noise_families: bool = False             # every noise family equally often, then its sources evenly
     continuous_probability: float = 0.0              # the speaker's utterances with every pause cut out (read
                                                      # speech that never leaves the noise alone) this often
+    diphone_voice_share: float | None = None         # with balance_speakers: the share of mixtures spoken by a
+                                                     # Festival diphone voice (None: each voice equally often)
 
 
 @dataclass
@@ -210,8 +213,7 @@ class Mixer:
     def speech(self, rng: np.random.Generator) -> tuple[np.ndarray, Clip]:
         """Utterances of one speaker laid end to end with short pauses, ``length`` samples."""
         if self.config.balance_speakers:
-            speakers = sorted(self.by_speaker)
-            same_speaker = self.by_speaker[speakers[rng.integers(len(speakers))]]
+            same_speaker = self.by_speaker[self.balanced_speaker(rng)]
             first = same_speaker[rng.integers(len(same_speaker))]
         else:
             pick = int(np.searchsorted(self.speech_ends, rng.integers(self.speech_ends[-1]), side="right"))
@@ -232,6 +234,18 @@ class Mixer:
             position += take + int(rng.integers(SAMPLE_RATE // 10, SAMPLE_RATE // 2))
             clip = same_speaker[rng.integers(len(same_speaker))]
         return out, first
+
+    def balanced_speaker(self, rng: np.random.Generator) -> str:
+        """A voice, each equally often; with ``diphone_voice_share``, one of the diphone voices that share of the
+        time (when the split has both kinds)."""
+        speakers = sorted(self.by_speaker)
+        share = self.config.diphone_voice_share
+        if share is not None:
+            diphone = [speaker for speaker in speakers if speaker in DIPHONE_GROUPS]
+            others = [speaker for speaker in speakers if speaker not in DIPHONE_GROUPS]
+            if diphone and others:
+                speakers = diphone if rng.random() < share else others
+        return speakers[rng.integers(len(speakers))]
 
     def continuous_speech(self, rng: np.random.Generator, first: Clip, same_speaker: list[Clip]) -> np.ndarray:
         """``length`` samples of the speaker's utterances back to back, every pause inside and between

@@ -75,6 +75,8 @@ def check_settings(config: TrainConfig, args: argparse.Namespace) -> None:
         require_at_least(option, value, 0)
     for option, _, _ in MIXING_SHARES:
         require_probability(option, getattr(args, option[2:].replace("-", "_")))
+    if args.diphone_voice_share is not None:
+        require_probability("--diphone-voice-share", args.diphone_voice_share)
 
 
 def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, args: argparse.Namespace,
@@ -98,6 +100,8 @@ def run_plan(config: TrainConfig, train_pairs: list | None, val_pairs: list, arg
     if train_pairs is None and args.augment:
         plan["pitch_shift_probability"] = args.pitch_shift_probability
         plan["raise_pitch_share"] = args.raise_pitch_share
+        if args.diphone_voice_share is not None:
+            plan["diphone_voice_share"] = args.diphone_voice_share
     if train_pairs is None and config.stream_seconds and args.same_noise_probability:
         plan["same_noise_probability"] = args.same_noise_probability
     return plan
@@ -156,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --augment: mixtures are drawn at -5 dB up to this SNR (default 20)")
     for option, default, meaning in MIXING_SHARES:
         parser.add_argument(option, type=finite_float, default=default, help=f"{meaning} (default {default})")
+    parser.add_argument("--diphone-voice-share", type=finite_float,
+                        help="with --augment: share of mixtures spoken by one of the Festival diphone voices "
+                             "(default: each voice as often as any other)")
     parser.add_argument("--balance-noise-families", action="store_true",
                         help="with --augment: draw every noise family equally often, then a source within it "
                              "(default: every source equally often)")

@@ -58,6 +58,7 @@ def training_data(config: TrainConfig, args: argparse.Namespace, world: World, s
                                    snr_db=(-5.0, args.snr_max),
                                    clean_probability=args.clean_probability,
                                    continuous_probability=args.continuous_probability,
+                                   diphone_voice_share=args.diphone_voice_share,
                                    balance_noise_families=args.balance_noise_families)
         mixer = Mixer(load_corpus_split(args.corpus, "train"), mix_config, chain=chain)
         val_mixer = Mixer(load_corpus_split(args.corpus, args.val_split),

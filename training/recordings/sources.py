@@ -129,6 +129,7 @@ CATALOGUES = {"openttd-opensfx": ("openttd", OPENSFX_CATALOGUE, OPENSFX_FOLDER),
 # after every other voice set, so that the draws holding out other voices' clips stay as they were
 SPEECH_SETS += [VoiceSet(package, DIPHONE_FOLDER, {"": "train"}, f"festvox_{voice}", sex, "*.wav", 0.5)
                 for package, _, voice, sex in _DIPHONE_VOICES]
+DIPHONE_GROUPS = frozenset(f"festvox_{voice}" for _, _, voice, _ in _DIPHONE_VOICES)  # their voices' groups
 _WES = "usr/share/games/wesnoth/1.16/data/core/sounds"
 _LMMS = "usr/share/lmms/samples"
 _MOH = "usr/share/asterisk/moh"
