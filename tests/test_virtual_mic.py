@@ -122,8 +122,9 @@ def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 1
         scaled = target * (estimate @ target) / (target @ target)
         error = (estimate - scaled) @ (estimate - scaled)
         scores.append(10 * np.log10((scaled @ scaled) / error) if scaled @ scaled > 0 and error > 0 else -100.0)
-    assert len(scores) >= 3, (f"too little overlap: {len(scores)} aligned seconds; recorded {len(recorded) / second:.2f} s "
-                              f"(RMS {np.sqrt(np.mean(np.square(recorded))) if len(recorded) else 0:.2g}), reference "
+    level = float(np.sqrt(np.mean(np.square(recorded)))) if len(recorded) else 0.0
+    assert len(scores) >= 3, (f"too little overlap: {len(scores)} aligned seconds; recorded "
+                              f"{len(recorded) / second:.2f} s (RMS {level:.2g}), reference "
                               f"{len(reference) / second:.2f} s, found at {lag / second:+.2f} s")
     return float(np.median(scores))
 
