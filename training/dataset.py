@@ -206,6 +206,12 @@ class Mixer:
         self.by_speaker: dict[str, list[Clip]] = {}
         for clip in split.speech:
             self.by_speaker.setdefault(clip.group, []).append(clip)
+        speakers = sorted(self.by_speaker)
+        diphone = [speaker for speaker in speakers if speaker in DIPHONE_GROUPS]
+        others = [speaker for speaker in speakers if speaker not in DIPHONE_GROUPS]
+        # the voices drawn evenly; with diphone_voice_share (and both kinds here), the diphone voices and the rest
+        self.speaker_pools = (diphone, others) if self.config.diphone_voice_share is not None and diphone \
+            and others else (speakers,)
         # Every second of speech is equally likely to start a mixture, so a voice
         # recorded as many short clips does not outweigh one with long prompts.
         self.speech_ends = np.cumsum([len(c.audio) for c in split.speech])
@@ -238,13 +244,9 @@ class Mixer:
     def balanced_speaker(self, rng: np.random.Generator) -> str:
         """A voice, each equally often; with ``diphone_voice_share``, one of the diphone voices that share of the
         time (when the split has both kinds)."""
-        speakers = sorted(self.by_speaker)
-        share = self.config.diphone_voice_share
-        if share is not None:
-            diphone = [speaker for speaker in speakers if speaker in DIPHONE_GROUPS]
-            others = [speaker for speaker in speakers if speaker not in DIPHONE_GROUPS]
-            if diphone and others:
-                speakers = diphone if rng.random() < share else others
+        speakers = self.speaker_pools[0]
+        if len(self.speaker_pools) == 2 and rng.random() >= self.config.diphone_voice_share:
+            speakers = self.speaker_pools[1]
         return speakers[rng.integers(len(speakers))]
 
     def continuous_speech(self, rng: np.random.Generator, first: Clip, same_speaker: list[Clip]) -> np.ndarray:
