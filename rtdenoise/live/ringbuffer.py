@@ -51,6 +51,12 @@ class AudioRing:
         self.read_count += frames
         return out
 
+    def skip(self, frames: int) -> int:
+        """Drop up to ``frames`` of the oldest audio (the reader's side); how many were dropped."""
+        frames = min(frames, self.available)
+        self.read_count += frames
+        return frames
+
     def read_into(self, out: np.ndarray) -> int:
         """Fill ``out`` (an output callback's buffer); zeros where audio is missing. Returns the shortfall."""
         got = min(len(out), self.available)

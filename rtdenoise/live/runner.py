@@ -35,6 +35,9 @@ MAX_BACKLOG_BLOCKS = 4  # more input than this waiting (a stall, a slow machine)
 # ... unless the input device's own buffer is longer: with a long --latency it delivers its blocks in bursts (the
 # ALSA PulseAudio plugin: a quarter of its latency at once), which are no stall
 PREFILL_BLOCKS = 3  # silence the output starts with (at least), so callback jitter does not underflow it
+# An output device that stops taking audio for a while and then takes it again (a PulseAudio null sink rendering a
+# 2 s block just as our stream joins it, a server hiccup) leaves what the worker made meanwhile queued: played late
+# for good. More queued than the cushion, one device buffer, one input burst and MAX_BACKLOG_BLOCKS is skipped.
 LEVEL_SECONDS = 0.3  # the meters' time constant: mean square smoothed over about this long
 
 
@@ -250,6 +253,8 @@ class LiveRunner:
         self.output_latency_frames = 0  # the output device's buffer, as it says when opened
         self.dropped_frames = 0  # input skipped to catch up after falling behind (bounded latency)
         self.catch_ups = 0
+        self.skipped_output_frames = 0  # output skipped after the output device fell behind (bounded latency)
+        self.output_skips = 0
         self.last_input_time = 0.0
         self.frames_processed = 0
         self.source_done = False  # a file source has ended: an emptying output is no underflow
@@ -319,8 +324,9 @@ class LiveRunner:
             "cushion_ms": 1000.0 * self.prefill_frames / self.sample_rate if self.config.play else 0.0,
             "input_overflows": self.input_overflows + self.in_ring.dropped,
             "output_underflows": self.output_underflows,
-            "dropped_ms": 1000.0 * self.dropped_frames / self.sample_rate,
-            "catch_ups": self.catch_ups,
+            "dropped_ms": 1000.0 * (self.dropped_frames + self.skipped_output_frames) / self.sample_rate,
+            "catch_ups": self.catch_ups + self.output_skips,
+            "output_skipped_ms": 1000.0 * self.skipped_output_frames / self.sample_rate,
             "stalls": self.stalls,
             "stalled": self.stalled_since is not None,
             "queued_ms": 1000.0 * (self.in_ring.available + self.out_ring.available) / self.sample_rate,
@@ -403,8 +409,19 @@ class LiveRunner:
         self._unsettled_frames -= frames
         if status.output_underflow and counted:
             self.output_underflows += 1
+        if self.file_info is None:
+            self._skip_late_output()
         if self.out_ring.read_into(outdata) and counted and not self.source_done:
             self.output_underflows += 1
+
+    def _skip_late_output(self) -> None:
+        """Bounded latency on the output side (the output callback, the ring's reader): more queued than the
+        output can hold in normal running is skipped down to the cushion the session started with."""
+        bound = self.prefill_frames + self.output_latency_frames + self.backlog_frames \
+            + MAX_BACKLOG_BLOCKS * self.block_frames
+        if self.out_ring.available > bound:
+            self.skipped_output_frames += self.out_ring.skip(self.out_ring.available - self.prefill_frames)
+            self.output_skips += 1
 
     # -- recording --------------------------------------------------------------------
     def _open_recorders(self) -> None:
