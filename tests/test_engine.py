@@ -68,6 +68,46 @@ def test_priming_continues_as_if_the_stream_started_earlier(noisy_audio):
     assert np.abs(cold_rest - reference[3001:]).max() > 1e-4
 
 
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_stream_that_starts_in_digital_silence_is_denoised_as_if_it_started_at_its_first_sound(noisy_audio, offline):
+    """Leading zeros (a file's, a microphone opened muted) never reach the model: a single frame of them would drag
+    the band model's level and noise-floor statistics to nothing for seconds. The output is silence until the
+    hop the first sound falls in, then what a stream starting at that hop gives."""
+    model = load_model("bands", "cpu")[0]
+    audio = noisy_audio[:32000, None]
+
+    def run(stream: np.ndarray) -> np.ndarray:
+        if offline:
+            engine = StreamingDenoiser(model, 1, compensate_latency=True, coalesce=True, chunk_samples=1600)
+            return np.concatenate([engine.process(stream), engine.flush()])
+        engine = StreamingDenoiser(model, 1)
+        return np.concatenate([engine.process(stream[i:i + 160]) for i in range(0, len(stream), 160)])
+
+    hops = 30 * model.hop
+    muted_first = run(np.concatenate([np.zeros((hops + 37, 1), np.float32), audio]))
+    from_its_hop = run(np.concatenate([np.zeros((37, 1), np.float32), audio]))
+    assert np.abs(muted_first[:hops]).max() < 1e-6  # (the model's first output, lined up, reaches back its latency)
+    common = min(len(muted_first) - hops, len(from_its_hop))
+    assert common > 30000 and np.abs(muted_first[hops:hops + common] - from_its_hop[:common]).max() < 1e-4
+
+
+def test_a_muted_second_reaches_the_model_only_until_its_tail_has_played_out(noisy_audio):
+    """Sound, a muted second, sound: the second stretch comes out as from a stream that starts on it with the
+    memory the model had before the mute (its buffers silent), not with statistics dragged down by the zeros."""
+    model = load_model("bands", "cpu")[0]
+    before, after = noisy_audio[:16000, None], noisy_audio[16000:40000, None]
+
+    def live(engine: StreamingDenoiser, stream: np.ndarray) -> np.ndarray:
+        return np.concatenate([engine.process(stream[i:i + 160]) for i in range(0, len(stream), 160)])
+
+    muted = live(StreamingDenoiser(model, 1), np.concatenate([before, np.zeros((16000, 1), np.float32), after]))
+    remembered = StreamingDenoiser(model, 1)
+    remembered.warm_up(before)  # the memory built on ``before``, the buffers silent
+    expected = live(remembered, after)
+    assert np.abs(muted[32000 - 1600:32000]).max() < 1e-6  # the tail has played out well before the sound
+    assert np.abs(muted[32000:] - expected).max() < 1e-4
+
+
 def test_nan_and_inf_never_reach_the_state(noisy_audio):
     torch.manual_seed(0)
     model = build_preset("gru-small").eval()
@@ -226,7 +266,7 @@ def test_offline_blocks_run_through_the_cpu_gru_kernel(noisy_audio):
 def test_chunk_timings_stay_bounded_on_both_paths(fast):
     engine = StreamingDenoiser(build_preset("cnn-lab").eval(), chunk_samples=160, fast_path=fast)
     engine.max_timings = 40
-    block = np.zeros((160, 1), np.float32)
+    block = np.random.default_rng(0).normal(0, 0.01, (160, 1)).astype(np.float32)  # digital silence never runs it
     for _ in range(200):
         engine.process(block)
     assert (engine._fast is not None) == fast

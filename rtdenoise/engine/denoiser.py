@@ -21,6 +21,7 @@ from .gate import GateSettings, VoiceGate
 from .high_band import GAIN_EXPONENT as HIGH_BAND_EXPONENT
 from .high_band import HighBand, wants_high_band
 from .resample import StreamResampler, check_sample_rate
+from .silence import SilenceKeeper
 
 
 INPUT_LIMIT = 4.0      # +12 dBFS: float samples beyond this are clipped before the model (and counted)
@@ -180,6 +181,7 @@ class StreamingDenoiser:
         self.clipped_samples = 0     # input beyond ±INPUT_LIMIT, clipped before the model
         self.limited_samples = 0     # output held to OUTPUT_MARGIN times the input's peak
         self.state_resets = 0        # carried state went non-finite: started afresh
+        self._silence = SilenceKeeper(self.model.hop, self.model.latency_samples, rate)
         self._input_peak = np.zeros((self.channels, 1), np.float32)  # held input peak, per channel
         self._peak_decay: dict[int, np.float32] = {}  # the held peak's decay over a chunk of n samples
         self._model_discard = self.model.latency_samples if self.compensate_latency else 0
@@ -330,14 +332,7 @@ class StreamingDenoiser:
         dry = np.concatenate([self._dry, chunk], axis=1) if self._dry.shape[1] else chunk
         self._dry = dry[:, chunk.shape[1]:]
         dry = dry[:, : chunk.shape[1]]
-        if self._fast_kind and self._fits_fast(chunk.shape[1]):
-            result = self._fast_step(chunk)
-        else:
-            tensor = torch.from_numpy(np.ascontiguousarray(chunk))
-            if self.device.type != "cpu":
-                tensor = tensor.to(self.device, non_blocking=True)
-            enhanced, self.state = self.model.step(tensor, self.state)
-            result = enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
+        result = self._silence.run(chunk, self)
         if self._dry_gain:
             result = (1.0 - self._dry_gain) * result + self._dry_gain * dry
         result = self._guard(result, dry, chunk)
@@ -347,6 +342,16 @@ class StreamingDenoiser:
         if len(self.chunk_seconds) > self.max_timings:  # a long live session must not grow without end
             del self.chunk_seconds[: self.max_timings // 2]
         return result
+
+    def step_model(self, chunk: np.ndarray) -> np.ndarray:
+        """One ``model.step`` (through the fixed-shape kernel when the chunk fits it)."""
+        if self._fast_kind and self._fits_fast(chunk.shape[1]):
+            return self._fast_step(chunk)
+        tensor = torch.from_numpy(np.ascontiguousarray(chunk))
+        if self.device.type != "cpu":
+            tensor = tensor.to(self.device, non_blocking=True)
+        enhanced, self.state = self.model.step(tensor, self.state)
+        return enhanced.numpy() if enhanced.device.type == "cpu" else enhanced.float().cpu().numpy()
 
     def _guard(self, result: np.ndarray, dry: np.ndarray, chunk: np.ndarray) -> np.ndarray:
         """Output safety: finite, and never louder than OUTPUT_MARGIN times the input it came from.

@@ -6,7 +6,8 @@ one ``model.step`` per hop advances all of them. Streams join and leave between
 hops (a state row is added or removed) without touching the other rows, so each
 stream's output is what it would be alone. On CUDA the batched step is replayed
 from a graph captured once per batch-size bucket (1, 2, 4, ... rows; unused rows
-of a bucket carry silence).
+of a bucket carry silence). Unlike the single-stream engine, the batch feeds a
+stream's digital silence to the model (see :mod:`rtdenoise.engine.silence`).
 """
 from __future__ import annotations
 

@@ -1,0 +1,85 @@
+"""Digital silence kept from the model.
+
+A stretch of digital silence (no sample above one step of a 16-bit recording: a file's leading zeros, a
+microphone opened or held muted, a sound server's first buffers) tells a denoiser nothing, and a single frame of
+it drags the band model's running level and noise-floor statistics to nothing (measured on 40 OOD mixtures:
+20 ms of zeros before a clip cost 0.11 PESQ-WB and 1 dB SI-SDR over the next ten seconds; 1 s of zeros between
+two clips cost the second 0.09 PESQ-WB). So:
+
+- until the stream's first sound the model does not run and the output is silence;
+- once digital silence has lasted HOLD_SECONDS (the model's tail has played out), the model's memory from
+  just before it is put back and the model waits for the next sound, as if the silence had been cut out
+  (its sample buffers are silence, as they would be after it).
+
+Shorter silences (a dropout of a few ms) still reach the model.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+DIGITAL_SILENCE = 2.0 ** -15
+HOLD_SECONDS = 0.1
+
+
+class SteppedModel(Protocol):
+    """What :class:`SilenceKeeper` needs of the engine: its model, its carried state, one model step."""
+
+    model: torch.nn.Module
+    state: tuple
+
+    def step_model(self, chunk: np.ndarray) -> np.ndarray: ...
+
+
+def silence_spans(chunk: np.ndarray, unit: int) -> list[tuple[int, int, bool]]:
+    """``(start, stop, silent)`` runs of ``chunk`` ``(channels, samples)`` judged ``unit`` samples at a time (the
+    last unit may be shorter): silent where no channel has a sample above DIGITAL_SILENCE."""
+    length = chunk.shape[1]
+    whole = length - length % unit
+    peaks = np.maximum.reduce(np.abs(chunk[:, :whole]).reshape(chunk.shape[0], -1, unit), axis=(0, 2))
+    if whole < length:
+        peaks = np.append(peaks, np.abs(chunk[:, whole:]).max())
+    silent = peaks <= DIGITAL_SILENCE
+    bounds = [0, *(np.flatnonzero(silent[1:] != silent[:-1]) + 1).tolist(), len(silent)]
+    return [(start * unit, min(stop * unit, length), bool(silent[start]))
+            for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
+class SilenceKeeper:
+    """Runs an engine's model over its chunks with digital silence kept from it (see the module's notes)."""
+
+    def __init__(self, hop: int, latency_samples: int, sample_rate: int) -> None:
+        self.unit = hop * max(1, round(0.01 * sample_rate / hop))  # silence is judged 10 ms (whole hops) at a time
+        # long enough for the model's tail and input buffers to be silence
+        self.hold_samples = max(round(HOLD_SECONDS * sample_rate), 2 * (latency_samples + hop))
+        self.waiting = True      # the model does not run (before the first sound, and after a held silence)
+        self.silent_run = 0      # samples of digital silence fed to the model since the last sound
+        self.memory: tuple | None = None  # the model's memory from just before that silence
+        self.holds = 0           # silences held
+
+    def run(self, chunk: np.ndarray, engine: SteppedModel) -> np.ndarray:
+        """The model's output for ``chunk`` ``(channels, whole hops)``."""
+        spans = silence_spans(chunk, self.unit)
+        if len(spans) == 1 and not spans[0][2] and not self.silent_run:  # the common case: sound, as before
+            self.waiting = False
+            return engine.step_model(chunk)
+        outputs = [self._span(chunk[:, start:stop], silent, engine) for start, stop, silent in spans]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+
+    def _span(self, piece: np.ndarray, silent: bool, engine: SteppedModel) -> np.ndarray:
+        if not silent:
+            self.waiting, self.silent_run, self.memory = False, 0, None
+            return engine.step_model(piece)
+        if self.waiting:
+            return np.zeros_like(piece)
+        if not self.silent_run:  # a silence begins: the memory before any of it reaches the model
+            self.memory = tuple(part.clone() for part in engine.model.memory_only(engine.state))
+        out = engine.step_model(piece)  # the tail plays out
+        self.silent_run += piece.shape[1]
+        if self.silent_run >= self.hold_samples:
+            engine.state, self.memory = self.memory, None
+            self.waiting, self.silent_run = True, 0
+            self.holds += 1
+        return out
