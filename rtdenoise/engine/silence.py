@@ -57,7 +57,6 @@ class SilenceKeeper:
         self.waiting = True      # the model does not run (before the first sound, and after a held silence)
         self.silent_run = 0      # samples of digital silence fed to the model since the last sound
         self.memory: tuple | None = None  # the model's memory from just before that silence
-        self.holds = 0           # silences held
 
     def run(self, chunk: np.ndarray, engine: SteppedModel) -> np.ndarray:
         """The model's output for ``chunk`` ``(channels, whole hops)``."""
@@ -81,5 +80,4 @@ class SilenceKeeper:
         if self.silent_run >= self.hold_samples:
             engine.state, self.memory = self.memory, None
             self.waiting, self.silent_run = True, 0
-            self.holds += 1
         return out
