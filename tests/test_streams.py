@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rtdenoise.engine import load_model
+from rtdenoise.engine.silence import SilenceKeeper
 from rtdenoise.engine.streams import MultiStreamEngine, state_batch_dims
 
 
@@ -45,6 +46,51 @@ def test_streams_joining_and_leaving_each_match_running_alone(name, noisy_audio)
         expected = _alone(model, audio[i][: len(got)])
         assert len(got) > 5 * hop
         np.testing.assert_allclose(got, expected, atol=2e-5, rtol=0)
+
+
+class _Alone:
+    """One stream through the single-stream engine's rules for digital silence (SilenceKeeper), hop by hop."""
+
+    def __init__(self, model) -> None:
+        self.model, self.state = model, model.init_state(1, "cpu")
+        self.keeper = SilenceKeeper(model.hop, model.latency_samples, model.sample_rate)
+
+    def step_model(self, chunk: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out, self.state = self.model.step(torch.from_numpy(chunk), self.state)
+        return out.numpy()
+
+    def __call__(self, hop: np.ndarray) -> np.ndarray:
+        return self.keeper.run(hop[None], self)[0]
+
+
+def test_a_muted_stream_in_the_batch_keeps_its_statistics_as_one_alone_does(noisy_audio):
+    model, _ = load_model("bands", "cpu")
+    hop = model.hop
+    speech = _streams(noisy_audio, 3, hop)
+    muted = np.concatenate([speech[0][:40 * hop], np.zeros(60 * hop, np.float32), speech[0][40 * hop:100 * hop]])
+    late = np.concatenate([np.zeros(20 * hop, np.float32), speech[1][:140 * hop]])  # a caller who starts muted
+    audio = {"muted": muted, "late": late, "talking": speech[2][:160 * hop]}
+    engine, alone = MultiStreamEngine(model), {name: _Alone(model) for name in audio}
+    for name in ("muted", "late", "talking"):
+        engine.join(name)
+    outputs, expected = {name: [] for name in audio}, {name: [] for name in audio}
+    for t in range(160):
+        if t == 120:
+            engine.leave("talking")  # the rows after it move: the quiet streams' rules go with them
+        blocks = {name: audio[name][t * hop:(t + 1) * hop] for name in engine.streams}
+        for name, out in engine.step(blocks).items():
+            outputs[name].append(out)
+            expected[name].append(alone[name](blocks[name]))
+    for name in audio:
+        np.testing.assert_allclose(np.concatenate(outputs[name]), np.concatenate(expected[name]), atol=2e-5, rtol=0)
+    assert not np.concatenate(outputs["late"][:20]).any()  # nothing out before the first sound
+    assert not np.concatenate(outputs["muted"][60:100]).any()  # nor once a mute has lasted 0.1 s
+    # the same stream with its silence fed to the model (as before): its statistics dragged down after the mute
+    with torch.inference_mode():
+        fed = model(torch.from_numpy(muted)[None])[0].numpy()[100 * hop:]
+    after = np.concatenate(outputs["muted"][100:])
+    assert np.sqrt(np.mean((fed - after) ** 2)) > 0.05 * np.sqrt(np.mean(after ** 2))  # measured: 0.12
 
 
 def test_engine_refuses_a_duplicate_stream_and_a_missing_hop():

@@ -47,13 +47,18 @@ def silence_spans(chunk: np.ndarray, unit: int) -> list[tuple[int, int, bool]]:
             for start, stop in zip(bounds[:-1], bounds[1:])]
 
 
+def hold_samples(hop: int, latency_samples: int, sample_rate: int) -> int:
+    """How long digital silence reaches the model before it waits: long enough for the model's tail and its
+    input buffers to be silence."""
+    return max(round(HOLD_SECONDS * sample_rate), 2 * (latency_samples + hop))
+
+
 class SilenceKeeper:
     """Runs an engine's model over its chunks with digital silence kept from it (see the module's notes)."""
 
     def __init__(self, hop: int, latency_samples: int, sample_rate: int) -> None:
         self.unit = hop * max(1, round(0.01 * sample_rate / hop))  # silence is judged 10 ms (whole hops) at a time
-        # long enough for the model's tail and input buffers to be silence
-        self.hold_samples = max(round(HOLD_SECONDS * sample_rate), 2 * (latency_samples + hop))
+        self.hold_samples = hold_samples(hop, latency_samples, sample_rate)
         self.waiting = True      # the model does not run (before the first sound, and after a held silence)
         self.silent_run = 0      # samples of digital silence fed to the model since the last sound
         self.memory: tuple | None = None  # the model's memory from just before that silence
@@ -81,3 +86,27 @@ class SilenceKeeper:
             engine.state, self.memory = self.memory, None
             self.waiting, self.silent_run = True, 0
         return out
+
+
+class QuietStream:
+    """The same rules for one stream of a batch stepped a hop at a time (:class:`MultiStreamEngine`), which
+    runs the model on every row: a waiting stream's output is silence and its state is put back to ``held``
+    (``None``: the fresh state) after each step; a silence that lasts ``hold`` samples puts back ``memory``."""
+
+    def __init__(self, hold: int, memory: tuple | None = None) -> None:
+        """A stream that waits for its first sound (no ``memory``), or whose silence begins now (``memory``:
+        its state's memory from just before)."""
+        self.hold = hold
+        self.waiting = memory is None
+        self.silent_run = 0
+        self.held: tuple | None = None
+        self.memory = memory
+
+    def after_silent_hop(self, hop: int) -> bool:
+        """A silent hop was stepped while not waiting; True when the silence has now lasted long enough
+        (the stream waits from here, its state put back to its memory from before the silence)."""
+        self.silent_run += hop
+        if self.silent_run < self.hold:
+            return False
+        self.waiting, self.held, self.memory = True, self.memory, None
+        return True

@@ -6,8 +6,11 @@ one ``model.step`` per hop advances all of them. Streams join and leave between
 hops (a state row is added or removed) without touching the other rows, so each
 stream's output is what it would be alone. On CUDA the batched step is replayed
 from a graph captured once per batch-size bucket (1, 2, 4, ... rows; unused rows
-of a bucket carry silence). Unlike the single-stream engine, the batch feeds a
-stream's digital silence to the model (see :mod:`rtdenoise.engine.silence`).
+of a bucket carry silence). A stream's digital silence is kept from its state as
+the single-stream engine keeps it (:mod:`rtdenoise.engine.silence`), judged a hop at a
+time: until its first sound, and once a silence has lasted 0.1 s, the stream's output
+is silence and its state is what it was (a muted caller's statistics are not dragged to
+nothing).
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import torch
 
 from rtdenoise.kernels.cuda_graph import GraphedStep
 from rtdenoise.models import State, StreamingModel
+
+from .silence import DIGITAL_SILENCE, QuietStream, hold_samples
 
 
 def state_batch_dims(model: StreamingModel) -> tuple[int, ...]:
@@ -43,6 +48,8 @@ class MultiStreamEngine:
         self._ids: list[Hashable] = []
         self._state: State = model.init_state(0, self.device)  # CPU: exactly one row per stream
         self._graphed: GraphedStep | None = None                # CUDA: a bucket's static state
+        self._hold = hold_samples(model.hop, model.latency_samples, model.sample_rate)
+        self._quiet: dict[Hashable, QuietStream] = {}  # the streams in digital silence (or yet to sound)
 
     @property
     def streams(self) -> list[Hashable]:
@@ -65,6 +72,7 @@ class MultiStreamEngine:
         else:
             self._state = tuple(torch.cat([s, f], dim) for s, f, dim in zip(self._state, self._fresh, self._dims))
         self._ids.append(stream_id)
+        self._quiet[stream_id] = QuietStream(self._hold)  # the model waits for its first sound
 
     def leave(self, stream_id: Hashable) -> None:
         """Remove a stream; the last row moves into its place, so the state stays dense."""
@@ -75,6 +83,7 @@ class MultiStreamEngine:
             self._copy_row(state, last, state, row)
             self._ids[row] = self._ids[last]
         self._ids.pop()
+        self._quiet.pop(stream_id, None)
         if not self.graphs:
             self._state = tuple(s.narrow(dim, 0, last).clone() for s, dim in zip(self._state, self._dims))
 
@@ -93,16 +102,48 @@ class MultiStreamEngine:
         """One hop of every stream as a ``(streams, hop)`` array in :attr:`streams` order (no dict per hop)."""
         if rows.shape != (len(self._ids), self.hop):
             raise ValueError(f"expected ({len(self._ids)}, {self.hop}) samples, got {rows.shape}")
+        quiet = self._quiet_rows(rows)
         if self.graphs:
             if not self._ids:
                 return rows.astype(np.float32)
             padded = np.zeros((self.capacity, self.hop), dtype=np.float32)
             padded[: len(rows)] = rows
-            return self._graphed(padded)[: len(rows)]
-        with torch.inference_mode():
-            enhanced, self._state = self.model.step(torch.from_numpy(np.ascontiguousarray(rows, np.float32))
-                                                    .to(self.device), self._state)
-        return enhanced.cpu().numpy()
+            out = self._graphed(padded)[: len(rows)]
+        else:
+            with torch.inference_mode():
+                enhanced, self._state = self.model.step(torch.from_numpy(np.ascontiguousarray(rows, np.float32))
+                                                        .to(self.device), self._state)
+            out = enhanced.cpu().numpy()
+        for row, keeper in quiet:
+            if keeper.waiting:
+                out[row] = 0.0
+                self._copy_row(self._fresh if keeper.held is None else keeper.held, 0, self._rows_state(), row)
+            elif keeper.after_silent_hop(self.hop):
+                self._copy_row(keeper.held, 0, self._rows_state(), row)
+        return out
+
+    def _quiet_rows(self, rows: np.ndarray) -> list[tuple[int, QuietStream]]:
+        """The rows in digital silence this hop with their streams' keepers (made when a silence begins, with
+        the memory from before it; dropped at the stream's next sound)."""
+        silent = np.flatnonzero(np.abs(rows).max(axis=1) <= DIGITAL_SILENCE) if rows.size else np.zeros(0, int)
+        if not len(silent) and not self._quiet:
+            return []
+        silent_ids = {self._ids[row] for row in silent}
+        for stream_id in [s for s in self._quiet if s not in silent_ids]:
+            del self._quiet[stream_id]  # it sounds again
+        quiet = []
+        for row in silent:
+            stream_id = self._ids[row]
+            if stream_id not in self._quiet:
+                state = self._rows_state()
+                with torch.inference_mode():
+                    own = tuple(s.narrow(dim, int(row), 1).clone() for s, dim in zip(state, self._dims))
+                    self._quiet[stream_id] = QuietStream(self._hold, memory=self.model.memory_only(own))
+            quiet.append((int(row), self._quiet[stream_id]))
+        return quiet
+
+    def _rows_state(self) -> State:
+        return self._graphed.state if self.graphs else self._state
 
     def _grow(self, rows: int) -> None:
         graphed = GraphedStep(self.model, self.model.init_state(rows, self.device), rows, self.hop)
