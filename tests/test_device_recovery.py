@@ -45,6 +45,9 @@ class FakeMic:
     def take_back(self, streams: list[int]) -> int:
         return len(streams)
 
+    def restart_sink_clock(self) -> None:
+        pass
+
 
 class FailingRunner:
     """Opening the streams fails the way PortAudio does when the sink is gone; ``mic`` loses its modules then."""

@@ -108,10 +108,9 @@ def aligned_seconds(recorded: np.ndarray, reference: np.ndarray, starts: range, 
             lag = begin + local - start  # found: the next second is looked for from here
 
 
-def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 16000) -> float:
-    """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled). The
-    recording holds all of the reference but perhaps its first second: the virtual microphone's data flows only
-    once sound does (measured: the recording started 0.1-0.2 s before the reference, and once, in CI, after it)."""
+def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 16000) -> tuple[float, int]:
+    """Median SI-SDR of the reference's seconds (from 2 s on: the running normalisation has settled), and where
+    the reference starts in the recording (negative: its first samples are missing)."""
     lag = lag_of(recorded, reference)
     last = len(recorded) - len(reference) + second
     if not -second <= lag <= last:  # a repeated reference: the peak one repeat off
@@ -122,7 +121,7 @@ def _aligned_si_sdr(recorded: np.ndarray, reference: np.ndarray, second: int = 1
     assert len(scores) >= 3, (f"too little overlap: {len(scores)} aligned seconds; recorded "
                               f"{len(recorded) / second:.2f} s (RMS {level:.2g}), reference "
                               f"{len(reference) / second:.2f} s, found at {lag / second:+.2f} s")
-    return float(np.median(scores))
+    return float(np.median(scores)), lag
 
 
 def sink_rate(sinks: str, name: str) -> int:
@@ -143,7 +142,10 @@ def _record_virtual_mic(server: str, env: dict, played: Path, recording: Path) -
         with open(recording, "wb") as sink:
             recorder = subprocess.Popen(["parec", "-s", server, f"--device={NAME}", "--raw", "--format=float32le",
                                          "--rate=16000", "--channels=1", "--latency-msec=100"], stdout=sink, env=env)
-            time.sleep(1.5)  # the model wakes when someone records
+            # the model wakes when someone records (polled every 0.25 s) and its output joins our sink: speech
+            # that starts soon after must come through whole (PulseAudio's null sink took nothing from a joining
+            # stream for 0.8-1.7 s unless its clock is restarted: the speech's first second was lost)
+            time.sleep(0.8)
             subprocess.run(["paplay", "-s", server, "--device=rt_in", str(played)], check=True, env=env, timeout=60)
             time.sleep(0.5)
             recorder.terminate()
@@ -175,19 +177,20 @@ def test_another_program_records_the_denoised_microphone_and_nothing_is_left_loa
     subprocess.run([sys.executable, "-m", "rtdenoise", "denoise", str(played), "-o", str(offline), "--quiet"],
                    check=True, env=env, timeout=120)
     reference = sf.read(str(offline), dtype="float32")[0]
-    # measured here (each second lined up to a fraction of a sample): PulseAudio 24-25 dB in most sessions, 38 in
-    # about one in five (the live path runs at the sink's 44.1 kHz; what sets the two apart was not traced);
-    # PipeWire 21-24 dB, 33 once (its null sinks run at 48 kHz stereo, the live path at their rate; 19-25 dB when
-    # it ran at 44.1 kHz), 20 on a loaded machine
+    # measured here in 19 sessions with the other core busy (each second lined up to a fraction of a sample):
+    # PulseAudio 26-38 dB, 36-38 in 15 (the live path runs at the sink's 44.1 kHz); PipeWire 23.6-36 dB (its null
+    # sinks run at 48 kHz stereo, the live path at their rate), 20 once on a loaded machine
     needed = 20.0 if sound_daemon.kind == "PulseAudio" else 17.0
     said = []
     for session in range(PIPEWIRE_SESSIONS if sound_daemon.kind == "PipeWire" else 1):
         recording = tmp_path / f"virtual-{session}.raw"
         out, err = _record_virtual_mic(server, env, played, recording)
         try:
-            score = _aligned_si_sdr(np.fromfile(recording, dtype=np.float32), reference)
+            score, start = _aligned_si_sdr(np.fromfile(recording, dtype=np.float32), reference)
         except AssertionError as error:
             raise AssertionError(f"{error}; live said: {err.strip()} {out.strip()}") from None
+        assert start >= 0, (f"the first {-start / 16000:.2f} s of the speech never reached the virtual microphone; "
+                            f"live said: {err.strip()} {out.strip()}")
         print(f"{sound_daemon.kind}: SI-SDR of the virtual microphone against the offline output {score:.1f} dB "
               f"({out.strip()})")
         said.append(f"{score:.1f} dB: {err.strip()} {out.strip()}")

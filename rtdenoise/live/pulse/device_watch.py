@@ -50,6 +50,8 @@ class DeviceWatch:
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
         self._start_listener()
+        if not runner.idle:  # the runner opened its streams: ours just joined the sink (someone may record already)
+            mic.restart_sink_clock()
 
     def close(self) -> None:
         """Stop listening (the session ends)."""
@@ -86,6 +88,7 @@ class DeviceWatch:
         elif wanted and self.runner.idle:
             try:
                 self.runner.resume()
+                self.mic.restart_sink_clock()  # else our output may wait up to 2 s to be taken (see there)
             except DeviceError:
                 if self.mic.healthy():
                     raise

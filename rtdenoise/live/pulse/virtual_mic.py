@@ -258,6 +258,23 @@ class VirtualMic:
                     and module_argument(module.argument, "source_name") == self.name
                     and module_argument(module.argument, "master") == f"{self.sink_name}.monitor"))
 
+    def restart_sink_clock(self) -> None:
+        """Suspend and resume our null sink, just after our output stream joined it. PulseAudio's null sink,
+        while only its monitor is recorded, renders 2 s blocks ahead; a stream that joins then is taken nothing
+        until that block has played out (measured: 0.8-1.7 s), and what the speaker says meanwhile is lost
+        to catching up. Resuming restarts the sink's clock at now. Not on PipeWire, whose null sinks follow the
+        graph's clock (no stall) and whose monitor stayed silent after it (measured). Best effort: a server that
+        refuses is left be."""
+        try:
+            if "pipewire" in (self._pulse.server_info().server_name or "").lower():
+                return
+            sink = next((s for s in self._pulse.sink_list() if s.name == self.sink_name), None)
+            if sink is not None:
+                self._pulse.sink_suspend(sink.index, True)
+                self._pulse.sink_suspend(sink.index, False)
+        except Exception:  # pulsectl.PulseError: the server went away or does not suspend (handled by the watch)
+            pass
+
     def listeners(self) -> int:
         """Programs recording from the virtual microphone now (0: nobody needs denoised audio)."""
         return len(self.listener_streams())

@@ -57,6 +57,10 @@ class VirtualSpeaker(VirtualMic):
         return [i.index for i in self._pulse.sink_input_list()
                 if i.sink == sink.index and i.proplist.get("application.process.id") != me]
 
+    def restart_sink_clock(self) -> None:
+        """Nothing: other programs play into this sink (suspending it would cut them off), and our stream
+        records its monitor rather than joining it."""
+
     def take_back(self, streams: list[int]) -> int:
         sink = next((s for s in self._pulse.sink_list() if s.name == self.sink_name), None)
         return move_streams(streams, {i.index for i in self._pulse.sink_input_list()}, sink,
