@@ -276,6 +276,10 @@ class BandDenoiser(StreamingModel):
         return (torch.zeros_like(history), torch.zeros_like(tail), hidden, means, power, torch.zeros_like(past),
                 torch.zeros_like(older), torch.zeros_like(waiting))
 
+    def with_memory_of(self, state: State, earlier: State) -> State:
+        history, tail, _, _, _, past, older, waiting = state
+        return history, tail, earlier[2], earlier[3], earlier[4], past, older, waiting
+
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
         history, tail, hidden, means, power, past, older, waiting = state
         batch, length = chunk.shape

@@ -62,6 +62,12 @@ class StreamingModel(nn.Module):
         sample buffers; used to warm a state up on audio that is then played again."""
         return self.init_state(state[0].shape[0] if state else 1, state[0].device if state else None)
 
+    def with_memory_of(self, state: State, earlier: State) -> State:
+        """``state``'s sample buffers with ``earlier``'s memory (what :meth:`memory_only` keeps): after a
+        dropout of digital silence the model goes on as it was before it (rtdenoise/engine/silence.py).
+        Models without memory: ``state``."""
+        return state
+
     def use_matrix_dft(self) -> None:
         """Compute the model's FFTs as matrix products from now on (for the ONNX export; same
         results within float32 rounding). Models without FFTs have nothing to change."""

@@ -108,6 +108,45 @@ def test_a_muted_second_reaches_the_model_only_until_its_tail_has_played_out(noi
     assert np.abs(muted[32000:] - expected).max() < 1e-4
 
 
+def test_a_dropout_leaves_the_level_statistics_where_they_were(noisy_audio):
+    """50 ms of digital silence inside speech (a Bluetooth or network dropout) reaches the model, but its running
+    level and noise-floor statistics go on from where they were before it: fed to them, the zeros drag the noise
+    floor down by tens of dB, and it rises back at 5 dB/s."""
+    model = load_model("bands", "cpu")[0]
+    audio = noisy_audio[:, None]
+    dropped = audio.copy()
+    dropped[16000:16800] = 0.0
+
+    def statistics(stream: np.ndarray) -> np.ndarray:
+        engine = StreamingDenoiser(model, 1)
+        for i in range(0, len(stream), 160):
+            engine.process(stream[i:i + 160])
+        return engine.state[3][0].numpy()
+
+    kept, plain = statistics(dropped), statistics(audio)
+    with torch.inference_mode():
+        fed = model.step(torch.from_numpy(dropped[:, 0])[None], model.init_state(1, "cpu"))[1][3][0].numpy()
+    assert np.abs(kept - plain).max() < 0.2  # log10 energies: 2 dB
+    assert np.abs(fed - plain).max() > 1.0
+
+
+@pytest.mark.parametrize("name", ["bands", "gru", "bands.onnx"])
+def test_the_memory_put_back_after_a_dropout_is_what_memory_only_keeps(name):
+    """``with_memory_of(now, before)``: ``before``'s memory entries (those ``memory_only`` keeps), ``now``'s buffers."""
+    if name.endswith(".onnx"):
+        pytest.importorskip("onnxruntime")
+        from rtdenoise.portable.runtime_model import load_onnx_model
+        model = load_onnx_model(name.removesuffix(".onnx"))[0]
+    else:
+        model = load_model(name, "cpu")[0]
+    torch.manual_seed(0)
+    now, before = (tuple(torch.randn_like(part) for part in model.init_state(1, "cpu")) for _ in range(2))
+    kept = model.memory_only(before)
+    for current, earlier, memory, result in zip(now, before, kept, model.with_memory_of(now, before)):
+        assert torch.equal(result, earlier if torch.equal(memory, earlier) else current)
+    assert any(torch.equal(m, e) for m, e in zip(kept, before)) and not all(torch.equal(m, e) for m, e in zip(kept, before))
+
+
 def test_nan_and_inf_never_reach_the_state(noisy_audio):
     torch.manual_seed(0)
     model = build_preset("gru-small").eval()

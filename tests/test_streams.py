@@ -70,7 +70,9 @@ def test_a_muted_stream_in_the_batch_keeps_its_statistics_as_one_alone_does(nois
     speech = _streams(noisy_audio, 3, hop)
     muted = np.concatenate([speech[0][:40 * hop], np.zeros(60 * hop, np.float32), speech[0][40 * hop:100 * hop]])
     late = np.concatenate([np.zeros(20 * hop, np.float32), speech[1][:140 * hop]])  # a caller who starts muted
-    audio = {"muted": muted, "late": late, "talking": speech[2][:160 * hop]}
+    talking = speech[2][:160 * hop].copy()
+    talking[60 * hop:63 * hop] = 0.0  # a 30 ms dropout: the statistics go on from before it
+    audio = {"muted": muted, "late": late, "talking": talking}
     engine, alone = MultiStreamEngine(model), {name: _Alone(model) for name in audio}
     for name in ("muted", "late", "talking"):
         engine.join(name)

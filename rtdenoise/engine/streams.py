@@ -129,21 +129,28 @@ class MultiStreamEngine:
         if not len(silent) and not self._quiet:
             return []
         silent_ids = {self._ids[row] for row in silent}
-        for stream_id in [s for s in self._quiet if s not in silent_ids]:
-            del self._quiet[stream_id]  # it sounds again
+        for stream_id in [s for s in self._quiet if s not in silent_ids]:  # they sound again
+            keeper = self._quiet.pop(stream_id)
+            if not keeper.waiting:  # a dropout ends: the stream goes on with its memory from before it
+                row = self._ids.index(stream_id)
+                with torch.inference_mode():
+                    kept = self.model.with_memory_of(self._row(row), keeper.memory)
+                    self._copy_row(kept, 0, self._rows_state(), row)
         quiet = []
         for row in silent:
             stream_id = self._ids[row]
             if stream_id not in self._quiet:
-                state = self._rows_state()
                 with torch.inference_mode():
-                    own = tuple(s.narrow(dim, int(row), 1).clone() for s, dim in zip(state, self._dims))
-                    self._quiet[stream_id] = QuietStream(self._hold, memory=self.model.memory_only(own))
+                    self._quiet[stream_id] = QuietStream(self._hold, memory=self.model.memory_only(self._row(row)))
             quiet.append((int(row), self._quiet[stream_id]))
         return quiet
 
     def _rows_state(self) -> State:
         return self._graphed.state if self.graphs else self._state
+
+    def _row(self, row: int) -> State:
+        """A copy of one stream's state (batch of one)."""
+        return tuple(s.narrow(dim, int(row), 1).clone() for s, dim in zip(self._rows_state(), self._dims))
 
     def _grow(self, rows: int) -> None:
         graphed = GraphedStep(self.model, self.model.init_state(rows, self.device), rows, self.hop)

@@ -88,6 +88,9 @@ class OnnxModel(StreamingModel):
         fresh = self.init_state(state[0].shape[0] if state else 1)
         return tuple(kept if entry.memory else new for kept, new, entry in zip(state, fresh, self.info.states))
 
+    def with_memory_of(self, state: State, earlier: State) -> State:
+        return tuple(old if entry.memory else now for now, old, entry in zip(state, earlier, self.info.states))
+
     def step(self, chunk: Tensor, state: State) -> tuple[Tensor, State]:
         audio = chunk.detach().cpu().numpy().astype(np.float32, copy=False)
         channels, length = audio.shape
