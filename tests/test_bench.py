@@ -32,6 +32,16 @@ def test_bench_table_shows_the_paced_line(capsys):
     assert "cnn-lab" in table and "  paced" in table and "late" in table
 
 
+def test_the_stream_bench_measures_muted_callers_too(capsys):
+    assert main(["bench", "--model", "gru", "--streams", "4", "--streams", "8", "--muted", "50", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["muted"] == 0.5 and [(t["streams"], t["muted"]) for t in report["trials"]] == [(4, 2), (8, 4)]
+    for trial in report["trials"]:
+        assert 0 < trial["median_ms"] <= trial["p99_ms"] <= trial["max_ms"] and trial["rows"] == trial["streams"]
+    assert main(["bench", "--model", "gru", "--streams", "2", "--muted", "50"]) == 0
+    assert "50 % of them muted" in capsys.readouterr().out
+
+
 def test_live_command_plays_a_file_without_devices(tmp_path, noisy_path, small_model_path, capsys):
     record = tmp_path / "live.wav"
     assert main(["live", "--file", str(noisy_path), "--no-output", "--record", str(record),
@@ -42,8 +52,9 @@ def test_live_command_plays_a_file_without_devices(tmp_path, noisy_path, small_m
 
 @pytest.mark.parametrize("option,value", [("--seconds", "0"), ("--repeats", "0"), ("--threads", "0"),
                                           ("--chunk-ms", "-1"), ("--paced-seconds", "-1"), ("--seconds", "nan"),
-                                          ("--device", "tpu")])
+                                          ("--device", "tpu"), ("--muted", "150"), ("--muted", "20")])
 def test_a_bad_bench_option_is_one_line(option, value, capsys):
-    assert main(["bench", "--model", "gru", option, value]) == 2
+    extra = ["--streams", "2"] if option == "--muted" and value == "150" else []
+    assert main(["bench", "--model", "gru", option, value, *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("rtdenoise: error: ") and option.lstrip("-") in err, err

@@ -7,6 +7,7 @@ import torch
 
 from rtdenoise.engine import load_model
 from rtdenoise.engine.silence import SilenceKeeper
+from rtdenoise.engine import streams
 from rtdenoise.engine.streams import MultiStreamEngine, state_batch_dims
 
 
@@ -64,7 +65,24 @@ class _Alone:
         return self.keeper.run(hop[None], self)[0]
 
 
-def test_a_muted_stream_in_the_batch_keeps_its_statistics_as_one_alone_does(noisy_audio):
+class _EveryRowStep:
+    """What the CUDA graph does, on the CPU: every row of a fixed-shape batch stepped, the state written back
+    into the same tensors (so the engine's handling of rows it must not advance is checked without a GPU)."""
+
+    def __init__(self, model, state, channels: int, samples: int) -> None:
+        self.model, self.shape = model, (channels, samples)
+        self.state = tuple(part.clone() for part in state)
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out, new = self.model.step(torch.from_numpy(chunk), self.state)
+            for static, part in zip(self.state, new):
+                static.copy_(part)
+        return out.numpy()
+
+
+@pytest.mark.parametrize("every_row", [False, True], ids=["cpu-rows", "graph-like"])
+def test_a_muted_stream_in_the_batch_keeps_its_statistics_as_one_alone_does(noisy_audio, monkeypatch, every_row):
     model, _ = load_model("bands", "cpu")
     hop = model.hop
     speech = _streams(noisy_audio, 3, hop)
@@ -73,7 +91,9 @@ def test_a_muted_stream_in_the_batch_keeps_its_statistics_as_one_alone_does(nois
     talking = speech[2][:160 * hop].copy()
     talking[60 * hop:63 * hop] = 0.0  # a 30 ms dropout: the statistics go on from before it
     audio = {"muted": muted, "late": late, "talking": talking}
-    engine, alone = MultiStreamEngine(model), {name: _Alone(model) for name in audio}
+    if every_row:
+        monkeypatch.setattr(streams, "GraphedStep", _EveryRowStep)
+    engine, alone = MultiStreamEngine(model, graphs=every_row), {name: _Alone(model) for name in audio}
     for name in ("muted", "late", "talking"):
         engine.join(name)
     outputs, expected = {name: [] for name in audio}, {name: [] for name in audio}
@@ -116,6 +136,7 @@ def test_the_batch_dimension_of_each_state_is_found():
 def test_cuda_graph_buckets_match_the_cpu_streams(noisy_audio):
     model, _ = load_model("gru", "cpu")
     audio = _streams(noisy_audio, 3, model.hop)
+    audio[1][10 * model.hop:25 * model.hop] = 0.0  # muted for 150 ms: its graph row is put back while it waits
     cpu, gpu = MultiStreamEngine(model), MultiStreamEngine(load_model("gru", "cuda")[0], "cuda")
     outs = {"cpu": [], "gpu": []}
     for engine, key in ((cpu, "cpu"), (gpu, "gpu")):

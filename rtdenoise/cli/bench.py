@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="measure N concurrent streams stepped as one batch (repeatable)")
     bench.add_argument("--max-streams", type=int, metavar="LIMIT",
                        help="search the largest real-time stream count up to LIMIT (p99 hop time under the hop)")
+    bench.add_argument("--muted", type=finite_float, default=0.0, metavar="PERCENT",
+                       help="with --streams/--max-streams: this share of the streams is muted (digital silence)")
     bench.set_defaults(func=cmd_bench)
 
 
@@ -44,6 +46,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         require_at_least(option, value, smallest)
     if args.streams or args.max_streams:
         return bench_streams(args)
+    if args.muted:
+        raise ValueError("--muted goes with --streams or --max-streams")
     report = run_bench(args.model, args.device, args.threads, args.chunk_ms, args.seconds, args.repeats,
                        fast_path=not args.no_fast_path,
                        paced_seconds=args.paced_seconds, rate=args.rate and check_sample_rate(args.rate),
@@ -53,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def bench_streams(args: argparse.Namespace) -> int:
-    from rtdenoise.bench.many_streams import print_stream_report, run_stream_bench
+    from rtdenoise.bench.many_streams import StreamBenchOptions, print_stream_report, run_stream_bench
     from rtdenoise.errors import require_at_least
     from rtdenoise.models.registry import default_model_name
 
@@ -63,7 +67,10 @@ def bench_streams(args: argparse.Namespace) -> int:
         require_at_least("--max-streams", args.max_streams, 1)
     if args.model and len(args.model) > 1:
         raise ValueError("--streams and --max-streams measure one --model at a time")
-    report = run_stream_bench(args.model[0] if args.model else default_model_name(), args.device, args.threads,
-                              args.streams or [], args.max_streams)
+    if not 0 <= args.muted <= 100:
+        raise ValueError(f"--muted {args.muted:g}: a percentage, 0 to 100")
+    report = run_stream_bench(StreamBenchOptions(args.model[0] if args.model else default_model_name(), args.device,
+                                                 args.threads, args.streams or [], args.max_streams,
+                                                 muted=args.muted / 100))
     print(json.dumps(report, indent=1) if args.json else print_stream_report(report))
     return 0

@@ -95,9 +95,9 @@ class SilenceKeeper:
 
 
 class QuietStream:
-    """The same rules for one stream of a batch stepped a hop at a time (:class:`MultiStreamEngine`), which
-    runs the model on every row: a waiting stream's output is silence and its state is put back to ``held``
-    (``None``: the fresh state) after each step; a silence that lasts ``hold`` samples puts back ``memory``."""
+    """The same rules for one stream of a batch stepped a hop at a time (:class:`MultiStreamEngine`): while
+    it waits its row is not stepped (its output is silence, its state stays); a silence that lasts ``hold``
+    samples puts back ``memory``, and a shorter one ends with ``memory`` put back under its buffers."""
 
     def __init__(self, hold: int, memory: tuple | None = None) -> None:
         """A stream that waits for its first sound (no ``memory``), or whose silence begins now (``memory``:
@@ -105,14 +105,13 @@ class QuietStream:
         self.hold = hold
         self.waiting = memory is None
         self.silent_run = 0
-        self.held: tuple | None = None
         self.memory = memory
 
-    def after_silent_hop(self, hop: int) -> bool:
-        """A silent hop was stepped while not waiting; True when the silence has now lasted long enough
-        (the stream waits from here, its state put back to its memory from before the silence)."""
+    def after_silent_hop(self, hop: int) -> tuple | None:
+        """A silent hop was stepped while not waiting; when the silence has now lasted long enough, the memory
+        to put back (the stream waits from here), else None."""
         self.silent_run += hop
         if self.silent_run < self.hold:
-            return False
-        self.waiting, self.held, self.memory = True, self.memory, None
-        return True
+            return None
+        memory, self.memory, self.waiting = self.memory, None, True
+        return memory

@@ -10,7 +10,8 @@ of a bucket carry silence). A stream's digital silence is kept from its state as
 the single-stream engine keeps it (:mod:`rtdenoise.engine.silence`), judged a hop at a
 time: until its first sound, and once a silence has lasted 0.1 s, the stream's output
 is silence and its state is what it was (a muted caller's statistics are not dragged to
-nothing).
+nothing). On the CPU such rows are left out of the step (a muted caller costs no model
+time); the fixed-shape CUDA graph steps them and their state is put back.
 """
 from __future__ import annotations
 
@@ -103,24 +104,57 @@ class MultiStreamEngine:
         if rows.shape != (len(self._ids), self.hop):
             raise ValueError(f"expected ({len(self._ids)}, {self.hop}) samples, got {rows.shape}")
         quiet = self._quiet_rows(rows)
+        waiting = np.array([row for row, keeper in quiet if keeper.waiting], dtype=np.int64)
         if self.graphs:
             if not self._ids:
                 return rows.astype(np.float32)
             padded = np.zeros((self.capacity, self.hop), dtype=np.float32)
             padded[: len(rows)] = rows
+            kept = self._take(waiting)  # a fixed-shape graph steps every row: the waiting ones are put back
             out = self._graphed(padded)[: len(rows)]
+            self._put(waiting, kept)
         else:
+            out = self._step_cpu(rows, waiting)
+        out[waiting] = 0.0
+        for row, keeper in quiet:
+            memory = None if keeper.waiting else keeper.after_silent_hop(self.hop)
+            if memory is not None:  # the silence has lasted: the memory from before it, and the stream waits
+                self._copy_row(memory, 0, self._rows_state(), row)
+        return out
+
+    def _step_cpu(self, rows: np.ndarray, waiting: np.ndarray) -> np.ndarray:
+        """The batched step of every row but the ``waiting`` ones (a muted caller costs no model time)."""
+        if not len(waiting):
             with torch.inference_mode():
                 enhanced, self._state = self.model.step(torch.from_numpy(np.ascontiguousarray(rows, np.float32))
                                                         .to(self.device), self._state)
-            out = enhanced.cpu().numpy()
-        for row, keeper in quiet:
-            if keeper.waiting:
-                out[row] = 0.0
-                self._copy_row(self._fresh if keeper.held is None else keeper.held, 0, self._rows_state(), row)
-            elif keeper.after_silent_hop(self.hop):
-                self._copy_row(keeper.held, 0, self._rows_state(), row)
+            return enhanced.cpu().numpy()
+        out = np.zeros((len(rows), self.hop), dtype=np.float32)
+        active = np.setdiff1d(np.arange(len(rows)), waiting)
+        if len(active):
+            index = torch.from_numpy(active).to(self.device)
+            with torch.inference_mode():
+                part = tuple(s.index_select(dim, index) for s, dim in zip(self._state, self._dims))
+                enhanced, part = self.model.step(torch.from_numpy(np.ascontiguousarray(rows[active], np.float32))
+                                                 .to(self.device), part)
+                for s, p, dim in zip(self._state, part, self._dims):
+                    s.index_copy_(dim, index, p)
+            out[active] = enhanced.cpu().numpy()
         return out
+
+    def _take(self, rows: np.ndarray) -> State | None:
+        if not len(rows):
+            return None
+        index = torch.from_numpy(rows).to(self.device)
+        with torch.inference_mode():
+            return tuple(s.index_select(dim, index) for s, dim in zip(self._rows_state(), self._dims))
+
+    def _put(self, rows: np.ndarray, kept: State | None) -> None:
+        if kept is not None:
+            index = torch.from_numpy(rows).to(self.device)
+            with torch.inference_mode():
+                for s, k, dim in zip(self._rows_state(), kept, self._dims):
+                    s.index_copy_(dim, index, k)
 
     def _quiet_rows(self, rows: np.ndarray) -> list[tuple[int, QuietStream]]:
         """The rows in digital silence this hop with their streams' keepers (made when a silence begins, with
