@@ -208,3 +208,21 @@ def test_the_new_speaker_is_grouped_by_the_noise_it_is_heard_over_and_the_snr_he
     rows, _ = score_stream(lambda noisy: noisy, pieces, metas)
     assert [(r["noise"], r["snr"], r["speaker"]) for r in rows] == [("wind_rain_water", "+20 dB", "a"),
                                                                       ("machines", "+0 dB", "b")]
+
+
+def test_the_dropouts_stream_silences_the_microphone_three_times_per_mixture_in_the_reference_too():
+    from training.scoring.stream_eval import DROPOUT_MS, DROPOUTS, hard_pieces
+
+    rng = np.random.default_rng(4)
+    speech = [rng.standard_normal(2 * SAMPLE_RATE).astype(np.float32) * 0.1 for _ in range(3)]
+    arrays = [(s + 0.05 * rng.standard_normal(len(s)).astype(np.float32), s) for s in speech]
+    pieces = hard_pieces("dropouts", arrays, [0, 1, 2], np.random.default_rng(0))
+    assert [p.index for p in pieces] == [0, 1, 2]
+    for piece, (noisy, clean) in zip(pieces, arrays):
+        gone = piece.noisy == 0.0
+        assert np.array_equal(gone, piece.clean == 0.0) and len(piece.noisy) == len(noisy)
+        assert np.array_equal(piece.noisy[~gone], noisy[~gone]) and np.array_equal(piece.clean[~gone], clean[~gone])
+        runs = np.flatnonzero(np.diff(np.concatenate([[0], gone.astype(int), [0]])))
+        lengths = (runs[1::2] - runs[::2]) * 1000 / SAMPLE_RATE
+        assert 1 <= len(lengths) <= DROPOUTS  # (two may overlap)
+        assert lengths.sum() >= DROPOUT_MS[0] and all(length <= DROPOUTS * DROPOUT_MS[1] for length in lengths)

@@ -13,7 +13,9 @@ A microphone is one endless stream, so a model is judged there too. Rows:
   over the noise of the mixture before it, which goes on unchanged (only the speaker changes; grouped by
   that noise's type and the SNR heard);
   ``no pauses`` 8-12 s of the same speaker's speech from other mixtures, its pauses cut out, come first
-  over the mixture's own noise (read speech that never leaves the noise alone, as an audiobook).
+  over the mixture's own noise (read speech that never leaves the noise alone, as an audiobook);
+  ``dropouts`` the microphone drops out (digital zeros, in the reference too) for 20-90 ms three times
+  in each mixture, as a Bluetooth or network microphone does.
 """
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ from training.mixing.pauses import active_rms, rms, without_pauses
 from training.mixing.stream_mix import fade_in_noise, join, level_step
 
 HARD_EVERY = 6
-HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker", "no pauses")
+HARD_KINDS = ("fade-in", "level step", "after pause", "new speaker", "no pauses", "dropouts")
+DROPOUTS = 3                   # per mixture of the ``dropouts`` stream ...
+DROPOUT_MS = (20.0, 90.0)      # ... each this long (uniform)
 System = Callable[[np.ndarray], np.ndarray]
 
 
@@ -120,9 +124,23 @@ def hard_pieces(kind: str, arrays: list[tuple[np.ndarray, np.ndarray]], chosen: 
             noise = ping_pong(noisy - clean, len(speech))
             pieces.append(Piece(speech + noise, speech, None))
             pieces.append(Piece(noisy, clean, index))
+        elif kind == "dropouts":
+            pieces.append(Piece(*with_dropouts(noisy, clean, rng), index))
         else:
             raise ValueError(f"unknown hard stream {kind!r}")
     return pieces
+
+
+def with_dropouts(noisy: np.ndarray, clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Both signals with DROPOUTS stretches of DROPOUT_MS digital zeros at random places (what was said
+    there is lost for every system alike)."""
+    noisy, clean = noisy.copy(), clean.copy()
+    for _ in range(DROPOUTS):
+        length = int(rng.uniform(*DROPOUT_MS) * SAMPLE_RATE / 1000)
+        start = int(rng.integers(0, max(1, len(noisy) - length)))
+        noisy[start:start + length] = 0.0
+        clean[start:start + length] = 0.0
+    return noisy, clean
 
 
 def heard_labels(noise_meta: dict, clean: np.ndarray, noise: np.ndarray) -> dict:
