@@ -57,8 +57,9 @@ def measure_streams(model, count: int, device: str, hops: int = 300, muted: floa
     hop_ms = 1000 * model.hop / model.sample_rate
     ms = 1000 * np.asarray(times)
     p99 = float(np.percentile(ms, 99))
-    return {"streams": count, "muted": int(silent.sum()), "rows": engine.capacity, "hop_ms": hop_ms, "median_ms": float(np.median(ms)),
-            "p99_ms": p99, "max_ms": float(ms.max()), "load": p99 / hop_ms, "real_time": p99 < hop_ms}
+    return {"streams": count, "muted": int(silent.sum()), "rows": engine.capacity, "hop_ms": hop_ms,
+            "median_ms": float(np.median(ms)), "p99_ms": p99, "max_ms": float(ms.max()), "load": p99 / hop_ms,
+            "real_time": p99 < hop_ms}
 
 
 def search_max_streams(model, options: StreamBenchOptions) -> tuple[int, list[dict]]:
@@ -100,10 +101,11 @@ def print_stream_report(report: dict) -> str:
     lines = [f"model {report['model']} on {report['device']}" + (f" ({report['gpu']})" if report["gpu"] else "")
              + f", {report['threads']} torch thread(s); all streams stepped as one batch per hop"
              + (f"; {100 * report['muted']:g} % of them muted (digital silence)" if report.get("muted") else ""),
-             f"{'streams':>8}{'muted':>7}{'rows':>6}{'hop ms':>8}{'median':>9}{'p99':>8}{'max':>8}{'load':>7}  real time"]
+             f"{'streams':>8}{'muted':>7}{'rows':>6}{'hop ms':>8}{'median':>9}{'p99':>8}{'max':>8}{'load':>7}"
+             "  real time"]
     for r in report["trials"]:
-        lines.append(f"{r['streams']:>8}{r['muted']:>7}{r['rows']:>6}{r['hop_ms']:>8.1f}{r['median_ms']:>9.3f}{r['p99_ms']:>8.3f}"
-                     f"{r['max_ms']:>8.2f}{r['load']:>7.2f}  {'yes' if r['real_time'] else 'no'}")
+        lines.append(f"{r['streams']:>8}{r['muted']:>7}{r['rows']:>6}{r['hop_ms']:>8.1f}{r['median_ms']:>9.3f}"
+                     f"{r['p99_ms']:>8.3f}{r['max_ms']:>8.2f}{r['load']:>7.2f}  {'yes' if r['real_time'] else 'no'}")
     if "max_real_time_streams" in report:
         lines.append(f"largest real-time count: {report['max_real_time_streams']} streams (p99 hop time under the hop)")
     return "\n".join(lines)
