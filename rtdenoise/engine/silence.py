@@ -57,47 +57,10 @@ def hold_samples(hop: int, latency_samples: int, sample_rate: int) -> int:
     return max(round(HOLD_SECONDS * sample_rate), 2 * (latency_samples + hop))
 
 
-class SilenceKeeper:
-    """Runs an engine's model over its chunks with digital silence kept from it (see the module's notes)."""
-
-    def __init__(self, hop: int, latency_samples: int, sample_rate: int) -> None:
-        self.unit = hop * max(1, round(0.01 * sample_rate / hop))  # silence is judged 10 ms (whole hops) at a time
-        self.hold_samples = hold_samples(hop, latency_samples, sample_rate)
-        self.waiting = True      # the model does not run (before the first sound, and after a held silence)
-        self.silent_run = 0      # samples of digital silence fed to the model since the last sound
-        self.memory: tuple | None = None  # the model's memory from just before that silence
-
-    def run(self, chunk: np.ndarray, engine: SteppedModel) -> np.ndarray:
-        """The model's output for ``chunk`` ``(channels, whole hops)``."""
-        spans = silence_spans(chunk, self.unit)
-        if len(spans) == 1 and not spans[0][2] and not self.silent_run:  # the common case: sound, as before
-            self.waiting = False
-            return engine.step_model(chunk)
-        outputs = [self._span(chunk[:, start:stop], silent, engine) for start, stop, silent in spans]
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
-
-    def _span(self, piece: np.ndarray, silent: bool, engine: SteppedModel) -> np.ndarray:
-        if not silent:
-            if self.memory is not None:  # a dropout ends: the model goes on with its memory from before it
-                engine.state = engine.model.with_memory_of(engine.state, self.memory)
-            self.waiting, self.silent_run, self.memory = False, 0, None
-            return engine.step_model(piece)
-        if self.waiting:
-            return np.zeros_like(piece)
-        if not self.silent_run:  # a silence begins: the memory before any of it reaches the model
-            self.memory = tuple(part.clone() for part in engine.model.memory_only(engine.state))
-        out = engine.step_model(piece)  # the tail plays out
-        self.silent_run += piece.shape[1]
-        if self.silent_run >= self.hold_samples:
-            engine.state, self.memory = self.memory, None
-            self.waiting, self.silent_run = True, 0
-        return out
-
-
 class QuietStream:
-    """The same rules for one stream of a batch stepped a hop at a time (:class:`MultiStreamEngine`): while
-    it waits its row is not stepped (its output is silence, its state stays); a silence that lasts ``hold``
-    samples puts back ``memory``, and a shorter one ends with ``memory`` put back under its buffers."""
+    """One stream's digital silence (or its wait for a first sound): while it waits the model is not run (the
+    output is silence, the state stays); a silence that lasts ``hold`` samples puts back ``memory``, and a
+    shorter one ends with ``memory`` put back under the model's buffers (``with_memory_of``)."""
 
     def __init__(self, hold: int, memory: tuple | None = None) -> None:
         """A stream that waits for its first sound (no ``memory``), or whose silence begins now (``memory``:
@@ -108,10 +71,45 @@ class QuietStream:
         self.memory = memory
 
     def after_silent_hop(self, hop: int) -> tuple | None:
-        """A silent hop was stepped while not waiting; when the silence has now lasted long enough, the memory
-        to put back (the stream waits from here), else None."""
+        """A silent stretch of ``hop`` samples was stepped while not waiting; when the silence has now lasted
+        long enough, the memory to put back (the stream waits from here), else None."""
         self.silent_run += hop
         if self.silent_run < self.hold:
             return None
         memory, self.memory, self.waiting = self.memory, None, True
         return memory
+
+
+class SilenceKeeper:
+    """Runs an engine's model over its chunks with digital silence kept from it (see the module's notes)."""
+
+    def __init__(self, hop: int, latency_samples: int, sample_rate: int) -> None:
+        self.unit = hop * max(1, round(0.01 * sample_rate / hop))  # silence is judged 10 ms (whole hops) at a time
+        self.hold_samples = hold_samples(hop, latency_samples, sample_rate)
+        self.quiet: QuietStream | None = QuietStream(self.hold_samples)  # None while the stream sounds
+
+    def run(self, chunk: np.ndarray, engine: SteppedModel) -> np.ndarray:
+        """The model's output for ``chunk`` ``(channels, whole hops)``."""
+        spans = silence_spans(chunk, self.unit)
+        if len(spans) == 1 and not spans[0][2] and self.quiet is None:  # the common case: sound, as before
+            return engine.step_model(chunk)
+        outputs = [self._span(chunk[:, start:stop], silent, engine) for start, stop, silent in spans]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+
+    def _span(self, piece: np.ndarray, silent: bool, engine: SteppedModel) -> np.ndarray:
+        quiet = self.quiet
+        if not silent:
+            if quiet is not None and not quiet.waiting:  # a dropout ends: the memory from before it
+                engine.state = engine.model.with_memory_of(engine.state, quiet.memory)
+            self.quiet = None
+            return engine.step_model(piece)
+        if quiet is None:  # a silence begins: the memory before any of it reaches the model
+            memory = tuple(part.clone() for part in engine.model.memory_only(engine.state))
+            quiet = self.quiet = QuietStream(self.hold_samples, memory)
+        if quiet.waiting:
+            return np.zeros_like(piece)
+        out = engine.step_model(piece)  # the tail plays out
+        memory = quiet.after_silent_hop(piece.shape[1])
+        if memory is not None:
+            engine.state = memory
+        return out
